@@ -1,0 +1,82 @@
+"""Checkpoint I/O shared by every script: atomic saves, safe loads, and one loader for every model source.
+
+A checkpoint is a torch file with nanoGPT's keys (model, optimizer, model_args, iter_num, best_val_loss, config)
+plus what exact resume needs (scaler, rng) and, for inherited models, the provenance (inherit).
+"""
+import os
+
+import torch
+
+from common import atomic_write, fail
+from model import GPT, GPTConfig
+
+HUB_MODELS = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
+
+
+def save_checkpoint(ckpt, path):
+    """Write atomically: a kill during the write leaves the previous checkpoint intact."""
+    with atomic_write(path) as tmp:
+        torch.save(ckpt, tmp)
+
+
+def strip_wrapper_prefixes(state_dict):
+    """torch.compile saves keys as '_orig_mod.x' and DDP as 'module.x'; models load plain 'x'."""
+    out = {}
+    for k, v in state_dict.items():
+        for prefix in ("_orig_mod.", "module."):
+            k = k.removeprefix(prefix)
+        out[k] = v
+    return out
+
+
+def load_checkpoint(path, map_location="cpu"):
+    if os.path.isdir(path):
+        path = os.path.join(path, "ckpt.pt")
+    if not os.path.isfile(path):
+        fail(f"checkpoint {path} not found; train one first or check the path")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:
+        fail(f"could not read checkpoint {path} ({type(e).__name__}: {str(e).splitlines()[0][:200]}); is it a complete torch checkpoint of a GPT?")
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "model_args" not in ckpt:
+        fail(f"{path} is not a GPT checkpoint of this project or nanoGPT (it needs 'model' and 'model_args')")
+    ckpt["model"] = strip_wrapper_prefixes(ckpt["model"])
+    return ckpt
+
+
+def model_from_checkpoint(ckpt, path="checkpoint"):
+    """Build a GPT from a loaded checkpoint dict, with a clear error when the weights do not fit model_args."""
+    model = GPT(GPTConfig.from_dict(ckpt["model_args"]))
+    state = {k: v for k, v in ckpt["model"].items() if not k.endswith(".attn.bias")}  # old nanoGPT mask buffers
+    result = model.load_state_dict(state, strict=False)
+    problems = list(result.missing_keys) + list(result.unexpected_keys)
+    if problems:
+        fail(f"{path} does not match its model_args: {len(result.missing_keys)} missing and "
+             f"{len(result.unexpected_keys)} unexpected keys (first: {problems[0]})")
+    return model
+
+
+def is_hf_source(source):
+    return source in HUB_MODELS or (os.path.isdir(source) and os.path.isfile(os.path.join(source, "config.json")))
+
+
+def load_model(source, device="cpu"):
+    """A GPT from a checkpoint file, a run directory holding ckpt.pt, 'gpt2*' or a local HF GPT-2 directory.
+    Returns (model, info) where info holds model_args and whatever the checkpoint says about its history."""
+    if is_hf_source(source):
+        model = GPT.from_pretrained(source)
+        info = {"kind": "hf", "source": source}
+    else:
+        try:
+            ckpt = load_checkpoint(source)
+        except SystemExit:
+            if not os.path.exists(source) and os.sep not in source and not source.endswith(".pt"):
+                fail(f"model source {source!r} not found: give a checkpoint file, a run directory with ckpt.pt, "
+                     f"one of {', '.join(HUB_MODELS)}, or a local HF GPT-2 directory")
+            raise
+        model = model_from_checkpoint(ckpt, source)
+        info = {"kind": "checkpoint", "source": source, "iter_num": ckpt.get("iter_num"),
+                "best_val_loss": float(ckpt["best_val_loss"]) if "best_val_loss" in ckpt else None,
+                "inherit": ckpt.get("inherit"), "config": ckpt.get("config", {})}
+    info["model_args"] = {k: getattr(model.config, k) for k in GPTConfig.__dataclass_fields__}
+    return model.to(device), info

@@ -1,0 +1,77 @@
+"""Small helpers shared by every script: user-facing errors, atomic writes, device/dtype choice, DDP setup."""
+import os
+import tempfile
+from contextlib import contextmanager, nullcontext
+
+import torch
+
+
+def fail(msg):
+    """Stop with a one-line error and exit status 1 (SystemExit prints it to stderr)."""
+    raise SystemExit(f"error: {msg}")
+
+
+@contextmanager
+def atomic_write(path):
+    """Yield a temp path beside `path`; it replaces `path` only if the block finishes, so readers never see half a file."""
+    path = str(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-", suffix="-" + os.path.basename(path))
+    os.close(fd)
+    try:
+        yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the permissions open() would
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def cpu_supports_bf16():
+    # AMX / AVX512-BF16 make bf16 matmuls several times faster than fp32 on CPU; without them bf16 is emulated and slow
+    return torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
+
+
+def setup_device(device="auto", dtype="auto"):
+    """Resolve 'auto' settings. Returns (device, device_type, ptdtype, autocast context)."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device_type = "cuda" if device.startswith("cuda") else device.split(":")[0]
+    if device_type == "cuda" and not torch.cuda.is_available():
+        fail(f"device={device!r} but CUDA is not available; use --device=cpu")
+    if dtype == "auto":
+        if device_type == "cuda":
+            dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+        else:
+            dtype = "bfloat16" if device_type == "cpu" and cpu_supports_bf16() else "float32"
+    ptdtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if dtype not in ptdtypes:
+        fail(f"dtype={dtype!r} is not one of auto, float32, bfloat16, float16")
+    if dtype == "float16" and device_type != "cuda":
+        fail("dtype='float16' needs CUDA; use --dtype=bfloat16 or --dtype=float32 on CPU")
+    ptdtype = ptdtypes[dtype]
+    if device_type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    ctx = nullcontext() if ptdtype == torch.float32 else torch.autocast(device_type=device_type, dtype=ptdtype)
+    return device, device_type, ptdtype, ctx
+
+
+def init_distributed(backend="auto", device="auto"):
+    """Join the process group when launched by torchrun. Returns (ddp, rank, local_rank, world_size, device)."""
+    if int(os.environ.get("RANK", -1)) == -1:
+        return False, 0, 0, 1, device
+    import torch.distributed as dist
+    on_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if backend == "auto":
+        backend = "nccl" if on_cuda else "gloo"
+    if backend == "nccl" and not on_cuda:
+        fail("backend='nccl' needs CUDA devices; use --backend=gloo (or auto) on CPU")
+    rank, local_rank, world_size = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"]), int(os.environ["WORLD_SIZE"])
+    if on_cuda:
+        device = f"cuda:{local_rank}"
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend=backend)
+    return True, rank, local_rank, world_size, device

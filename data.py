@@ -1,0 +1,213 @@
+"""Token datasets in nanoGPT's format: data/<name>/train.bin, val.bin (raw uint16 GPT-2 tokens, EOT after every
+document) plus meta.json.
+
+Writing: every prepare_*.py hands its documents to write_dataset(), the one place that tokenizes (tiktoken GPT-2
+encode_ordinary, worker processes, bounded memory) and writes bins atomically.
+Reading: open_tokens(), load_meta(), fixed_windows() for comparable eval losses, get_batch().
+"""
+import contextlib
+import hashlib
+import itertools
+import json
+import multiprocessing
+import os
+import pickle
+import time
+
+import numpy as np
+import tiktoken
+import torch
+from tqdm import tqdm
+
+from common import atomic_write, fail
+
+EOT_TOKEN = 50256
+DEFAULT_META = {"tokenizer": "gpt2", "vocab_size": 50257, "dtype": "uint16", "eot_token": EOT_TOKEN}
+LOCAL_LOADERS = {".txt": "text", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
+
+# ----------------------------------------------------------------------------- writing
+
+_encoding = None
+
+
+def gpt2_encoding():
+    global _encoding
+    if _encoding is None:
+        try:
+            _encoding = tiktoken.get_encoding("gpt2")
+        except Exception as e:  # offline without a cache: tiktoken raises whatever its download raised
+            fail(f"cannot load the GPT-2 tokenizer ({type(e).__name__}); set TIKTOKEN_CACHE_DIR to a folder that holds it")
+    return _encoding
+
+
+class BadDocument(ValueError):
+    """A document that is not text; raised in a worker, turned into a one-line error by write_dataset."""
+
+
+def encode_documents(texts):
+    """One batch of documents -> (uint16 tokens with EOT after each document, number of documents). Runs in the workers."""
+    enc = gpt2_encoding()
+    ids = []
+    for text in texts:
+        if not isinstance(text, str):
+            raise BadDocument(f"a document is {type(text).__name__}, not text; drop such rows or pick another --text_key")
+        ids.extend(enc.encode_ordinary(text))
+        ids.append(EOT_TOKEN)
+    return np.array(ids, dtype=np.uint16), len(texts)
+
+
+def write_dataset(out_dir, splits, source, num_proc=1, doc_counts=None, extra_meta=None):
+    """Tokenize `splits` ({'train': batches, 'val': batches}, each an iterable of lists of document texts) into
+    out_dir/<split>.bin and write out_dir/meta.json. Tokens stream to temp files, so memory stays bounded; nothing in
+    out_dir changes unless every split is written (bins are renamed into place first, meta.json last)."""
+    gpt2_encoding()  # load it before the workers fork, so they share it and a missing tokenizer fails here
+    meta = dict(DEFAULT_META, source=source)
+    doc_counts = doc_counts or {}
+    t0 = time.perf_counter()
+    with contextlib.ExitStack() as stack:  # unwinds in reverse: bins replaced, workers stopped, meta.json replaced
+        meta_tmp = stack.enter_context(atomic_write(os.path.join(out_dir, "meta.json")))
+        # Pool.imap feeds the workers through a pipe, so a fast reader blocks instead of queueing the corpus in memory
+        pool = stack.enter_context(multiprocessing.Pool(num_proc)) if num_proc > 1 else None
+        for split, batches in splits.items():
+            tmp = stack.enter_context(atomic_write(os.path.join(out_dir, f"{split}.bin")))
+            encoded = pool.imap(encode_documents, batches) if pool else map(encode_documents, batches)
+            n_tokens = n_docs = 0
+            with open(tmp, "wb") as f, tqdm(total=doc_counts.get(split), desc=split, unit="doc", unit_scale=True) as bar:
+                try:
+                    for ids, n in encoded:
+                        f.write(ids.tobytes())
+                        n_tokens += len(ids)
+                        n_docs += n
+                        bar.update(n)
+                except BadDocument as e:
+                    fail(f"{source}, {split} split: {e}")
+            if n_docs == 0:
+                fail(f"the {split} split of {source} has no documents")
+            meta[f"{split}_tokens"], meta[f"{split}_documents"] = n_tokens, n_docs
+        meta.update(extra_meta or {})
+        with open(meta_tmp, "w") as f:
+            json.dump(meta, f, indent=2)
+    dt = time.perf_counter() - t0
+    total = sum(meta[f"{split}_tokens"] for split in splits)
+    counts = ", ".join(f"{meta[f'{split}_tokens']:,} {split}" for split in splits)
+    print(f"wrote {out_dir}: {counts} tokens in {dt:.1f}s ({total / dt:,.0f} tokens/s, num_proc={num_proc})")
+    return meta
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_hf_dataset(path, name=None, split="train", **kwargs):
+    """datasets.load_dataset with a one-line error instead of a traceback."""
+    from datasets import load_dataset  # here, not at the top: it takes seconds to import and the readers never need it
+    try:
+        return load_dataset(path, name or None, split=split, **kwargs)
+    except Exception as e:  # offline, unknown dataset, legacy loading script, unreadable file...: say which, then stop
+        lines = str(e).strip().splitlines() or [""]
+        fail(f"could not load {kwargs.get('data_files') or path!r} with datasets: {type(e).__name__}: {lines[0]}")
+
+
+def load_local_files(files, text_key="text"):
+    """Local files, in the given order, as one datasets.Dataset with a text_key column:
+    .txt = one document per file (read as UTF-8 text, so Windows line ends become plain newlines),
+    .jsonl/.json = one per line (field text_key), .parquet = one per row (column text_key)."""
+    for path in files:
+        if not os.path.isfile(path):
+            fail(f"no such file: {path}")
+        if os.path.splitext(path)[1].lower() not in LOCAL_LOADERS:
+            fail(f"{path}: unknown file type; use {', '.join(LOCAL_LOADERS)}")
+    from datasets import Value, concatenate_datasets
+    parts = []
+    for loader, group in itertools.groupby(files, key=lambda p: LOCAL_LOADERS[os.path.splitext(p)[1].lower()]):
+        if loader == "text":
+            ds = load_hf_dataset("text", data_files=list(group), sample_by="document")
+            ds = ds.rename_column("text", text_key) if text_key != "text" else ds
+        else:
+            ds = load_hf_dataset(loader, data_files=list(group))
+        parts.append(ds.select_columns([check_text_key(ds, text_key)]))
+    if len({str(part.features[text_key]) for part in parts}) > 1:  # json gives string columns, pandas' parquet large_string
+        parts = [part.cast_column(text_key, Value("large_string")) for part in parts]
+    return concatenate_datasets(parts)
+
+
+def check_text_key(ds, text_key):
+    if ds.column_names is not None and text_key not in ds.column_names:
+        fail(f"no column {text_key!r} in the data (it has {', '.join(ds.column_names)}); pass --text_key=NAME")
+    feature = ds.features and ds.features[text_key]
+    if feature and getattr(feature, "dtype", None) not in ("string", "large_string"):
+        fail(f"column {text_key!r} holds {feature}, not text; pass --text_key=NAME")
+    return text_key
+
+
+def text_batches(ds, text_key="text", batch_size=1024):
+    """Lists of document texts from a Hugging Face Dataset or IterableDataset, as write_dataset takes them."""
+    check_text_key(ds, text_key)
+    return (batch[text_key] for batch in ds.select_columns([text_key]).iter(batch_size=batch_size))
+
+# ----------------------------------------------------------------------------- reading
+
+
+def prepare_hint(data_dir):
+    name = os.path.basename(os.path.normpath(data_dir))
+    root = os.path.dirname(os.path.normpath(data_dir)) or "."
+    if os.path.exists(os.path.join(os.path.dirname(os.path.abspath(__file__)), f"prepare_{name}.py")):
+        return f"run python prepare_{name}.py --data_root={root}"
+    return f"prepare it with a prepare_*.py script, e.g. python prepare_openwebtext.py --files=... --name={name} --data_root={root}"
+
+
+def load_meta(data_dir):
+    """meta.json of a dataset; a nanoGPT dir with meta.pkl (char-level) or with bins only works too."""
+    if not os.path.isdir(data_dir):
+        fail(f"no dataset at {data_dir}; {prepare_hint(data_dir)}")
+    path = os.path.join(data_dir, "meta.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            try:
+                return {**DEFAULT_META, **json.load(f)}
+            except json.JSONDecodeError as e:
+                fail(f"{path} is not valid JSON ({e}); {prepare_hint(data_dir)}")
+    path = os.path.join(data_dir, "meta.pkl")
+    if os.path.exists(path):
+        with open(path, "rb") as f:
+            return {**DEFAULT_META, "tokenizer": "char", "eot_token": None, **pickle.load(f)}
+    return dict(DEFAULT_META)
+
+
+def open_tokens(data_dir, split):
+    """The tokens of one split as a read-only np.memmap."""
+    path = os.path.join(data_dir, f"{split}.bin")
+    if not os.path.exists(path):
+        fail(f"{path} not found; {prepare_hint(data_dir)}")
+    meta = load_meta(data_dir)
+    dtype = np.dtype(meta["dtype"])
+    size = os.path.getsize(path)
+    if size == 0 or size % dtype.itemsize:
+        fail(f"{path} is empty or cut short ({size} bytes); {prepare_hint(data_dir)}")
+    expected = meta.get(f"{split}_tokens", size // dtype.itemsize)
+    if size // dtype.itemsize != expected:
+        fail(f"{path} holds {size // dtype.itemsize:,} tokens but meta.json says {expected:,}; {prepare_hint(data_dir)}")
+    return np.memmap(path, dtype=dtype, mode="r")
+
+
+def fixed_windows(n_tokens, block_size, count, seed=1337):
+    """`count` window start offsets into a split of n_tokens tokens. They depend only on the arguments, so every
+    eval, run and model sees the same text. A window takes block_size + 1 tokens (inputs and shifted targets)."""
+    if n_tokens < block_size + 1:
+        fail(f"the split has {n_tokens} tokens, fewer than block_size + 1 = {block_size + 1}; use a smaller block_size or more data")
+    return np.random.default_rng(seed).integers(0, n_tokens - block_size, size=count, dtype=np.int64)
+
+
+def get_batch(tokens, offsets, block_size, device):
+    """Inputs x and targets y (int64, shape (len(offsets), block_size)) for the windows starting at `offsets`."""
+    buf = tokens[np.asarray(offsets, dtype=np.int64)[:, None] + np.arange(block_size + 1)]
+    buf = torch.from_numpy(buf.astype(np.int64))
+    x, y = buf[:, :-1].contiguous(), buf[:, 1:].contiguous()
+    if torch.device(device).type == "cuda":
+        # pinned host memory lets the copy run asynchronously with the compute already queued
+        return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
+    return x.to(device), y.to(device)

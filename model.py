@@ -1,0 +1,306 @@
+"""GPT-2 in one file, nanoGPT-compatible (same module names and state-dict keys).
+
+Differences from nanoGPT that matter for Inheritune:
+- GELU is GPT-2's tanh approximation, so imported Hugging Face GPT-2 weights give the same logits.
+- scale_attn_by_inverse_layer_idx divides block i's attention logits by an extra (i+1), as HF GPT-2 and the
+  paper's models do.
+- An explicit attention path hands every layer's post-softmax attention matrix to a hook, for the lazy-layer probe.
+"""
+import inspect
+import json
+import math
+import os
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+from common import fail
+
+
+@dataclass
+class GPTConfig:
+    block_size: int = 1024
+    vocab_size: int = 50304  # GPT-2's 50257 padded up to a multiple of 64 for speed
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    dropout: float = 0.0
+    bias: bool = True  # biases in Linears and LayerNorms, like GPT-2; False is a bit better and faster
+    scale_attn_by_inverse_layer_idx: bool = False
+
+    @classmethod
+    def from_dict(cls, args):
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(args) - known)
+        if unknown:
+            fail(f"model_args has unknown keys {unknown}; this checkpoint is not from a GPT-2 model of this project or nanoGPT")
+        return cls(**args)
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm with an optional bias (PyTorch's has no bias=False before 2.1)."""
+
+    def __init__(self, ndim, bias):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(ndim))
+        self.bias = nn.Parameter(torch.zeros(ndim)) if bias else None
+
+    def forward(self, x):
+        return F.layer_norm(x, self.weight.shape, self.weight, self.bias, 1e-5)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config, layer_idx):
+        super().__init__()
+        assert config.n_embd % config.n_head == 0
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.attn_dropout = nn.Dropout(config.dropout)
+        self.resid_dropout = nn.Dropout(config.dropout)
+        self.n_head = config.n_head
+        self.n_embd = config.n_embd
+        self.dropout = config.dropout
+        head_dim = config.n_embd // config.n_head
+        self.scale = 1.0 / math.sqrt(head_dim)
+        if config.scale_attn_by_inverse_layer_idx:
+            self.scale /= layer_idx + 1
+
+    def forward(self, x, attention_hook=None):
+        B, T, C = x.size()
+        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
+        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        if attention_hook is None:
+            # flash attention kernels on CUDA
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0,
+                                               is_causal=True, scale=self.scale)
+        else:
+            # explicit path: the probe needs the post-softmax matrices themselves
+            att = (q @ k.transpose(-2, -1)) * self.scale
+            causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+            att = att.masked_fill(~causal, float("-inf"))
+            att = F.softmax(att.float(), dim=-1)
+            attention_hook(att)
+            y = self.attn_dropout(att.to(v.dtype)) @ v
+        y = y.transpose(1, 2).contiguous().view(B, T, C)
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.gelu = nn.GELU(approximate="tanh")  # GPT-2's "gelu_new"
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x):
+        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+
+
+class Block(nn.Module):
+    def __init__(self, config, layer_idx):
+        super().__init__()
+        self.ln_1 = LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = CausalSelfAttention(config, layer_idx)
+        self.ln_2 = LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(self, x, attention_hook=None):
+        x = x + self.attn(self.ln_1(x), attention_hook)
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        assert config.vocab_size is not None and config.block_size is not None
+        self.config = config
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(config.vocab_size, config.n_embd),
+            wpe=nn.Embedding(config.block_size, config.n_embd),
+            drop=nn.Dropout(config.dropout),
+            h=nn.ModuleList([Block(config, i) for i in range(config.n_layer)]),
+            ln_f=LayerNorm(config.n_embd, bias=config.bias),
+        ))
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.transformer.wte.weight = self.lm_head.weight  # weight tying, as in GPT-2
+        self.apply(self._init_weights)
+        # GPT-2 scales the residual projections by 1/sqrt(2 * n_layer)
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                torch.nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    def get_num_params(self, non_embedding=True):
+        """Parameter count; position embeddings are left out by default (token embeddings are tied to lm_head)."""
+        n_params = sum(p.numel() for p in self.parameters())
+        if non_embedding:
+            n_params -= self.transformer.wpe.weight.numel()
+        return n_params
+
+    def _init_weights(self, module):
+        if isinstance(module, nn.Linear):
+            torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                torch.nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def embed(self, idx):
+        t = idx.size(1)
+        if t > self.config.block_size:
+            fail(f"sequence of length {t} is longer than the model's block_size {self.config.block_size}")
+        pos = torch.arange(0, t, dtype=torch.long, device=idx.device)
+        return self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
+
+    def forward(self, idx, targets=None, attention_hook=None):
+        """Returns (logits, loss): full logits with targets, last-position logits without (as in nanoGPT).
+        attention_hook(layer_index, att) switches to the explicit attention path and sees every layer's
+        post-softmax attention, float32 (B, n_head, T, T)."""
+        x = self.embed(idx)
+        for i, block in enumerate(self.transformer.h):
+            x = block(x, None if attention_hook is None else (lambda att, i=i: attention_hook(i, att)))
+        x = self.transformer.ln_f(x)
+        if targets is not None:
+            logits = self.lm_head(x)
+            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
+        else:
+            logits = self.lm_head(x[:, [-1], :])  # inference only needs the last position
+            loss = None
+        return logits, loss
+
+    @torch.no_grad()
+    def attention_maps(self, idx):
+        """Yield (layer_index, att) one layer at a time, att the float32 post-softmax (B, n_head, T, T) maps.
+        Only one layer's maps are alive at once, so probing a 48-layer model stays within memory."""
+        x = self.embed(idx)
+        for i, block in enumerate(self.transformer.h):
+            maps = []
+            x = block(x, maps.append)
+            yield i, maps[0]
+
+    def crop_block_size(self, block_size):
+        """Shrink the context window, e.g. to use GPT-2's 1024-token weights with a smaller block_size."""
+        assert block_size <= self.config.block_size
+        self.config.block_size = block_size
+        self.transformer.wpe.weight = nn.Parameter(self.transformer.wpe.weight[:block_size])
+
+    @classmethod
+    def from_pretrained(cls, name_or_path, override_args=None):
+        """GPT-2 weights from the Hugging Face hub ('gpt2', 'gpt2-medium', 'gpt2-large', 'gpt2-xl') or from a
+        local HF GPT-2 directory (config.json + model.safetensors or pytorch_model.bin). No transformers needed."""
+        hub_names = {"gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"}
+        if os.path.isdir(name_or_path):
+            folder = name_or_path
+            config_path = os.path.join(folder, "config.json")
+            weight_paths = [os.path.join(folder, f) for f in ("model.safetensors", "pytorch_model.bin")]
+            weight_path = next((p for p in weight_paths if os.path.isfile(p)), None)
+            if not os.path.isfile(config_path) or weight_path is None:
+                fail(f"{folder} is not a Hugging Face GPT-2 directory: it needs config.json and model.safetensors or pytorch_model.bin")
+        elif name_or_path in hub_names:
+            from huggingface_hub import hf_hub_download
+            repo = f"openai-community/{name_or_path}"
+            try:
+                config_path = hf_hub_download(repo, "config.json")
+                weight_path = hf_hub_download(repo, "model.safetensors")
+            except Exception as e:
+                fail(f"could not download {repo} from the Hugging Face hub ({type(e).__name__}); check the network or pass a local HF directory")
+        else:
+            fail(f"{name_or_path!r} is neither a local HF GPT-2 directory nor one of {sorted(hub_names)}")
+
+        with open(config_path) as f:
+            hf = json.load(f)
+        if hf.get("model_type", "gpt2") != "gpt2":
+            fail(f"{config_path} describes a {hf.get('model_type')!r} model; only GPT-2 can be imported")
+        if hf.get("activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
+            fail(f"{config_path} uses activation {hf['activation_function']!r}; this model implements GPT-2's tanh GELU only")
+        config_args = dict(block_size=hf.get("n_positions", 1024), vocab_size=hf["vocab_size"], n_layer=hf["n_layer"],
+                           n_head=hf["n_head"], n_embd=hf["n_embd"], bias=True,
+                           scale_attn_by_inverse_layer_idx=bool(hf.get("scale_attn_by_inverse_layer_idx", False)))
+        config_args.update(override_args or {})
+        model = cls(GPTConfig(**config_args))
+
+        if weight_path.endswith(".safetensors"):
+            from safetensors.torch import load_file
+            sd_hf = load_file(weight_path)
+        else:
+            sd_hf = torch.load(weight_path, map_location="cpu", weights_only=True)
+        # GPT2Model checkpoints have no "transformer." prefix, GPT2LMHeadModel ones do; the causal-mask buffers
+        # and the tied lm_head are not weights
+        sd_hf = {k.removeprefix("transformer."): v for k, v in sd_hf.items()
+                 if not k.endswith((".attn.bias", ".attn.masked_bias")) and k != "lm_head.weight"}
+        sd = model.state_dict()
+        sd_keys = [k for k in sd if k != "lm_head.weight"]
+        missing = [k for k in sd_keys if k.removeprefix("transformer.") not in sd_hf]
+        if missing:
+            fail(f"{weight_path} lacks {len(missing)} GPT-2 weights (first: {missing[0]}); is it a GPT-2 checkpoint?")
+        conv1d = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+        with torch.no_grad():
+            for k in sd_keys:
+                w = sd_hf[k.removeprefix("transformer.")]
+                if k.endswith(conv1d):
+                    w = w.t()  # HF stores these as Conv1D (in, out); nn.Linear wants (out, in)
+                if w.shape != sd[k].shape:
+                    fail(f"{weight_path}: {k} has shape {tuple(w.shape)}, config.json implies {tuple(sd[k].shape)}")
+                sd[k].copy_(w)
+        return model
+
+    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type):
+        """AdamW with weight decay on matrices and embeddings only (>= 2-D), fused on CUDA where available."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        optim_groups = [
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ]
+        fused = "fused" in inspect.signature(torch.optim.AdamW).parameters and device_type == "cuda"
+        return torch.optim.AdamW(optim_groups, lr=learning_rate, betas=betas, **({"fused": True} if fused else {}))
+
+    def flops_per_token(self):
+        """Training FLOPs per token (PaLM appendix B: 6N plus attention)."""
+        cfg = self.config
+        L, H, Q, T = cfg.n_layer, cfg.n_head, cfg.n_embd // cfg.n_head, cfg.block_size
+        return 6 * self.get_num_params() + 12 * L * H * Q * T
+
+    def estimate_mfu(self, fwdbwd_per_iter, dt, ptdtype=torch.bfloat16):
+        """Model FLOPs utilisation against the detected GPU's dense peak; None when the peak is not known."""
+        peak = peak_flops(ptdtype)
+        if peak is None or dt <= 0:
+            return None
+        return self.flops_per_token() * self.config.block_size * fwdbwd_per_iter / dt / peak
+
+    @torch.no_grad()
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None):
+        """Sample max_new_tokens tokens after the (B, T) prompt idx."""
+        for _ in range(max_new_tokens):
+            idx_cond = idx if idx.size(1) <= self.config.block_size else idx[:, -self.config.block_size:]
+            logits, _ = self(idx_cond)
+            logits = logits[:, -1, :] / temperature
+            if top_k is not None:
+                v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
+                logits[logits < v[:, [-1]]] = -float("inf")
+            probs = F.softmax(logits, dim=-1)
+            idx = torch.cat((idx, torch.multinomial(probs, num_samples=1)), dim=1)
+        return idx
+
+
+# dense peak FLOP/s (no sparsity) of known GPUs: bf16/fp16 and tf32
+GPU_PEAK_FLOPS = {
+    "A100": {"half": 312e12, "tf32": 156e12},
+    "H100 PCIe": {"half": 756e12, "tf32": 378e12},
+    "H100": {"half": 989e12, "tf32": 494e12},  # SXM
+    "H200": {"half": 989e12, "tf32": 494e12},
+}
+
+
+def peak_flops(ptdtype):
+    """Peak FLOP/s of the current CUDA device for this dtype, or None when the device is unknown."""
+    if not torch.cuda.is_available():
+        return None
+    name = torch.cuda.get_device_name()
+    for key, peaks in GPU_PEAK_FLOPS.items():  # "H100 PCIe" is listed before "H100" so it matches first
+        if key in name:
+            return peaks["half"] if ptdtype in (torch.bfloat16, torch.float16) else peaks["tf32"]
+    return None

@@ -1,0 +1,303 @@
+"""inherit.py: bit-exact copies, every option, layer lists, provenance, fresh-init statistics, bad inputs, train.py."""
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import inherit
+from checkpoint import load_checkpoint, load_model, save_checkpoint
+from configurator import configure
+from conftest import REPO, run_script
+from model import GPT, GPTConfig
+
+SRC = dict(block_size=32, vocab_size=96, n_layer=6, n_head=4, n_embd=64, dropout=0.0, bias=True,
+           scale_attn_by_inverse_layer_idx=False)
+PARTS = {'attn': ('attn.',), 'mlp': ('mlp.',), 'ln': ('ln_1.', 'ln_2.')}  # state-dict prefixes inside a block
+
+
+@pytest.fixture(scope='module')
+def sources(tmp_path_factory):
+    """One random 6-layer model saved as this project's checkpoint, as a nanoGPT one, and a 3-layer HF GPT-2 dir."""
+    root = tmp_path_factory.mktemp('sources')
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(**SRC))
+    with torch.no_grad():  # move every tensor off its init (LN gains, zero biases), so a re-init cannot pass for a copy
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    optimizer = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), 'cpu')
+    x = torch.randint(0, SRC['vocab_size'], (2, 16))
+    model(x, x)[1].backward()
+    optimizer.step()
+    save_checkpoint({'model': model.state_dict(), 'optimizer': optimizer.state_dict(), 'model_args': dict(SRC),
+                     'iter_num': 5, 'best_val_loss': 3.25, 'config': {'dataset': 'toy'}}, root / 'ckpt.pt')
+    # nanoGPT: torch.compile'd keys, its model_args (no scale_attn_by_inverse_layer_idx), best_val_loss a tensor
+    nano_args = {k: v for k, v in SRC.items() if k != 'scale_attn_by_inverse_layer_idx'}
+    torch.save({'model': {'_orig_mod.' + k: v for k, v in model.state_dict().items()}, 'model_args': nano_args,
+                'iter_num': 7, 'best_val_loss': torch.tensor(3.5), 'config': {}}, root / 'nanogpt.pt')
+
+    from transformers import GPT2Config, GPT2LMHeadModel
+    cfg = GPT2Config(vocab_size=96, n_positions=32, n_embd=64, n_layer=3, n_head=4, resid_pdrop=0, embd_pdrop=0,
+                     attn_pdrop=0, bos_token_id=0, eos_token_id=0, scale_attn_by_inverse_layer_idx=True)
+    hf = GPT2LMHeadModel(cfg)
+    with torch.no_grad():
+        for p in hf.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    hf.save_pretrained(root / 'hf')
+    return {'project': str(root / 'ckpt.pt'), 'nanogpt': str(root / 'nanogpt.pt'), 'hf': str(root / 'hf')}
+
+
+def run_inherit(tmp_path, *args):
+    """inherit.py in-process; returns the written checkpoint as train.py would read it."""
+    out = tmp_path / 'inherited.pt'
+    inherit.main([*args, f'--out={out}'])
+    return load_checkpoint(out)
+
+
+def source_state(source):
+    return load_model(source)[0].state_dict()
+
+
+def block_keys(state):
+    """Names inside a block: 'ln_1.weight', 'attn.c_attn.weight', ..."""
+    return [k.removeprefix('transformer.h.0.') for k in state if k.startswith('transformer.h.0.')]
+
+
+def fresh_state(model_args, seed=1337):
+    torch.manual_seed(seed)
+    return GPT(GPTConfig(**model_args)).state_dict()
+
+
+def full_logits(model, idx):
+    return model(idx, targets=idx)[0]
+
+
+@pytest.mark.parametrize('kind', ['project', 'nanogpt'])
+def test_default_copies_embeddings_first_blocks_and_ln_f(tmp_path, sources, kind):
+    src = source_state(sources[kind])
+    ckpt = run_inherit(tmp_path, f'--source={sources[kind]}', '--n_layer=3')
+    assert ckpt['model_args'] == dict(SRC, n_layer=3)
+    assert (ckpt['iter_num'], ckpt['best_val_loss'], ckpt['config']) == (0, 1e9, {})
+    assert 'optimizer' not in ckpt
+    tgt = ckpt['model']
+    assert set(tgt) == {k for k in src if not k.startswith(('transformer.h.3.', 'transformer.h.4.', 'transformer.h.5.'))}
+    for k in tgt:
+        assert torch.equal(tgt[k], src[k]), k
+    model, info = load_model(str(tmp_path / 'inherited.pt'))
+    assert model.lm_head.weight is model.transformer.wte.weight
+    assert info['inherit']['layers'] == [0, 1, 2] and info['iter_num'] == 0
+
+
+@pytest.mark.parametrize('kind', ['project', 'nanogpt', 'hf'])
+def test_full_depth_reproduces_source_logits_exactly(tmp_path, sources, kind):
+    source, _ = load_model(sources[kind])
+    L = source.config.n_layer
+    run_inherit(tmp_path, f'--source={sources[kind]}', f'--n_layer={L}')
+    target, _ = load_model(str(tmp_path / 'inherited.pt'))
+    idx = torch.randint(0, SRC['vocab_size'], (2, 32), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.equal(full_logits(target.eval(), idx), full_logits(source.eval(), idx))
+
+
+@pytest.mark.parametrize('args, inherited', [
+    (['--inherit_wpe=False'], {'wte', 'ln_f', 'attn', 'mlp', 'ln'}),
+    (['--inherit_ln_f=False'], {'wte', 'wpe', 'attn', 'mlp', 'ln'}),
+    (['--inherit_wpe=False', '--inherit_ln_f=False'], {'wte', 'attn', 'mlp', 'ln'}),  # the authors' script
+    (['--block_parts=attn,ln'], {'wte', 'wpe', 'ln_f', 'attn', 'ln'}),  # Table 3 rows
+    (['--block_parts=mlp,ln'], {'wte', 'wpe', 'ln_f', 'mlp', 'ln'}),
+    (['--block_parts=attn,mlp'], {'wte', 'wpe', 'ln_f', 'attn', 'mlp'}),
+    (['--block_parts=none', '--seed=7'], {'wte', 'wpe', 'ln_f'}),
+])
+def test_options_inherit_exactly_the_chosen_parts(tmp_path, sources, args, inherited):
+    src = source_state(sources['project'])
+    ckpt = run_inherit(tmp_path, f'--source={sources["project"]}', '--n_layer=4', *args)
+    seed = 7 if '--seed=7' in args else 1337
+    fresh = fresh_state(ckpt['model_args'], seed)  # what inherit.py must leave in the parts it does not copy
+    for k, v in ckpt['model'].items():
+        if k.startswith('transformer.h.'):
+            rest = k.split('.', 3)[3]
+            group = next(part for part, prefixes in PARTS.items() if rest.startswith(prefixes))
+        else:
+            group = {'transformer.wte.weight': 'wte', 'lm_head.weight': 'wte', 'transformer.wpe.weight': 'wpe'}.get(k, 'ln_f')
+        if group in inherited:
+            assert torch.equal(v, src[k]), k
+        else:
+            assert torch.equal(v, fresh[k]) and not torch.allclose(v, src[k]), k
+    p = ckpt['inherit']
+    names = {'wte/lm_head': 'wte', 'wpe': 'wpe', 'ln_f': 'ln_f', 'blocks.attn': 'attn', 'blocks.mlp': 'mlp', 'blocks.ln': 'ln'}
+    assert {names[g] for g in p['inherited']} == inherited
+    assert {names[g] for g in p['reinitialized']} == set(names.values()) - inherited
+    assert p['seed'] == seed
+    assert p['params_inherited'] + p['params_fresh'] == GPT(GPTConfig(**ckpt['model_args'])).get_num_params(non_embedding=False)
+
+
+def test_fresh_parts_have_gpt2_init_statistics_of_the_target_depth(tmp_path, sources):
+    ckpt = run_inherit(tmp_path, f'--source={sources["project"]}', '--n_layer=3', '--block_parts=none',
+                       '--inherit_wpe=False', '--inherit_ln_f=False')
+    sd = ckpt['model']
+    stacked = lambda suffix: torch.cat([sd[f'transformer.h.{i}.{suffix}'].flatten() for i in range(3)])
+    proj_std = 0.02 / math.sqrt(2 * 3)  # the target's 3 layers, not the source's 6 (0.02 / sqrt(12) = 0.0058)
+    for suffix, std in [('attn.c_attn.weight', 0.02), ('mlp.c_fc.weight', 0.02),
+                        ('attn.c_proj.weight', proj_std), ('mlp.c_proj.weight', proj_std)]:
+        assert stacked(suffix).std().item() == pytest.approx(std, rel=0.05), suffix
+        assert abs(stacked(suffix).mean().item()) < 0.1 * std
+    assert sd['transformer.wpe.weight'].std().item() == pytest.approx(0.02, rel=0.05)
+    for suffix in ('ln_1.weight', 'ln_2.weight'):
+        assert torch.equal(stacked(suffix), torch.ones(3 * SRC['n_embd']))
+    assert torch.equal(sd['transformer.ln_f.weight'], torch.ones(SRC['n_embd']))
+    for k, v in sd.items():
+        if k.endswith('.bias'):
+            assert not v.any(), k
+
+
+@pytest.mark.parametrize('spec, expected', [
+    ('0-2,0-2', [0, 1, 2, 0, 1, 2]),  # hybrid stacking
+    ('3-5', [3, 4, 5]),  # later layers (Table 4)
+    ('0,2,4', [0, 2, 4]),  # DistilBERT-style
+    ('5, 0,5', [5, 0, 5]),
+    ('4', [4]),
+    ('0-5,0-5', list(range(6)) * 2),  # deeper than the source
+])
+def test_layers_map_source_blocks_to_target_positions(tmp_path, sources, spec, expected):
+    src = source_state(sources['project'])
+    ckpt = run_inherit(tmp_path, f'--source={sources["project"]}', f'--layers={spec}')
+    assert ckpt['model_args']['n_layer'] == len(expected)
+    assert ckpt['inherit']['layers'] == expected
+    for i, s in enumerate(expected):
+        for k in block_keys(src):
+            assert torch.equal(ckpt['model'][f'transformer.h.{i}.{k}'], src[f'transformer.h.{s}.{k}']), (i, k)
+    assert not any(k.startswith(f'transformer.h.{len(expected)}.') for k in ckpt['model'])
+
+
+def test_n_layer_agreeing_with_layers_is_accepted(tmp_path, sources):
+    assert run_inherit(tmp_path, f'--source={sources["project"]}', '--n_layer=3', '--layers=3-5')['inherit']['layers'] == [3, 4, 5]
+
+
+def test_out_directory_gets_ckpt_pt(tmp_path, sources):
+    inherit.main([f'--source={sources["project"]}', '--n_layer=1', f'--out={tmp_path / "run"}{os.sep}'])
+    assert load_checkpoint(tmp_path / 'run')['model_args']['n_layer'] == 1  # reads run/ckpt.pt
+
+
+def test_provenance_is_stored_and_printed(tmp_path, sources, capsys):
+    ckpt = run_inherit(tmp_path, f'--source={sources["project"]}', '--layers=0-1,4', '--inherit_ln_f=False')
+    p = ckpt['inherit']
+    assert p['source'] == os.path.abspath(sources['project']) and p['source_kind'] == 'checkpoint'
+    assert p['source_model_args'] == SRC
+    assert (p['source_iter_num'], p['source_best_val_loss']) == (5, 3.25)
+    assert p['layers'] == [0, 1, 4] and p['block_parts'] == ['attn', 'mlp', 'ln'] and p['seed'] == 1337
+    ln_f = 2 * SRC['n_embd']
+    assert p['params_fresh'] == ln_f
+    printed = capsys.readouterr().out
+    assert 'source blocks 0-1,4' in printed and 'ln_f' in printed and f"{p['params_inherited']:,} inherited" in printed
+    assert f'{ln_f:,} fresh' in printed and 'note' not in printed
+
+
+def test_moved_blocks_under_inverse_layer_scaling_are_noted_not_rescaled(tmp_path, sources, capsys):
+    ckpt = run_inherit(tmp_path, f'--source={sources["hf"]}', '--layers=2,1')
+    assert ckpt['model_args']['scale_attn_by_inverse_layer_idx'] is True
+    assert any('2->0' in note and 'scale' in note for note in ckpt['inherit']['notes'])
+    assert '2->0' in capsys.readouterr().out
+    model, _ = load_model(str(tmp_path / 'inherited.pt'))
+    head_dim = SRC['n_embd'] // SRC['n_head']
+    assert model.transformer.h[0].attn.scale == 1 / math.sqrt(head_dim)  # position 0's scale, as the model defines it
+    assert run_inherit(tmp_path, f'--source={sources["hf"]}', '--n_layer=2')['inherit']['notes'] == []
+
+
+def test_dropout_and_block_size_can_change(tmp_path, sources):
+    src = source_state(sources['project'])
+    ckpt = run_inherit(tmp_path, f'--source={sources["project"]}', '--n_layer=2', '--dropout=0.1', '--block_size=16')
+    assert ckpt['model_args'] == dict(SRC, n_layer=2, dropout=0.1, block_size=16)
+    assert torch.equal(ckpt['model']['transformer.wpe.weight'], src['transformer.wpe.weight'][:16])
+    assert any('cropped' in note for note in ckpt['inherit']['notes'])
+    longer = run_inherit(tmp_path, f'--source={sources["project"]}', '--n_layer=2', '--block_size=64', '--inherit_wpe=False')
+    assert longer['model']['transformer.wpe.weight'].shape == (64, SRC['n_embd'])
+    load_model(str(tmp_path / 'inherited.pt'))
+
+
+def test_inherit_function_leaves_the_callers_rng_alone(sources):
+    model, info = load_model(sources['project'])
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    a = inherit.inherit(model, info, [1, 1], block_parts=('attn',), seed=3)
+    assert torch.equal(torch.get_rng_state(), state)
+    b = inherit.inherit(model, info, [1, 1], block_parts=('attn',), seed=3)
+    c = inherit.inherit(model, info, [1, 1], block_parts=('attn',), seed=4)
+    fresh_key = 'transformer.h.0.mlp.c_fc.weight'
+    assert all(torch.equal(a['model'][k], b['model'][k]) for k in a['model'])
+    assert not torch.equal(a['model'][fresh_key], c['model'][fresh_key])
+    with pytest.raises(SystemExit, match='^error: block index 6 is out of range'):
+        inherit.inherit(model, info, [0, 6])
+    with pytest.raises(SystemExit, match='^error: the layer list is empty'):
+        inherit.inherit(model, info, [])
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--n_layer=7'], 'only 6 blocks'),
+    (['--n_layer=0'], 'positive integer'),
+    (['--n_layer=-2'], 'positive integer'),
+    (['--n_layer=two'], 'positive integer'),
+    ([], 'say which blocks'),
+    (['--layers=0,6'], 'out of range'),
+    (['--layers=,'], 'not a block index'),
+    (['--layers=0-2-4'], 'not a block index'),
+    (['--layers=-1'], 'not a block index'),
+    (['--layers=3-1'], 'runs backwards'),
+    (['--n_layer=2', '--layers=0-2'], 'lists 3 blocks'),
+    (['--n_layer=2', '--n_embd=32'], 'differs from the source'),
+    (['--n_layer=2', '--n_head=8'], 'differs from the source'),
+    (['--n_layer=2', '--vocab_size=128'], 'differs from the source'),
+    (['--n_layer=2', '--block_size=64'], 'inherit_wpe=False'),
+    (['--n_layer=2', '--dropout=1.5'], 'dropout'),
+    (['--n_layer=2', '--block_parts=attn,foo'], "unknown block part 'foo'"),
+    (['--n_layers=2'], 'unknown config key'),
+])
+def test_bad_selections_fail_in_one_line_and_write_nothing(tmp_path, sources, args, message):
+    out = tmp_path / 'out.pt'
+    with pytest.raises(SystemExit) as e:
+        inherit.main([f'--source={sources["project"]}', *args, f'--out={out}'])
+    assert str(e.value).startswith('error: ') and '\n' not in str(e.value) and message in str(e.value)
+    assert os.listdir(tmp_path) == []
+
+
+def test_cli_bad_inputs_exit_1_with_one_stderr_line(tmp_path, sources):
+    out = tmp_path / 'out.pt'
+    out.write_bytes(b'previous')  # a failed run leaves an existing output as it was
+    for args in (['--n_layer=9'], ['--n_layer=2', '--source=nowhere.pt']):  # the other cases run in-process above
+        proc = run_script('inherit.py', f'--source={sources["project"]}', *args, f'--out={out}', check=False)
+        assert proc.returncode == 1, args
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith('error: '), (args, proc.stderr)
+        assert out.read_bytes() == b'previous' and os.listdir(tmp_path) == ['out.pt']
+
+
+def write_tiny_dataset(root):
+    data = root / 'tiny'
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    sizes = {'train': 4000, 'val': 1000}
+    for split, n in sizes.items():
+        rng.integers(0, SRC['vocab_size'], n, dtype=np.uint16).tofile(data / f'{split}.bin')
+    meta = {'tokenizer': 'toy', 'vocab_size': SRC['vocab_size'], 'dtype': 'uint16', 'eot_token': 0,
+            'train_tokens': sizes['train'], 'val_tokens': sizes['val'], 'source': 'random'}
+    (data / 'meta.json').write_text(json.dumps(meta))
+
+
+@pytest.mark.skipif(not (REPO / 'train.py').exists(), reason='train.py not written yet')
+def test_cli_checkpoint_trains_with_train_py(tmp_path, sources):
+    out = tmp_path / 'inherited.pt'
+    out.write_bytes(b'an older file')  # replaced atomically
+    proc = run_script('inherit.py', f'--source={sources["nanogpt"]}', '--n_layer=3', f'--out={out}')
+    assert 'source blocks 0-2' in proc.stdout and f'--init_from={out}' in proc.stdout
+    assert sorted(os.listdir(tmp_path)) == ['inherited.pt']
+    inherited = load_checkpoint(out)['model']
+    write_tiny_dataset(tmp_path)
+    import train  # in-process, as grow.py calls it
+    train.train(configure(train.DEFAULTS, [
+        f'--init_from={out}', f'--data_root={tmp_path}', '--dataset=tiny', f'--out_dir={tmp_path / "run"}', '--device=cpu',
+        '--compile=False', '--dtype=float32', '--max_iters=2', '--eval_interval=2', '--eval_iters=2', '--batch_size=2',
+        '--block_size=16', '--gradient_accumulation_steps=1', '--warmup_iters=0', '--lr_decay_iters=2']))
+    trained = load_checkpoint(tmp_path / 'run' / 'ckpt.pt')
+    assert trained['iter_num'] == 2 and trained['model_args']['n_layer'] == 3
+    assert not torch.equal(trained['model']['transformer.h.2.attn.c_attn.weight'], inherited['transformer.h.2.attn.c_attn.weight'])

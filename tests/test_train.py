@@ -1,0 +1,135 @@
+"""train.py end to end on the real Shakespeare corpus with tiny models: exact resume after SIGKILL, DDP vs one
+process, init_from sources, eval_only, and one-line errors."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from conftest import REPO, run_script
+
+TINY = ["--dataset=shakespeare", "--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=32", "--batch_size=4",
+        "--gradient_accumulation_steps=2", "--eval_iters=2", "--log_interval=1", "--warmup_iters=2",
+        "--learning_rate=1e-3", "--lr_decay_iters=12", "--min_lr=1e-4", "--compile=False", "--device=cpu"]
+
+
+def tiny(root, out_dir, *extra):
+    return ["train.py", *TINY, f"--data_root={root}", f"--out_dir={out_dir}", *extra]
+
+
+def metrics(out_dir):
+    with open(os.path.join(out_dir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def final_state(out_dir):
+    return torch.load(os.path.join(out_dir, "ckpt.pt"), weights_only=True)
+
+
+def test_kill_and_resume_is_bit_identical(shakespeare_root, tmp_path):
+    # dropout > 0 so the resumed run must also restore the dropout RNG, not only the data order
+    args = ["--max_iters=12", "--eval_interval=3", "--dropout=0.1"]
+    run_script(*tiny(shakespeare_root, tmp_path / "full", *args))
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, *tiny(shakespeare_root, killed, *args)], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = killed / "ckpt.pt"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:  # kill soon after the step-6 checkpoint lands
+        if ckpt.exists() and torch.load(ckpt, weights_only=True)["iter_num"] >= 6:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed; make it longer"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    interrupted_at = torch.load(ckpt, weights_only=True)["iter_num"]
+    assert 6 <= interrupted_at < 12
+
+    run_script(*tiny(shakespeare_root, killed, *args, "--init_from=resume"))
+    full, resumed = final_state(tmp_path / "full"), final_state(killed)
+    assert full["iter_num"] == resumed["iter_num"] == 12
+    for k, v in full["model"].items():
+        assert torch.equal(v, resumed["model"][k]), k
+    for k, v in full["optimizer"]["state"].items():
+        assert torch.equal(v["exp_avg"], resumed["optimizer"]["state"][k]["exp_avg"])
+    # the resumed run rewrote the metrics from the checkpoint on, so the log reads like one run
+    assert [m["iter"] for m in metrics(killed)] == [m["iter"] for m in metrics(tmp_path / "full")]
+    assert [m.get("loss") for m in metrics(killed)] == [m.get("loss") for m in metrics(tmp_path / "full")]
+
+
+def test_ddp_gloo_matches_one_process(shakespeare_root, tmp_path):
+    args = ["--max_iters=4", "--eval_interval=4", "--dtype=float32"]
+    run_script(*tiny(shakespeare_root, tmp_path / "single", *args))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           *tiny(shakespeare_root, tmp_path / "ddp", *args)]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    single, ddp = metrics(tmp_path / "single"), metrics(tmp_path / "ddp")
+    train_single = [m["loss"] for m in single if "loss" in m]
+    train_ddp = [m["loss"] for m in ddp if "loss" in m]
+    assert len(train_single) == len(train_ddp) == 4
+    assert train_single == pytest.approx(train_ddp, abs=1e-5)
+    assert single[-1]["val_loss"] == pytest.approx(ddp[-1]["val_loss"], abs=1e-5)
+    assert train_single[0] != train_single[-1]  # it really trained
+
+
+def test_eval_only_uses_the_same_fixed_windows(shakespeare_root, tmp_path):
+    run_script(*tiny(shakespeare_root, tmp_path / "run", "--max_iters=3", "--eval_interval=3"))
+    final_val = metrics(tmp_path / "run")[-1]["val_loss"]
+    ckpt = tmp_path / "run" / "ckpt.pt"
+    out = run_script(*tiny(shakespeare_root, tmp_path / "eval", f"--init_from={ckpt}", "--eval_only=True")).stdout
+    reported = float(out.split("val loss ")[1].split()[0])
+    assert reported == pytest.approx(final_val, abs=1e-4)
+    assert not (tmp_path / "eval").exists()  # eval_only writes nothing
+
+
+def test_init_from_hf_dir_and_checkpoint(shakespeare_root, tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel
+    hf_dir = tmp_path / "hf"
+    GPT2LMHeadModel(GPT2Config(n_positions=64, n_embd=32, n_layer=2, n_head=2)).save_pretrained(hf_dir)
+    out = run_script(*tiny(shakespeare_root, tmp_path / "from_hf", f"--init_from={hf_dir}", "--max_iters=2",
+                           "--eval_interval=2", "--n_layer=5")).stdout
+    assert "ignored" in out  # the model shape comes from the HF dir, and the user is told
+    ckpt = final_state(tmp_path / "from_hf")
+    assert ckpt["model_args"]["n_layer"] == 2 and ckpt["model_args"]["block_size"] == 32  # cropped to block_size
+    # a checkpoint path starts a fresh run (iter 0, fresh optimizer) from those weights
+    run_script(*tiny(shakespeare_root, tmp_path / "from_ckpt", f"--init_from={tmp_path / 'from_hf' / 'ckpt.pt'}",
+                     "--max_iters=1", "--eval_interval=1"))
+    assert final_state(tmp_path / "from_ckpt")["iter_num"] == 1
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(shakespeare_root, tmp_path):
+    out_dir = tmp_path / "run"
+    run_script(*tiny(shakespeare_root, out_dir, "--max_iters=2", "--eval_interval=2"))
+    good = final_state(out_dir)
+    proc = run_script(*tiny(shakespeare_root, out_dir, "--init_from=resume", "--max_iters=6", "--eval_interval=2",
+                            "--learning_rate=1e30", "--decay_lr=False", "--grad_clip=0.0"), check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith("error:") and "nan" in proc.stderr.lower()
+    after = final_state(out_dir)
+    assert after["iter_num"] == 2
+    assert all(torch.equal(v, after["model"][k]) for k, v in good["model"].items())
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--n_layers=3"], "did you mean 'n_layer'"),
+    (["--batch_size=2.5"], "must be int"),
+    (["--dataset=nonexistent"], "prepare"),
+    (["--init_from=resume"], "not found"),
+    (["--n_embd=33"], "divisible"),
+    (["--gradient_accumulation_steps=0"], "at least 1"),
+    (["config/does_not_exist.py"], "not found"),
+])
+def test_bad_input_is_one_line_error_and_writes_nothing(shakespeare_root, tmp_path, extra, message):
+    out_dir = tmp_path / "run"
+    proc = run_script(*tiny(shakespeare_root, out_dir, "--max_iters=1", *extra), check=False)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], proc.stderr
+    assert not out_dir.exists()

@@ -1,0 +1,347 @@
+"""
+Train a GPT. One process on CPU or one GPU:
+    python train.py config/train_shakespeare.py --batch_size=32
+DDP on one node with 8 GPUs (NCCL on CUDA, gloo on CPU):
+    torchrun --standalone --nproc_per_node=8 train.py config/train_gpt2.py
+Multi-node: torchrun with --nnodes, --node_rank, --master_addr, --master_port as usual.
+
+Config names and meanings follow nanoGPT, so a nanoGPT config file runs unchanged. init_from is one of
+'scratch', 'resume' (continue out_dir/ckpt.pt exactly), 'gpt2*' or a local Hugging Face GPT-2 directory, or the
+path of a checkpoint (for example one written by inherit.py): training then starts from those weights with a
+fresh optimizer. train() is also called in-process by grow.py.
+"""
+import json
+import math
+import os
+import sys
+import time
+from contextlib import nullcontext
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from checkpoint import is_hf_source, load_checkpoint, model_from_checkpoint, save_checkpoint
+from common import atomic_write, fail, init_distributed, setup_device
+from configurator import configure
+from data import fixed_windows, get_batch, load_meta, open_tokens
+from model import GPT, GPTConfig
+
+# -----------------------------------------------------------------------------
+# default config values: GPT-2 124M on OpenWebText, as in nanoGPT
+# I/O
+out_dir = 'out'
+eval_interval = 2000
+log_interval = 1
+eval_iters = 200  # eval uses eval_iters * batch_size fixed windows per split, the same for every run and model
+eval_only = False  # evaluate init_from on the fixed windows and exit
+always_save_checkpoint = True  # if False, save only when val loss improves
+init_from = 'scratch'
+# wandb logging
+wandb_log = False
+wandb_project = 'owt'
+wandb_run_name = 'gpt2'
+# data
+dataset = 'openwebtext'
+data_root = 'data'  # datasets live in data_root/<dataset>/{train,val}.bin
+gradient_accumulation_steps = 5 * 8  # in total over all ranks, as in nanoGPT
+batch_size = 12  # micro-batch size per rank
+block_size = 1024
+# model (ignored when init_from gives a model: its own shape is used)
+n_layer = 12
+n_head = 12
+n_embd = 768
+dropout = 0.0
+bias = False
+scale_attn_by_inverse_layer_idx = False
+vocab_size = None  # None: the dataset's vocab rounded up to a multiple of 64 (50257 -> 50304)
+# AdamW
+learning_rate = 6e-4
+max_iters = 600000
+weight_decay = 1e-1
+beta1 = 0.9
+beta2 = 0.95
+grad_clip = 1.0  # 0 disables clipping
+# learning rate: linear warmup then cosine decay to min_lr
+decay_lr = True
+warmup_iters = 2000
+lr_decay_iters = 600000
+min_lr = 6e-5
+# system
+backend = 'auto'  # auto: nccl on CUDA, gloo on CPU
+device = 'auto'  # auto, cpu, cuda, cuda:1, ...
+dtype = 'auto'  # auto: bfloat16 where the hardware has it (CUDA, or CPUs with AMX/AVX512-BF16), else float16 on CUDA / float32 on CPU
+compile = None  # torch.compile; None: on for CUDA, off for CPU (inductor's CPU build takes minutes)
+seed = 1337
+# -----------------------------------------------------------------------------
+DEFAULTS = {k: v for k, v in globals().items() if not k.startswith('_') and isinstance(v, (int, float, bool, str, type(None)))}
+
+MODEL_KEYS = ('n_layer', 'n_head', 'n_embd', 'block_size', 'bias', 'vocab_size', 'dropout', 'scale_attn_by_inverse_layer_idx')
+
+
+def get_lr(it, cfg):
+    """Linear warmup for warmup_iters, cosine decay to min_lr at lr_decay_iters, then min_lr."""
+    if not cfg['decay_lr']:
+        return cfg['learning_rate']
+    if it < cfg['warmup_iters']:
+        return cfg['learning_rate'] * (it + 1) / (cfg['warmup_iters'] + 1)
+    if it > cfg['lr_decay_iters']:
+        return cfg['min_lr']
+    decay_ratio = (it - cfg['warmup_iters']) / max(1, cfg['lr_decay_iters'] - cfg['warmup_iters'])
+    coeff = 0.5 * (1.0 + math.cos(math.pi * decay_ratio))
+    return cfg['min_lr'] + coeff * (cfg['learning_rate'] - cfg['min_lr'])
+
+
+def check_config(cfg):
+    positive = ('eval_interval', 'log_interval', 'eval_iters', 'gradient_accumulation_steps', 'batch_size', 'block_size',
+                'n_layer', 'n_head', 'n_embd')
+    for key in positive:
+        if cfg[key] < 1:
+            fail(f"{key} must be at least 1, got {cfg[key]}")
+    for key in ('max_iters', 'warmup_iters', 'lr_decay_iters', 'weight_decay', 'grad_clip', 'min_lr'):
+        if cfg[key] < 0:
+            fail(f"{key} must not be negative, got {cfg[key]}")
+    if not 0 <= cfg['dropout'] < 1:
+        fail(f"dropout must be in [0, 1), got {cfg['dropout']}")
+    if cfg['learning_rate'] <= 0:
+        fail(f"learning_rate must be positive, got {cfg['learning_rate']}")
+    if cfg['n_embd'] % cfg['n_head']:
+        fail(f"n_embd={cfg['n_embd']} must be divisible by n_head={cfg['n_head']}")
+
+
+def build_model(cfg, data_vocab_size, device):
+    """The model to train and, when resuming, the checkpoint it came from."""
+    init_from = cfg['init_from']
+    if init_from == 'scratch':
+        model_args = {k: cfg[k] for k in MODEL_KEYS}
+        if model_args['vocab_size'] is None:
+            model_args['vocab_size'] = 64 * math.ceil(data_vocab_size / 64)
+        return GPT(GPTConfig(**model_args)), None
+    if init_from == 'resume':
+        ckpt = load_checkpoint(os.path.join(cfg['out_dir'], 'ckpt.pt'), map_location=device)
+        if 'optimizer' not in ckpt:
+            fail(f"{cfg['out_dir']}/ckpt.pt has no optimizer state, so it cannot be resumed; use --init_from=PATH to start from its weights")
+        return model_from_checkpoint(ckpt, cfg['out_dir']), ckpt
+    if is_hf_source(init_from):
+        model = GPT.from_pretrained(init_from, override_args={'dropout': cfg['dropout']})
+    else:
+        ckpt = load_checkpoint(init_from)
+        ckpt['model_args'] = {**ckpt['model_args'], 'dropout': cfg['dropout']}
+        model = model_from_checkpoint(ckpt, init_from)
+    if cfg['block_size'] < model.config.block_size:
+        model.crop_block_size(cfg['block_size'])
+    return model, None
+
+
+def train(cfg):
+    """Run one training (or eval_only) job described by cfg, a dict of DEFAULTS' keys. Every rank calls it.
+    Returns {'val_loss', 'train_loss', 'best_val_loss', 'iter_num', 'tokens', 'wall_s'} from the final evaluation."""
+    check_config(cfg)
+    ddp, rank, _, world_size, dev = init_distributed(cfg['backend'], cfg['device'])
+    master = rank == 0
+    device, device_type, ptdtype, autocast = setup_device(dev, cfg['dtype'])
+    grad_accum = cfg['gradient_accumulation_steps']
+    if grad_accum % world_size:
+        fail(f"gradient_accumulation_steps={grad_accum} must be a multiple of the number of processes ({world_size})")
+    micro_steps = grad_accum // world_size  # this rank's share of each iteration's micro-batches
+    tokens_per_iter = grad_accum * cfg['batch_size'] * cfg['block_size']
+    t_start = time.time()
+
+    data_dir = os.path.join(cfg['data_root'], cfg['dataset'])
+    meta = load_meta(data_dir)
+    train_data, val_data = open_tokens(data_dir, 'train'), open_tokens(data_dir, 'val')
+
+    torch.manual_seed(cfg['seed'] + rank)
+    model, resume_ckpt = build_model(cfg, meta['vocab_size'], device)
+    model_args = {k: getattr(model.config, k) for k in MODEL_KEYS}
+    if cfg['block_size'] > model.config.block_size:
+        fail(f"block_size={cfg['block_size']} is larger than the model's context ({model.config.block_size}); lower --block_size")
+    if meta['vocab_size'] > model.config.vocab_size:
+        fail(f"dataset {cfg['dataset']} has token ids up to {meta['vocab_size']} but the model's vocab_size is {model.config.vocab_size}")
+    if master and cfg['init_from'] not in ('scratch', 'resume'):
+        differing = [k for k in ('n_layer', 'n_head', 'n_embd') if cfg[k] != model_args[k] and cfg[k] != DEFAULTS[k]]
+        if differing:
+            print(f"note: the model shape comes from init_from; config values for {differing} are ignored")
+    model.to(device)
+
+    scaler = torch.amp.GradScaler(device_type, enabled=(ptdtype == torch.float16))
+    optimizer = model.configure_optimizers(cfg['weight_decay'], cfg['learning_rate'], (cfg['beta1'], cfg['beta2']), device_type)
+    # every rank draws the offsets of the whole global batch from the same generator and keeps its own share, so a
+    # run's data does not depend on the number of processes
+    data_gen = torch.Generator().manual_seed(cfg['seed'])
+    iter_num, best_val_loss = 0, 1e9
+    if resume_ckpt is not None:
+        optimizer.load_state_dict(resume_ckpt['optimizer'])
+        if 'scaler' in resume_ckpt:
+            scaler.load_state_dict(resume_ckpt['scaler'])
+        iter_num, best_val_loss = resume_ckpt['iter_num'], float(resume_ckpt['best_val_loss'])
+        rng = resume_ckpt.get('rng')
+        if rng is not None:
+            if len(rng['torch']) != world_size:
+                fail(f"the checkpoint was written by {len(rng['torch'])} processes; resume it with the same number for an exact continuation")
+            data_gen.set_state(rng['data'])
+            torch.set_rng_state(rng['torch'][rank])
+            if device_type == 'cuda' and rng.get('cuda'):
+                torch.cuda.set_rng_state(rng['cuda'][rank])
+        elif master:
+            print("note: this checkpoint has no RNG state (nanoGPT?), so the resumed data order differs from an uninterrupted run")
+        resume_ckpt = None  # free the memory
+    raw_model = model
+    use_compile = cfg['compile'] if cfg['compile'] is not None else device_type == 'cuda'
+    if use_compile:
+        model = torch.compile(model)
+    if ddp:
+        model = DDP(model, device_ids=[torch.device(device).index] if device_type == 'cuda' else None)
+
+    val_windows = fixed_windows(len(val_data), cfg['block_size'], cfg['eval_iters'] * cfg['batch_size'])
+    train_windows = fixed_windows(len(train_data), cfg['block_size'], cfg['eval_iters'] * cfg['batch_size'])
+
+    @torch.no_grad()
+    def estimate_loss():
+        """Mean loss over the fixed windows of each split; the windows are split across ranks and the sums all-reduced."""
+        out = {}
+        model.eval()
+        for split, data, windows in (('train', train_data, train_windows), ('val', val_data, val_windows)):
+            mine = windows[rank::world_size]
+            total = torch.zeros(2, device=device, dtype=torch.float64)  # loss sum, window count
+            for i in range(0, len(mine), cfg['batch_size']):
+                X, Y = get_batch(data, mine[i:i + cfg['batch_size']], cfg['block_size'], device)
+                with autocast:
+                    _, loss = raw_model(X, Y)
+                total += torch.tensor([loss.item() * len(X), len(X)], device=device, dtype=torch.float64)
+            if ddp:
+                dist.all_reduce(total)
+            out[split] = (total[0] / total[1]).item()
+        model.train()
+        return out
+
+    def save(iter_num):
+        rng = {'data': data_gen.get_state(), 'torch': [torch.get_rng_state()],
+               'cuda': [torch.cuda.get_rng_state()] if device_type == 'cuda' else []}
+        if ddp:  # every rank's dropout RNG, so a resumed DDP run continues exactly
+            gathered = [None] * world_size
+            dist.all_gather_object(gathered, (rng['torch'][0], rng['cuda']))
+            rng['torch'] = [g[0] for g in gathered]
+            rng['cuda'] = [c for g in gathered for c in g[1]]
+        if master:
+            save_checkpoint({'model': raw_model.state_dict(), 'optimizer': optimizer.state_dict(), 'scaler': scaler.state_dict(),
+                             'model_args': model_args, 'iter_num': iter_num, 'best_val_loss': best_val_loss,
+                             'config': cfg, 'rng': rng}, os.path.join(cfg['out_dir'], 'ckpt.pt'))
+
+    metrics_path = os.path.join(cfg['out_dir'], 'metrics.jsonl')
+    if master and not cfg['eval_only']:
+        os.makedirs(cfg['out_dir'], exist_ok=True)
+        keep_metrics_before(metrics_path, iter_num if cfg['init_from'] == 'resume' else 0)
+        print(f"{raw_model.get_num_params() / 1e6:.2f}M parameters, {tokens_per_iter:,} tokens per iteration "
+              f"({grad_accum} x {cfg['batch_size']} x {cfg['block_size']}), {world_size} process(es), {device}, {ptdtype}")
+
+    def log(record):
+        if master and not cfg['eval_only']:
+            with open(metrics_path, 'a') as f:
+                f.write(json.dumps(record) + '\n')
+            if cfg['wandb_log']:
+                wandb.log(record)
+
+    if cfg['wandb_log'] and master and not cfg['eval_only']:
+        try:
+            import wandb
+        except ImportError:
+            fail("wandb_log=True but wandb is not installed; pip install wandb or set --wandb_log=False")
+        wandb.init(project=cfg['wandb_project'], name=cfg['wandb_run_name'], config=cfg)
+
+    def evaluate_and_save(iter_num):
+        nonlocal best_val_loss
+        losses = estimate_loss()
+        if master:
+            print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
+        if not all(math.isfinite(v) for v in losses.values()):
+            fail(f"the loss became {losses['val']} at step {iter_num}; the last good checkpoint in {cfg['out_dir']} is left as it was. "
+                 "Lower learning_rate or use --dtype=bfloat16/float32")
+        log({'iter': iter_num, 'train_loss': losses['train'], 'val_loss': losses['val'], 'lr': get_lr(iter_num, cfg)})
+        improved = losses['val'] < best_val_loss
+        best_val_loss = min(best_val_loss, losses['val'])
+        if (improved or cfg['always_save_checkpoint']) and iter_num > 0:
+            save(iter_num)
+        return losses
+
+    if cfg['eval_only']:
+        losses = estimate_loss()
+        if master:
+            print(f"{cfg['init_from']}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f} "
+                  f"({len(val_windows)} fixed windows of {cfg['block_size']} tokens)")
+        return {'val_loss': losses['val'], 'train_loss': losses['train'], 'best_val_loss': losses['val'],
+                'iter_num': iter_num, 'tokens': 0, 'wall_s': time.time() - t_start}
+
+    start_iter = iter_num
+    t_log, iters_since_log = time.time(), 0
+    while iter_num < cfg['max_iters']:
+        if iter_num % cfg['eval_interval'] == 0:
+            losses = evaluate_and_save(iter_num)
+            t_log, iters_since_log = time.time(), 0  # don't count eval time in the step timings
+        lr = get_lr(iter_num, cfg)
+        for group in optimizer.param_groups:
+            group['lr'] = lr
+        offsets = torch.randint(len(train_data) - cfg['block_size'], (grad_accum, cfg['batch_size']), generator=data_gen)
+        loss_sum = torch.zeros((), device=device)
+        for micro_step in range(micro_steps):
+            X, Y = get_batch(train_data, offsets[rank * micro_steps + micro_step].numpy(), cfg['block_size'], device)
+            # all-reduce the gradients only once per iteration, after the last micro-step
+            sync = not ddp or micro_step == micro_steps - 1
+            with (nullcontext() if sync else model.no_sync()), autocast:
+                _, loss = model(X, Y)
+                loss = loss / micro_steps
+            loss_sum += loss.detach()
+            scaler.scale(loss).backward()
+        if cfg['grad_clip'] > 0:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg['grad_clip'])
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+        iter_num += 1
+        iters_since_log += 1
+
+        if iter_num % cfg['log_interval'] == 0 or iter_num == cfg['max_iters']:
+            if ddp:
+                dist.all_reduce(loss_sum)  # gloo has no AVG
+            lossf = loss_sum.item() / world_size  # syncs with the device, so the timing below is real
+            if not math.isfinite(lossf):
+                fail(f"training loss became {lossf} at step {iter_num}; the last good checkpoint in {cfg['out_dir']} is left as it was. "
+                     "Lower learning_rate or use --dtype=bfloat16/float32")
+            dt = (time.time() - t_log) / iters_since_log
+            t_log, iters_since_log = time.time(), 0
+            mfu = raw_model.estimate_mfu(cfg['batch_size'] * micro_steps, dt, ptdtype)
+            if master:
+                print(f"iter {iter_num}: loss {lossf:.4f}, lr {lr:.3e}, {dt * 1000:.1f} ms/iter, "
+                      f"{tokens_per_iter / dt:,.0f} tok/s" + (f", mfu {mfu * 100:.1f}%" if mfu is not None else ""))
+            log({'iter': iter_num, 'loss': lossf, 'lr': lr, 'ms_per_iter': dt * 1000, 'tokens_per_s': tokens_per_iter / dt,
+                 'mfu': mfu})
+    losses = evaluate_and_save(iter_num)
+    if ddp:
+        dist.barrier()  # rank 0 may still be writing the checkpoint others are about to read (grow.py)
+    return {'val_loss': losses['val'], 'train_loss': losses['train'], 'best_val_loss': best_val_loss, 'iter_num': iter_num,
+            'tokens': (iter_num - start_iter) * tokens_per_iter, 'wall_s': time.time() - t_start}
+
+
+def keep_metrics_before(path, iter_num):
+    """Drop the metric lines a run resumed at iter_num will log again (steps after it, its evaluations from it on)
+    and any line cut short by a kill."""
+    if not os.path.exists(path):
+        return
+    kept = []
+    with open(path) as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if record['iter'] < iter_num or (record['iter'] == iter_num and 'val_loss' not in record):
+                kept.append(line if line.endswith('\n') else line + '\n')
+    with atomic_write(path) as tmp, open(tmp, 'w') as f:
+        f.writelines(kept)
+
+
+if __name__ == '__main__':
+    result = train(configure(DEFAULTS, sys.argv[1:]))
+    if dist.is_initialized():
+        dist.destroy_process_group()
