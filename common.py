@@ -64,6 +64,10 @@ def init_distributed(backend="auto", device="auto"):
     if int(os.environ.get("RANK", -1)) == -1:
         return False, 0, 0, 1, device
     import torch.distributed as dist
+    if dist.is_initialized():  # grow.py trains several rounds in one process group
+        rank, world_size = dist.get_rank(), dist.get_world_size()
+        local_rank = int(os.environ.get("LOCAL_RANK", rank))
+        return True, rank, local_rank, world_size, (f"cuda:{local_rank}" if dist.get_backend() == "nccl" else device)
     on_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
     if backend == "auto":
         backend = "nccl" if on_cuda else "gloo"

@@ -1,0 +1,182 @@
+"""
+Inheritune's Algorithm 1, automated: inherit the first l blocks of a reference model, train, evaluate, and grow
+l by step_layers until the val loss reaches the reference's (plus tolerance) or l reaches max_layers.
+
+    python grow.py config/grow_shakespeare.py
+    torchrun --standalone --nproc_per_node=8 grow.py config/grow_gpt2m.py
+
+Every train.py key sets the per-round training (each round trains max_iters steps with a fresh optimizer and the
+warmup + cosine schedule). grow_mode='paper' (default) builds every round from the reference; 'continue' keeps the
+previous round's trained model and appends the next reference blocks (cheaper in spirit; not in the paper).
+Rerunning the same command after a kill skips finished rounds and resumes the interrupted one exactly.
+Writes out_dir/round_<l>/ckpt.pt, grow.json, grow.md and grow.png.
+"""
+import json
+import os
+import sys
+
+import torch.distributed as dist
+
+import train
+from checkpoint import load_checkpoint, load_model, save_checkpoint
+from common import atomic_write, fail, init_distributed
+from configurator import configure
+from inherit import describe, inherit, parse_parts
+
+# -----------------------------------------------------------------------------
+# grow settings; every train.py key is accepted as well and sets the per-round training
+reference = ''  # the reference model: checkpoint file, run directory, nanoGPT ckpt, 'gpt2*' or local HF directory
+reference_val_loss = None  # None: measured here on the same fixed val windows train.py evaluates on
+start_layers = None  # None: half the reference's depth
+step_layers = 2
+max_layers = None  # None: the reference's depth
+tolerance = 0.0  # stop when val loss <= reference_val_loss + tolerance
+grow_mode = 'paper'  # 'paper' or 'continue'
+block_parts = 'all'  # what each block inherits (see inherit.py)
+inherit_wpe = True  # False: fresh position embeddings, as in the authors' script
+inherit_ln_f = True  # False: fresh final LayerNorm, as in the authors' script
+# -----------------------------------------------------------------------------
+GROW_DEFAULTS = {k: v for k, v in globals().items() if not k.startswith('_') and isinstance(v, (int, float, bool, str, type(None)))}
+DEFAULTS = {**train.DEFAULTS, 'out_dir': 'out/grow', **GROW_DEFAULTS}
+
+
+def write_json(obj, path):
+    with atomic_write(path) as tmp, open(tmp, 'w') as f:
+        json.dump(obj, f, indent=2)
+
+
+def round_init(cfg, depth, ref_model, ref_info, parts, previous_round_dir):
+    """The inherited checkpoint a round starts from."""
+    # crop to the training context now (train.py would anyway), so rounds of both modes have the same shapes
+    overrides = {'block_size': min(cfg['block_size'], ref_model.config.block_size)}
+    ckpt = inherit(ref_model, ref_info, list(range(depth)), parts, cfg['inherit_wpe'], cfg['inherit_ln_f'], cfg['seed'],
+                   overrides)
+    ckpt['inherit']['grow_mode'] = cfg['grow_mode']
+    if cfg['grow_mode'] == 'continue' and previous_round_dir is not None:
+        # keep everything the previous round trained (embeddings, its blocks, ln_f); only the new blocks come from the reference
+        trained = load_checkpoint(previous_round_dir)['model']
+        ckpt['model'].update(trained)
+        ckpt['inherit']['trained_from'] = os.path.abspath(previous_round_dir)
+    return ckpt
+
+
+def write_report(state, out_dir):
+    """grow.md (a table) and grow.png (val loss of every round against the reference)."""
+    ref = state['reference_val_loss']
+    lines = [f"# grow: {state['reference']} ({state['reference_n_layer']} layers), mode {state['grow_mode']}", "",
+             f"Reference val loss: {ref:.4f} (target: <= {ref + state['tolerance']:.4f})", "",
+             "| layers | val loss | vs reference | steps | tokens | wall s |", "|---|---|---|---|---|---|"]
+    for r in state['rounds']:
+        lines.append(f"| {r['n_layer']} | {r['val_loss']:.4f} | {r['val_loss'] - ref:+.4f} | {r['steps']} | {r['tokens']:,} | {r['wall_s']:.0f} |")
+    if state.get('result'):
+        lines += ["", state['result']]
+    with atomic_write(os.path.join(out_dir, 'grow.md')) as tmp, open(tmp, 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for r in state['rounds']:
+        with open(os.path.join(out_dir, f"round_{r['n_layer']}", 'metrics.jsonl')) as f:
+            evals = [m for m in map(json.loads, f) if 'val_loss' in m]
+        ax.plot([m['iter'] for m in evals], [m['val_loss'] for m in evals], marker='o', ms=3, label=f"{r['n_layer']} layers")
+    ax.axhline(ref, color='k', ls='--', label=f"reference ({state['reference_n_layer']} layers)")
+    ax.set_xlabel('step')
+    ax.set_ylabel('val loss')
+    ax.set_title(f"Inheritune rounds ({state['grow_mode']} mode)")
+    ax.legend()
+    fig.tight_layout()
+    with atomic_write(os.path.join(out_dir, 'grow.png')) as tmp:
+        fig.savefig(tmp, format='png', dpi=120)
+    plt.close(fig)
+
+
+def grow(cfg):
+    if not cfg['reference']:
+        fail("give the reference model: --reference=<checkpoint, run directory, gpt2*, or HF GPT-2 directory>")
+    if cfg['grow_mode'] not in ('paper', 'continue'):
+        fail(f"grow_mode must be 'paper' or 'continue', got {cfg['grow_mode']!r}")
+    if cfg['step_layers'] < 1:
+        fail(f"step_layers must be at least 1, got {cfg['step_layers']}")
+    parts = parse_parts(cfg['block_parts'])
+    ddp, rank, _, _, _ = init_distributed(cfg['backend'], cfg['device'])
+    master = rank == 0
+    ref_model, ref_info = load_model(cfg['reference'])
+    ref_depth = ref_model.config.n_layer
+    start = cfg['start_layers'] if cfg['start_layers'] is not None else max(1, ref_depth // 2)
+    stop = cfg['max_layers'] if cfg['max_layers'] is not None else ref_depth
+    if not 1 <= start <= stop:
+        fail(f"start_layers={start} must be between 1 and max_layers={stop}")
+    if stop > ref_depth:
+        fail(f"max_layers={stop} is deeper than the reference ({ref_depth} layers)")
+    out_dir = cfg['out_dir']
+    state_path = os.path.join(out_dir, 'grow.json')
+    train_cfg = {k: cfg[k] for k in train.DEFAULTS}
+    tokens_per_step = cfg['gradient_accumulation_steps'] * cfg['batch_size'] * cfg['block_size']
+
+    state = None
+    if os.path.exists(state_path):
+        with open(state_path) as f:
+            state = json.load(f)
+        if state['reference'] != cfg['reference'] or state['grow_mode'] != cfg['grow_mode']:
+            fail(f"{state_path} belongs to another grow run (reference {state['reference']}, mode {state['grow_mode']}); "
+                 "use another out_dir or delete it")
+    if state is None:
+        ref_loss = cfg['reference_val_loss']
+        if ref_loss is None:  # the reference measured on exactly the windows the rounds are evaluated on
+            ref_loss = train.train({**train_cfg, 'init_from': cfg['reference'], 'eval_only': True})['val_loss']
+        state = {'reference': cfg['reference'], 'reference_n_layer': ref_depth, 'reference_val_loss': ref_loss,
+                 'tolerance': cfg['tolerance'], 'grow_mode': cfg['grow_mode'], 'start_layers': start,
+                 'step_layers': cfg['step_layers'], 'max_layers': stop, 'rounds': []}
+        if master:
+            write_json(state, state_path)
+    target = state['reference_val_loss'] + cfg['tolerance']
+    if master:
+        print(f"reference {cfg['reference']}: {ref_depth} layers, val loss {state['reference_val_loss']:.4f}; "
+              f"growing {start} -> {stop} by {cfg['step_layers']} until val loss <= {target:.4f}")
+
+    done = {r['n_layer']: r for r in state['rounds']}
+    depth, previous_dir = start, None
+    while True:
+        round_dir = os.path.join(out_dir, f'round_{depth}')
+        if depth in done:
+            val_loss = done[depth]['val_loss']
+            if master:
+                print(f"round {depth} layers: finished earlier, val loss {val_loss:.4f}")
+        else:
+            init_path = os.path.join(round_dir, 'init.pt')
+            resuming = os.path.exists(os.path.join(round_dir, 'ckpt.pt'))
+            if master and not resuming:
+                ckpt = round_init(cfg, depth, ref_model, ref_info, parts, previous_dir)
+                save_checkpoint(ckpt, init_path)
+                print(f"round {depth} layers: {describe(ckpt['inherit'])}")
+            if ddp:
+                dist.barrier()  # the other ranks read init.pt
+            result = train.train({**train_cfg, 'out_dir': round_dir, 'init_from': 'resume' if resuming else init_path})
+            val_loss = result['val_loss']
+            record = {'n_layer': depth, 'val_loss': val_loss, 'steps': result['iter_num'],
+                      'tokens': result['iter_num'] * tokens_per_step, 'wall_s': result['wall_s'],
+                      'reached_target': val_loss <= target}
+            state['rounds'].append(record)
+            if master:
+                write_json(state, state_path)
+                write_report(state, out_dir)
+        previous_dir = round_dir
+        if val_loss <= target or depth + cfg['step_layers'] > stop:
+            break
+        depth += cfg['step_layers']
+
+    state['result'] = (f"reached the reference with {depth} layers (val loss {val_loss:.4f} <= {target:.4f})" if val_loss <= target
+                       else f"stopped at max_layers={depth}: val loss {val_loss:.4f} is still above {target:.4f}")
+    if master:
+        write_json(state, state_path)
+        write_report(state, out_dir)
+        print(state['result'])
+    return state
+
+
+if __name__ == '__main__':
+    grow(configure(DEFAULTS, sys.argv[1:]))
+    if dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,126 @@
+"""grow.py: two rounds of Algorithm 1 on the real corpus, killed mid-round and resumed, under torchrun, and errors."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from checkpoint import save_checkpoint
+from conftest import REPO, run_script
+from model import GPT, GPTConfig
+
+TRAIN = ["--dataset=shakespeare", "--block_size=32", "--batch_size=4", "--gradient_accumulation_steps=2",
+         "--eval_iters=2", "--log_interval=1", "--warmup_iters=1", "--learning_rate=1e-3", "--max_iters=6",
+         "--eval_interval=2", "--lr_decay_iters=6", "--compile=False", "--device=cpu", "--dtype=float32"]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """A 4-layer reference checkpoint; an unreachable reference_val_loss makes grow run every round (2 -> 4)."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(block_size=64, vocab_size=50304, n_layer=4, n_head=2, n_embd=32, bias=False))
+    path = tmp_path_factory.mktemp("ref") / "ckpt.pt"
+    save_checkpoint({"model": model.state_dict(), "model_args": vars(model.config), "iter_num": 0,
+                     "best_val_loss": 1e9, "config": {}}, path)
+    return path
+
+
+def grow_args(root, reference, out_dir, *extra):
+    return ["grow.py", *TRAIN, f"--data_root={root}", f"--reference={reference}", f"--out_dir={out_dir}",
+            "--reference_val_loss=0.5", *extra]
+
+
+def load_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def test_grow_two_rounds_kill_and_resume(shakespeare_root, reference, tmp_path):
+    full = tmp_path / "full"
+    run_script(*grow_args(shakespeare_root, reference, full))
+    state = load_json(full / "grow.json")
+    assert [r["n_layer"] for r in state["rounds"]] == [2, 4]
+    assert all(r["steps"] == 6 and r["tokens"] == 6 * 2 * 4 * 32 for r in state["rounds"])
+    assert state["reference_val_loss"] == 0.5 and "stopped at max_layers=4" in state["result"]
+    assert (full / "grow.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| 4 |" in (full / "grow.md").read_text()
+    # paper mode: round 4 starts again from the reference, so its first two blocks equal the reference's, not round 2's
+    ref_sd = torch.load(reference, weights_only=True)["model"]
+    init4 = torch.load(full / "round_4" / "init.pt", weights_only=True)["model"]
+    assert torch.equal(init4["transformer.h.1.attn.c_attn.weight"], ref_sd["transformer.h.1.attn.c_attn.weight"])
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, *grow_args(shakespeare_root, reference, killed)], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = killed / "round_4" / "ckpt.pt"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not ckpt.exists():
+        time.sleep(0.05)
+    assert proc.poll() is None, "grow finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert [r["n_layer"] for r in load_json(killed / "grow.json")["rounds"]] == [2]
+
+    out = run_script(*grow_args(shakespeare_root, reference, killed)).stdout
+    assert "round 2 layers: finished earlier" in out
+    resumed = load_json(killed / "grow.json")
+    assert [r["n_layer"] for r in resumed["rounds"]] == [2, 4]
+    for a, b in zip(state["rounds"], resumed["rounds"]):
+        assert a["val_loss"] == b["val_loss"]  # exact resume: the same numbers as the uninterrupted run
+    final_full = torch.load(full / "round_4" / "ckpt.pt", weights_only=True)["model"]
+    final_resumed = torch.load(ckpt, weights_only=True)["model"]
+    assert all(torch.equal(v, final_resumed[k]) for k, v in final_full.items())
+
+
+def test_continue_mode_keeps_trained_blocks(shakespeare_root, reference, tmp_path):
+    out_dir = tmp_path / "continue"
+    run_script(*grow_args(shakespeare_root, reference, out_dir, "--grow_mode=continue", "--max_iters=2",
+                          "--eval_interval=2", "--lr_decay_iters=2"))
+    trained2 = torch.load(out_dir / "round_2" / "ckpt.pt", weights_only=True)["model"]
+    init4 = torch.load(out_dir / "round_4" / "init.pt", weights_only=True)["model"]
+    ref_sd = torch.load(reference, weights_only=True)["model"]
+    for key in ("transformer.h.1.mlp.c_fc.weight", "transformer.wte.weight", "transformer.ln_f.weight"):
+        assert torch.equal(init4[key], trained2[key]), key
+    assert torch.equal(init4["transformer.h.3.mlp.c_fc.weight"], ref_sd["transformer.h.3.mlp.c_fc.weight"])
+    assert not torch.equal(init4["transformer.h.1.mlp.c_fc.weight"], ref_sd["transformer.h.1.mlp.c_fc.weight"])
+
+
+def test_grow_under_torchrun_matches_one_process(shakespeare_root, reference, tmp_path):
+    extra = ["--max_iters=2", "--eval_interval=2", "--lr_decay_iters=2"]
+    run_script(*grow_args(shakespeare_root, reference, tmp_path / "one", *extra))
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           *grow_args(shakespeare_root, reference, tmp_path / "ddp", *extra)],
+                          cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    one, ddp = load_json(tmp_path / "one" / "grow.json"), load_json(tmp_path / "ddp" / "grow.json")
+    assert [r["n_layer"] for r in ddp["rounds"]] == [2, 4]
+    assert [r["val_loss"] for r in ddp["rounds"]] == pytest.approx([r["val_loss"] for r in one["rounds"]], abs=1e-5)
+
+
+def test_measures_reference_loss_and_stops_when_reached(shakespeare_root, reference, tmp_path):
+    # no reference_val_loss: grow measures the (random) reference; a 2-layer model trained 6 steps beats it
+    out_dir = tmp_path / "auto"
+    args = [a for a in grow_args(shakespeare_root, reference, out_dir) if not a.startswith("--reference_val_loss")]
+    out = run_script(*args).stdout
+    state = load_json(out_dir / "grow.json")
+    assert 10 < state["reference_val_loss"] < 11.5  # a random GPT-2-vocab model: about ln(50304) = 10.8
+    assert [r["n_layer"] for r in state["rounds"]] == [2] and state["rounds"][0]["reached_target"]
+    assert "reached the reference with 2 layers" in out
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--grow_mode=stack"], "grow_mode"),
+    (["--max_layers=8"], "deeper than the reference"),
+    (["--start_layers=0"], "start_layers"),
+    (["--step_layer=2"], "did you mean 'step_layers'"),
+])
+def test_bad_input_is_one_line_error(shakespeare_root, reference, tmp_path, extra, message):
+    out_dir = tmp_path / "bad"
+    proc = run_script(*grow_args(shakespeare_root, reference, out_dir, *extra), check=False)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], proc.stderr
+    assert not out_dir.exists()
