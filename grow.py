@@ -35,6 +35,7 @@ grow_mode = 'paper'  # 'paper' or 'continue'
 block_parts = 'all'  # what each block inherits (see inherit.py)
 inherit_wpe = True  # False: fresh position embeddings, as in the authors' script
 inherit_ln_f = True  # False: fresh final LayerNorm, as in the authors' script
+compare_runs = ''  # comma-separated train.py out_dirs (e.g. a same-depth random-init baseline) shown beside the rounds
 # -----------------------------------------------------------------------------
 GROW_DEFAULTS = {k: v for k, v in globals().items() if not k.startswith('_') and isinstance(v, (int, float, bool, str, type(None)))}
 DEFAULTS = {**train.DEFAULTS, 'out_dir': 'out/grow', **GROW_DEFAULTS}
@@ -60,14 +61,34 @@ def round_init(cfg, depth, ref_model, ref_info, parts, previous_round_dir):
     return ckpt
 
 
-def write_report(state, out_dir):
-    """grow.md (a table) and grow.png (val loss of every round against the reference)."""
+def val_curve(run_dir):
+    """(steps, val losses) of a train.py run, from its metrics.jsonl."""
+    path = os.path.join(run_dir, 'metrics.jsonl')
+    if not os.path.exists(path):
+        fail(f"{path} not found; compare_runs takes out_dirs of finished train.py runs")
+    with open(path) as f:
+        evals = [m for m in map(json.loads, f) if 'val_loss' in m]
+    return [m['iter'] for m in evals], [m['val_loss'] for m in evals]
+
+
+def write_report(state, out_dir, compare_runs):
+    """grow.md (a table) and grow.png (val loss of every round, and of any compared runs, against the reference)."""
     ref = state['reference_val_loss']
     lines = [f"# grow: {state['reference']} ({state['reference_n_layer']} layers), mode {state['grow_mode']}", "",
              f"Reference val loss: {ref:.4f} (target: <= {ref + state['tolerance']:.4f})", "",
-             "| layers | val loss | vs reference | steps | tokens | wall s |", "|---|---|---|---|---|---|"]
+             "| run | layers | val loss | vs reference | steps | tokens | wall s |", "|---|---|---|---|---|---|---|"]
     for r in state['rounds']:
-        lines.append(f"| {r['n_layer']} | {r['val_loss']:.4f} | {r['val_loss'] - ref:+.4f} | {r['steps']} | {r['tokens']:,} | {r['wall_s']:.0f} |")
+        lines.append(f"| Inheritune round | {r['n_layer']} | {r['val_loss']:.4f} | {r['val_loss'] - ref:+.4f} | {r['steps']} | "
+                     f"{r['tokens']:,} | {r['wall_s']:.0f} |")
+    curves = [(f"{r['n_layer']} layers", val_curve(os.path.join(out_dir, f"round_{r['n_layer']}"))) for r in state['rounds']]
+    for run_dir in compare_runs:
+        ckpt = load_checkpoint(run_dir)
+        steps, losses = val_curve(run_dir)
+        n_layer, c = ckpt['model_args']['n_layer'], ckpt.get('config', {})
+        tokens = ckpt['iter_num'] * c.get('gradient_accumulation_steps', 0) * c.get('batch_size', 0) * c.get('block_size', 0)
+        lines.append(f"| {run_dir} ({c.get('init_from', '?')}) | {n_layer} | {losses[-1]:.4f} | {losses[-1] - ref:+.4f} | "
+                     f"{ckpt['iter_num']} | {tokens:,} | |")
+        curves.append((f"{os.path.basename(os.path.normpath(run_dir))} ({n_layer} layers, {c.get('init_from', '?')})", (steps, losses)))
     if state.get('result'):
         lines += ["", state['result']]
     with atomic_write(os.path.join(out_dir, 'grow.md')) as tmp, open(tmp, 'w') as f:
@@ -77,10 +98,8 @@ def write_report(state, out_dir):
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for r in state['rounds']:
-        with open(os.path.join(out_dir, f"round_{r['n_layer']}", 'metrics.jsonl')) as f:
-            evals = [m for m in map(json.loads, f) if 'val_loss' in m]
-        ax.plot([m['iter'] for m in evals], [m['val_loss'] for m in evals], marker='o', ms=3, label=f"{r['n_layer']} layers")
+    for label, (steps, losses) in curves:
+        ax.plot(steps, losses, marker='o', ms=3, label=label)
     ax.axhline(ref, color='k', ls='--', label=f"reference ({state['reference_n_layer']} layers)")
     ax.set_xlabel('step')
     ax.set_ylabel('val loss')
@@ -100,6 +119,9 @@ def grow(cfg):
     if cfg['step_layers'] < 1:
         fail(f"step_layers must be at least 1, got {cfg['step_layers']}")
     parts = parse_parts(cfg['block_parts'])
+    compare_runs = [d for d in cfg['compare_runs'].split(',') if d]
+    for run_dir in compare_runs:
+        val_curve(run_dir)  # fail now, not after hours of training
     ddp, rank, _, _, _ = init_distributed(cfg['backend'], cfg['device'])
     master = rank == 0
     ref_model, ref_info = load_model(cfg['reference'])
@@ -161,7 +183,7 @@ def grow(cfg):
             state['rounds'].append(record)
             if master:
                 write_json(state, state_path)
-                write_report(state, out_dir)
+                write_report(state, out_dir, compare_runs)
         previous_dir = round_dir
         if val_loss <= target or depth + cfg['step_layers'] > stop:
             break
@@ -171,7 +193,7 @@ def grow(cfg):
                        else f"stopped at max_layers={depth}: val loss {val_loss:.4f} is still above {target:.4f}")
     if master:
         write_json(state, state_path)
-        write_report(state, out_dir)
+        write_report(state, out_dir, compare_runs)
         print(state['result'])
     return state
 

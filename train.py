@@ -10,6 +10,7 @@ Config names and meanings follow nanoGPT, so a nanoGPT config file runs unchange
 path of a checkpoint (for example one written by inherit.py): training then starts from those weights with a
 fresh optimizer. train() is also called in-process by grow.py.
 """
+import dataclasses
 import json
 import math
 import os
@@ -21,10 +22,11 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from checkpoint import is_hf_source, load_checkpoint, model_from_checkpoint, save_checkpoint
+from checkpoint import load_checkpoint, load_model, model_from_checkpoint, save_checkpoint
 from common import atomic_write, fail, init_distributed, setup_device
 from configurator import configure
 from data import fixed_windows, get_batch, load_meta, open_tokens
+from inherit import inherit, select_layers
 from model import GPT, GPTConfig
 
 # -----------------------------------------------------------------------------
@@ -37,6 +39,7 @@ eval_iters = 200  # eval uses eval_iters * batch_size fixed windows per split, t
 eval_only = False  # evaluate init_from on the fixed windows and exit
 always_save_checkpoint = True  # if False, save only when val loss improves
 init_from = 'scratch'
+inherit_layers = None  # Inheritune: with init_from a model, keep only these blocks of it, e.g. 16 (blocks 0-15) or '0-7,0-7'
 # wandb logging
 wandb_log = False
 wandb_project = 'owt'
@@ -110,27 +113,32 @@ def check_config(cfg):
 
 
 def build_model(cfg, data_vocab_size, device):
-    """The model to train and, when resuming, the checkpoint it came from."""
+    """The model to train, the checkpoint to resume (or None), and the model's inheritance provenance (or None)."""
     init_from = cfg['init_from']
     if init_from == 'scratch':
         model_args = {k: cfg[k] for k in MODEL_KEYS}
         if model_args['vocab_size'] is None:
             model_args['vocab_size'] = 64 * math.ceil(data_vocab_size / 64)
-        return GPT(GPTConfig(**model_args)), None
+        return GPT(GPTConfig(**model_args)), None, None
     if init_from == 'resume':
         ckpt = load_checkpoint(os.path.join(cfg['out_dir'], 'ckpt.pt'), map_location=device)
         if 'optimizer' not in ckpt:
             fail(f"{cfg['out_dir']}/ckpt.pt has no optimizer state, so it cannot be resumed; use --init_from=PATH to start from its weights")
-        return model_from_checkpoint(ckpt, cfg['out_dir']), ckpt
-    if is_hf_source(init_from):
-        model = GPT.from_pretrained(init_from, override_args={'dropout': cfg['dropout']})
-    else:
-        ckpt = load_checkpoint(init_from)
-        ckpt['model_args'] = {**ckpt['model_args'], 'dropout': cfg['dropout']}
-        model = model_from_checkpoint(ckpt, init_from)
+        return model_from_checkpoint(ckpt, cfg['out_dir']), ckpt, ckpt.get('inherit')
+    model, info = load_model(init_from)
+    provenance = info.get('inherit')
+    if cfg['inherit_layers'] is not None:
+        spec = cfg['inherit_layers']
+        layers = select_layers(spec, '', model.config.n_layer) if isinstance(spec, int) else select_layers(None, str(spec), model.config.n_layer)
+        ckpt = inherit(model, info, layers)
+        model, provenance = model_from_checkpoint(ckpt, init_from), ckpt['inherit']
+    if model.config.dropout != cfg['dropout']:
+        rebuilt = GPT(dataclasses.replace(model.config, dropout=cfg['dropout']))
+        rebuilt.load_state_dict(model.state_dict())
+        model = rebuilt
     if cfg['block_size'] < model.config.block_size:
         model.crop_block_size(cfg['block_size'])
-    return model, None
+    return model, None, provenance
 
 
 def train(cfg):
@@ -152,7 +160,7 @@ def train(cfg):
     train_data, val_data = open_tokens(data_dir, 'train'), open_tokens(data_dir, 'val')
 
     torch.manual_seed(cfg['seed'] + rank)
-    model, resume_ckpt = build_model(cfg, meta['vocab_size'], device)
+    model, resume_ckpt, provenance = build_model(cfg, meta['vocab_size'], device)
     model_args = {k: getattr(model.config, k) for k in MODEL_KEYS}
     if cfg['block_size'] > model.config.block_size:
         fail(f"block_size={cfg['block_size']} is larger than the model's context ({model.config.block_size}); lower --block_size")
@@ -226,7 +234,7 @@ def train(cfg):
         if master:
             save_checkpoint({'model': raw_model.state_dict(), 'optimizer': optimizer.state_dict(), 'scaler': scaler.state_dict(),
                              'model_args': model_args, 'iter_num': iter_num, 'best_val_loss': best_val_loss,
-                             'config': cfg, 'rng': rng}, os.path.join(cfg['out_dir'], 'ckpt.pt'))
+                             'config': cfg, 'rng': rng, 'inherit': provenance}, os.path.join(cfg['out_dir'], 'ckpt.pt'))
 
     metrics_path = os.path.join(cfg['out_dir'], 'metrics.jsonl')
     if master and not cfg['eval_only']:

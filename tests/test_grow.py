@@ -105,11 +105,18 @@ def test_measures_reference_loss_and_stops_when_reached(shakespeare_root, refere
     # no reference_val_loss: grow measures the (random) reference; a 2-layer model trained 6 steps beats it
     out_dir = tmp_path / "auto"
     args = [a for a in grow_args(shakespeare_root, reference, out_dir) if not a.startswith("--reference_val_loss")]
-    out = run_script(*args).stdout
+    # a finished run to compare against: grow.md and grow.png show it beside the rounds
+    baseline = tmp_path / "baseline"
+    run_script("train.py", *TRAIN, f"--data_root={shakespeare_root}", f"--out_dir={baseline}", "--n_layer=2",
+               "--n_head=2", "--n_embd=32", "--max_iters=2", "--eval_interval=2")
+    out = run_script(*args, f"--compare_runs={baseline}").stdout
     state = load_json(out_dir / "grow.json")
     assert 10 < state["reference_val_loss"] < 11.5  # a random GPT-2-vocab model: about ln(50304) = 10.8
     assert [r["n_layer"] for r in state["rounds"]] == [2] and state["rounds"][0]["reached_target"]
     assert "reached the reference with 2 layers" in out
+    report = (out_dir / "grow.md").read_text()
+    baseline_val = [json.loads(line) for line in open(baseline / "metrics.jsonl")][-1]["val_loss"]
+    assert f"| {baseline} (scratch) | 2 | {baseline_val:.4f} |" in report
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -98,10 +98,17 @@ def test_init_from_hf_dir_and_checkpoint(shakespeare_root, tmp_path):
     assert "ignored" in out  # the model shape comes from the HF dir, and the user is told
     ckpt = final_state(tmp_path / "from_hf")
     assert ckpt["model_args"]["n_layer"] == 2 and ckpt["model_args"]["block_size"] == 32  # cropped to block_size
-    # a checkpoint path starts a fresh run (iter 0, fresh optimizer) from those weights
-    run_script(*tiny(shakespeare_root, tmp_path / "from_ckpt", f"--init_from={tmp_path / 'from_hf' / 'ckpt.pt'}",
-                     "--max_iters=1", "--eval_interval=1"))
-    assert final_state(tmp_path / "from_ckpt")["iter_num"] == 1
+    # a checkpoint path starts a fresh run (iter 0, fresh optimizer) from those weights; inherit_layers keeps only
+    # the first block (Inheritune in one command), and the provenance travels into the trained checkpoint
+    source = tmp_path / "from_hf" / "ckpt.pt"
+    run_script(*tiny(shakespeare_root, tmp_path / "from_ckpt", f"--init_from={source}", "--inherit_layers=1",
+                     "--max_iters=1", "--eval_interval=1", "--learning_rate=1e-9", "--warmup_iters=0", "--decay_lr=False"))
+    trained = final_state(tmp_path / "from_ckpt")
+    assert trained["iter_num"] == 1 and trained["model_args"]["n_layer"] == 1
+    assert trained["inherit"]["layers"] == [0]
+    src = final_state(tmp_path / "from_hf")["model"]
+    w = "transformer.h.0.mlp.c_fc.weight"
+    assert torch.allclose(trained["model"][w], src[w], atol=1e-6)  # lr 1e-9: still the inherited block
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(shakespeare_root, tmp_path):
