@@ -217,6 +217,11 @@ class GPT(nn.Module):
             fail(f"{config_path} describes a {hf.get('model_type')!r} model; only GPT-2 can be imported")
         if hf.get("activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
             fail(f"{config_path} uses activation {hf['activation_function']!r}; this model implements GPT-2's tanh GELU only")
+        # settings this implementation does not have would silently change the logits; refuse them
+        unsupported = {"layer_norm_epsilon": 1e-5, "scale_attn_weights": True, "tie_word_embeddings": True, "n_inner": None}
+        for key, expected in unsupported.items():
+            if hf.get(key, expected) != expected and not (key == "n_inner" and hf[key] == 4 * hf["n_embd"]):
+                fail(f"{config_path} sets {key}={hf[key]!r}; this GPT-2 implementation supports only {expected!r}")
         config_args = dict(block_size=hf.get("n_positions", 1024), vocab_size=hf["vocab_size"], n_layer=hf["n_layer"],
                            n_head=hf["n_head"], n_embd=hf["n_embd"], bias=True,
                            scale_attn_by_inverse_layer_idx=bool(hf.get("scale_attn_by_inverse_layer_idx", False)))
@@ -266,7 +271,7 @@ class GPT(nn.Module):
 
     def estimate_mfu(self, fwdbwd_per_iter, dt, ptdtype=torch.bfloat16):
         """Model FLOPs utilisation against the detected GPU's dense peak; None when the peak is not known."""
-        peak = peak_flops(ptdtype)
+        peak = peak_flops(self.lm_head.weight.device, ptdtype)
         if peak is None or dt <= 0:
             return None
         return self.flops_per_token() * self.config.block_size * fwdbwd_per_iter / dt / peak
@@ -295,11 +300,11 @@ GPU_PEAK_FLOPS = {
 }
 
 
-def peak_flops(ptdtype):
-    """Peak FLOP/s of the current CUDA device for this dtype, or None when the device is unknown."""
-    if not torch.cuda.is_available():
+def peak_flops(device, ptdtype):
+    """Peak FLOP/s of a CUDA device for this dtype, or None for CPUs and unknown GPUs."""
+    if device.type != "cuda":
         return None
-    name = torch.cuda.get_device_name()
+    name = torch.cuda.get_device_name(device)
     for key, peaks in GPU_PEAK_FLOPS.items():  # "H100 PCIe" is listed before "H100" so it matches first
         if key in name:
             return peaks["half"] if ptdtype in (torch.bfloat16, torch.float16) else peaks["tf32"]

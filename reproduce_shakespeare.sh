@@ -3,7 +3,7 @@
 #   1. train a reference  2. probe its attention for lazy layers  3. grow from L/2 (Algorithm 1)
 #   4. train a same-depth random-init baseline with the same steps and tokens (before 3, so grow's table shows it)
 # bash reproduce_shakespeare.sh quick   # a few minutes: 6-layer reference, 200 steps (the README's main job)
-# bash reproduce_shakespeare.sh full    # the README's table: 12-layer reference, 600 steps per run
+# bash reproduce_shakespeare.sh full    # the README's table: 12-layer reference, 400 steps per run
 set -euo pipefail
 cd "$(dirname "$0")"
 mode=${1:-quick}

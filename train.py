@@ -141,6 +141,26 @@ def build_model(cfg, data_vocab_size, device):
     return model, None, provenance
 
 
+def train_step(model, optimizer, scaler, autocast, batches, grad_clip, ddp=False):
+    """One optimizer step over the micro-batches [(X, Y), ...]; returns their mean loss as a tensor (no device sync)."""
+    loss_sum = 0.0
+    for i, (X, Y) in enumerate(batches):
+        # under DDP, all-reduce the gradients only once per step, after the last micro-batch
+        sync = not ddp or i == len(batches) - 1
+        with (nullcontext() if sync else model.no_sync()), autocast:
+            _, loss = model(X, Y)
+            loss = loss / len(batches)
+        loss_sum = loss_sum + loss.detach()
+        scaler.scale(loss).backward()
+    if grad_clip > 0:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+    return loss_sum
+
+
 def train(cfg):
     """Run one training (or eval_only) job described by cfg, a dict of DEFAULTS' keys. Every rank calls it.
     Returns {'val_loss', 'train_loss', 'best_val_loss', 'iter_num', 'tokens', 'wall_s'} from the final evaluation."""
@@ -290,22 +310,8 @@ def train(cfg):
         for group in optimizer.param_groups:
             group['lr'] = lr
         offsets = torch.randint(len(train_data) - cfg['block_size'], (grad_accum, cfg['batch_size']), generator=data_gen)
-        loss_sum = torch.zeros((), device=device)
-        for micro_step in range(micro_steps):
-            X, Y = get_batch(train_data, offsets[rank * micro_steps + micro_step].numpy(), cfg['block_size'], device)
-            # all-reduce the gradients only once per iteration, after the last micro-step
-            sync = not ddp or micro_step == micro_steps - 1
-            with (nullcontext() if sync else model.no_sync()), autocast:
-                _, loss = model(X, Y)
-                loss = loss / micro_steps
-            loss_sum += loss.detach()
-            scaler.scale(loss).backward()
-        if cfg['grad_clip'] > 0:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg['grad_clip'])
-        scaler.step(optimizer)
-        scaler.update()
-        optimizer.zero_grad(set_to_none=True)
+        batches = [get_batch(train_data, offsets[rank * micro_steps + i].numpy(), cfg['block_size'], device) for i in range(micro_steps)]
+        loss_sum = train_step(model, optimizer, scaler, autocast, batches, cfg['grad_clip'], ddp)
         iter_num += 1
         iters_since_log += 1
 

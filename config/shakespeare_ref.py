@@ -18,9 +18,9 @@ gradient_accumulation_steps = 1
 
 learning_rate = 2e-3
 min_lr = 2e-4
-max_iters = 600
-lr_decay_iters = 600
-warmup_iters = 50
+max_iters = 400
+lr_decay_iters = 400
+warmup_iters = 40
 beta2 = 0.99
 weight_decay = 0.1
 grad_clip = 1.0

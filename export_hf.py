@@ -1,0 +1,113 @@
+"""Write a checkpoint as a Hugging Face GPT-2 directory (config.json + model.safetensors).
+
+    python export_hf.py --ckpt=out-shakespeare --out_dir=hf-shakespeare
+    lm_eval --model hf --model_args pretrained=hf-shakespeare,tokenizer=gpt2 --tasks arc_easy,piqa,sciq,hellaswag,lambada_openai
+
+--ckpt takes whatever checkpoint.load_model reads: a ckpt.pt of this project or of nanoGPT (also an inherited one),
+a run directory holding ckpt.pt, a local HF GPT-2 directory or 'gpt2*'. The result loads with
+transformers.GPT2LMHeadModel.from_pretrained(out_dir) and gives the same logits as model.py.
+Nothing is copied from the hub, so the directory has no tokenizer files: give the loader a GPT-2 tokenizer
+(lm_eval: tokenizer=gpt2 in --model_args, as above; transformers: AutoTokenizer.from_pretrained('gpt2')).
+Models trained with bias=False get zero biases, which is the same function in GPT-2's always-biased layout.
+out_dir is built in a temp directory beside it and renamed into place at the end: a failed export leaves nothing.
+"""
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+import torch
+from safetensors.torch import save_file
+
+from checkpoint import load_model
+from common import fail
+from configurator import configure
+
+DEFAULTS = dict(
+    ckpt="",  # checkpoint file, run directory, HF GPT-2 directory or 'gpt2*'
+    out_dir="",  # the HF directory to write
+    overwrite=False,  # replace an existing out_dir
+)
+
+EOT_TOKEN = 50256
+CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+
+
+def hf_config(cfg):
+    """config.json of transformers' GPT2Config for a GPTConfig (GPT-2's defaults for everything model.py fixes)."""
+    special = EOT_TOKEN if EOT_TOKEN < cfg.vocab_size else None  # transformers warns about ids outside the vocab
+    return {
+        "architectures": ["GPT2LMHeadModel"],
+        "model_type": "gpt2",
+        "vocab_size": cfg.vocab_size,
+        "n_positions": cfg.block_size,
+        "n_embd": cfg.n_embd,
+        "n_layer": cfg.n_layer,
+        "n_head": cfg.n_head,
+        "n_inner": None,  # 4 * n_embd
+        "activation_function": "gelu_new",
+        "resid_pdrop": cfg.dropout,
+        "embd_pdrop": cfg.dropout,
+        "attn_pdrop": cfg.dropout,
+        "layer_norm_epsilon": 1e-5,
+        "initializer_range": 0.02,
+        "scale_attn_weights": True,
+        "scale_attn_by_inverse_layer_idx": cfg.scale_attn_by_inverse_layer_idx,
+        "reorder_and_upcast_attn": False,
+        "tie_word_embeddings": True,
+        "bos_token_id": special,
+        "eos_token_id": special,
+        "use_cache": True,
+        "torch_dtype": "float32",
+    }
+
+
+def hf_state_dict(model):
+    """GPT2LMHeadModel's weights: Conv1D layout (in, out), biases everywhere, lm_head left out (tied to wte)."""
+    out = {}
+    for name, module in model.named_modules():
+        weight = getattr(module, "weight", None)
+        if not isinstance(weight, torch.nn.Parameter) or name == "lm_head":
+            continue
+        w = weight.detach().float()
+        out[f"{name}.weight"] = (w.t() if f"{name}.weight".endswith(CONV1D) else w).contiguous()
+        if not isinstance(module, torch.nn.Embedding):
+            # Linear and LayerNorm have a bias in GPT-2 even when this model was built with bias=False
+            bias = module.bias.detach().float() if module.bias is not None else torch.zeros(w.shape[0])
+            out[f"{name}.bias"] = bias.contiguous()
+    return out
+
+
+def export(source, out_dir, overwrite=False):
+    """Export the model at `source` to the HF directory out_dir; returns the model's GPTConfig."""
+    if not source or not out_dir:
+        fail("pass --ckpt=PATH (checkpoint, run directory or HF model) and --out_dir=DIR")
+    out_dir = os.path.abspath(out_dir)
+    if os.path.exists(out_dir) and not overwrite:
+        fail(f"{out_dir} already exists; pass --overwrite=True to replace it or choose another --out_dir")
+    model, info = load_model(source)
+    parent = os.path.dirname(out_dir)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp-export-")
+    try:
+        with open(os.path.join(tmp, "config.json"), "w") as f:
+            json.dump(hf_config(model.config), f, indent=2)
+        save_file(hf_state_dict(model), os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
+        if os.path.exists(out_dir):  # overwrite: move the old one aside first, so out_dir is never half-written
+            old = tempfile.mkdtemp(dir=parent, prefix=".old-export-")
+            os.replace(out_dir, os.path.join(old, "dir"))
+            os.replace(tmp, out_dir)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return model.config
+
+
+if __name__ == "__main__":
+    cfg = configure(DEFAULTS, sys.argv[1:])
+    config = export(cfg["ckpt"], cfg["out_dir"], cfg["overwrite"])
+    print(f"wrote {cfg['out_dir']}: GPT-2 with {config.n_layer} layers, {config.n_head} heads, n_embd {config.n_embd}, "
+          f"vocab {config.vocab_size}, context {config.block_size}")

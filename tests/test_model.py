@@ -1,0 +1,299 @@
+"""model.py: Hugging Face parity, the two attention paths, init, optimizer groups, generate, nanoGPT compatibility."""
+import json
+import math
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from checkpoint import load_model
+from model import GPT, GPTConfig
+
+SMALL = dict(block_size=64, vocab_size=101, n_layer=3, n_head=4, n_embd=48)
+
+
+def hf_gpt2(scale_attn_by_inverse_layer_idx, seed=0):
+    """A random transformers GPT-2 whose biases and LayerNorm gains are random too, so every weight matters."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+    cfg = GPT2Config(vocab_size=SMALL["vocab_size"], n_positions=SMALL["block_size"], n_embd=SMALL["n_embd"],
+                     n_layer=SMALL["n_layer"], n_head=SMALL["n_head"], resid_pdrop=0, embd_pdrop=0, attn_pdrop=0,
+                     bos_token_id=0, eos_token_id=0, scale_attn_by_inverse_layer_idx=scale_attn_by_inverse_layer_idx)
+    torch.manual_seed(seed)
+    model = GPT2LMHeadModel(cfg).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("bias") or ".ln_" in name:
+                p.add_(0.1 * torch.randn_like(p))
+            elif "c_attn.weight" in name:
+                p.mul_(10)  # sharp attention, so that a wrong attention scale shows in the logits
+    return model
+
+
+def tokens(batch=2, t=40, seed=1):
+    return torch.randint(0, SMALL["vocab_size"], (batch, t), generator=torch.Generator().manual_seed(seed))
+
+
+def full_logits(model, idx):
+    """forward() returns every position's logits only when targets are given (nanoGPT's convention)."""
+    logits, _ = model(idx, targets=idx)
+    return logits
+
+
+@pytest.mark.parametrize("scale", [False, True])
+@pytest.mark.parametrize("fmt", ["safetensors", "bin"])
+def test_from_pretrained_matches_transformers(tmp_path, scale, fmt):
+    hf = hf_gpt2(scale)
+    if fmt == "safetensors":
+        hf.save_pretrained(tmp_path)
+        assert (tmp_path / "model.safetensors").is_file()
+    else:
+        # the hub's original pytorch_model.bin: GPT2Model keys (no "transformer."), with the causal-mask buffers
+        hf.config.save_pretrained(tmp_path)
+        sd = {k.removeprefix("transformer."): v for k, v in hf.state_dict().items() if k != "lm_head.weight"}
+        T = SMALL["block_size"]
+        for i in range(SMALL["n_layer"]):
+            sd[f"h.{i}.attn.bias"] = torch.tril(torch.ones(1, 1, T, T, dtype=torch.uint8))
+            sd[f"h.{i}.attn.masked_bias"] = torch.tensor(-1e4)
+        torch.save(sd, tmp_path / "pytorch_model.bin")
+    model = GPT.from_pretrained(str(tmp_path)).eval()
+    assert model.config.scale_attn_by_inverse_layer_idx == scale
+    assert model.config.block_size == SMALL["block_size"] and model.config.vocab_size == SMALL["vocab_size"]
+    idx = tokens()
+    with torch.no_grad():
+        ref = hf(idx).logits
+        ours = full_logits(model, idx)
+        last, _ = model(idx)
+    assert torch.allclose(ours, ref, atol=1e-4, rtol=0), (ours - ref).abs().max()
+    assert torch.allclose(last[:, 0], ref[:, -1], atol=1e-4, rtol=0)
+    # the same directory through the one loader every script uses
+    loaded, info = load_model(str(tmp_path))
+    assert info["kind"] == "hf" and info["model_args"]["scale_attn_by_inverse_layer_idx"] == scale
+    with torch.no_grad():
+        assert torch.equal(full_logits(loaded.eval(), idx), ours)
+
+
+def test_scale_attn_by_inverse_layer_idx_changes_logits():
+    torch.manual_seed(0)
+    a = GPT(GPTConfig(**SMALL))
+    with torch.no_grad():
+        for block in a.transformer.h:
+            block.attn.c_attn.weight.mul_(10)  # sharp attention, as in a trained model
+    b = GPT(GPTConfig(**SMALL, scale_attn_by_inverse_layer_idx=True))
+    b.load_state_dict(a.state_dict())
+    idx = tokens()
+    with torch.no_grad():
+        assert not torch.allclose(full_logits(a, idx), full_logits(b, idx), atol=1e-3)
+
+
+@pytest.mark.parametrize("scale", [False, True])
+def test_sdpa_and_explicit_attention_agree(scale):
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(**SMALL, scale_attn_by_inverse_layer_idx=scale)).eval()
+    idx, targets = tokens(seed=2), tokens(seed=3)
+    seen = []
+    with torch.no_grad():
+        logits_sdpa, loss_sdpa = model(idx, targets)
+        logits_explicit, loss_explicit = model(idx, targets, attention_hook=lambda i, att: seen.append(i))
+    assert seen == list(range(SMALL["n_layer"]))
+    assert torch.allclose(logits_sdpa, logits_explicit, atol=1e-5, rtol=0)
+    assert abs(loss_sdpa.item() - loss_explicit.item()) < 1e-5
+
+
+@pytest.mark.parametrize("scale", [False, True])
+def test_attention_maps_are_the_causal_softmax_of_each_layer(scale):
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(**SMALL, scale_attn_by_inverse_layer_idx=scale)).eval()
+    idx = tokens(batch=2, t=17)
+    B, T, C, H = 2, 17, SMALL["n_embd"], SMALL["n_head"]
+    maps = list(model.attention_maps(idx))
+    assert [i for i, _ in maps] == list(range(SMALL["n_layer"]))
+    # reference: recompute every layer's attention by hand from the SDPA forward's residual stream
+    with torch.no_grad():
+        x = model.embed(idx)
+        for (i, att), block in zip(maps, model.transformer.h):
+            assert att.shape == (B, H, T, T) and att.dtype == torch.float32
+            assert torch.allclose(att.sum(-1), torch.ones(B, H, T), atol=1e-5)
+            assert torch.all(att.triu(1) == 0)
+            assert torch.all(att[:, :, 0, 0] == 1)
+            q, k, _ = block.attn.c_attn(block.ln_1(x)).split(C, dim=2)
+            q = q.view(B, T, H, C // H).transpose(1, 2)
+            k = k.view(B, T, H, C // H).transpose(1, 2)
+            scores = q @ k.transpose(-2, -1) / math.sqrt(C // H) / ((i + 1) if scale else 1)
+            ref = scores.masked_fill(torch.ones(T, T).triu(1).bool(), float("-inf")).softmax(-1)
+            assert torch.allclose(att, ref, atol=1e-6), (i, (att - ref).abs().max())
+            x = block(x)
+
+
+def test_gpt2_init_statistics():
+    torch.manual_seed(0)
+    cfg = GPTConfig(block_size=256, vocab_size=1024, n_layer=4, n_head=4, n_embd=128)
+    model = GPT(cfg)
+    proj_std = 0.02 / math.sqrt(2 * cfg.n_layer)
+    for name, p in model.named_parameters():
+        if name.endswith("c_proj.weight"):
+            assert abs(p.std().item() - proj_std) < 0.05 * proj_std, name
+        elif name.endswith(("wte.weight", "wpe.weight", "c_attn.weight", "c_fc.weight")):
+            assert abs(p.std().item() - 0.02) < 0.05 * 0.02, name
+            assert abs(p.mean().item()) < 1e-3, name
+        elif ".ln_" in name and name.endswith("weight"):
+            assert torch.all(p == 1), name
+        elif name.endswith("bias"):
+            assert torch.all(p == 0), name
+        else:
+            raise AssertionError(f"unexpected parameter {name}")
+
+
+def test_tied_embedding_and_param_count():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(**SMALL))
+    assert model.lm_head.weight is model.transformer.wte.weight
+    C, V, T, L = SMALL["n_embd"], SMALL["vocab_size"], SMALL["block_size"], SMALL["n_layer"]
+    per_block = 2 * 2 * C + (3 * C * C + 3 * C) + (C * C + C) + (4 * C * C + 4 * C) + (4 * C * C + C)
+    assert model.get_num_params(non_embedding=False) == V * C + T * C + L * per_block + 2 * C
+    assert model.get_num_params() == V * C + L * per_block + 2 * C
+    # still tied after loading a state dict and after a training step
+    model.load_state_dict(GPT(GPTConfig(**SMALL)).state_dict())
+    assert model.lm_head.weight is model.transformer.wte.weight
+    opt = model.configure_optimizers(0.1, 1e-2, (0.9, 0.95), "cpu")
+    _, loss = model(tokens(), tokens(seed=5))
+    loss.backward()
+    opt.step()
+    assert torch.equal(model.lm_head.weight, model.transformer.wte.weight)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_configure_optimizers_decays_matrices_only(bias):
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(**SMALL, bias=bias))
+    opt = model.configure_optimizers(weight_decay=0.1, learning_rate=6e-4, betas=(0.9, 0.95), device_type="cpu")
+    decay, no_decay = opt.param_groups
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    assert decay["lr"] == 6e-4 and decay["betas"] == (0.9, 0.95)
+    assert all(p.dim() >= 2 for p in decay["params"]) and all(p.dim() < 2 for p in no_decay["params"])
+    # every parameter exactly once (the tied wte/lm_head weight is one parameter)
+    ids = [id(p) for g in opt.param_groups for p in g["params"]]
+    assert sorted(ids) == sorted(id(p) for p in model.parameters())
+    assert len(decay["params"]) == 2 + 4 * SMALL["n_layer"]  # wte, wpe, and four matrices per block
+    assert not opt.defaults.get("fused")
+
+
+def test_generate():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(**SMALL)).eval()
+    prompt = tokens(batch=3, t=5)
+
+    def sample(seed, **kw):
+        torch.manual_seed(seed)
+        return model.generate(prompt, max_new_tokens=12, **kw)
+
+    out = sample(1, top_k=10)
+    assert out.shape == (3, 17) and torch.equal(out[:, :5], prompt)
+    assert torch.equal(out, sample(1, top_k=10))
+    assert not torch.equal(out, sample(2, top_k=10))
+    # top_k=1 is greedy decoding, whatever the seed and temperature
+    greedy = prompt
+    with torch.no_grad():
+        for _ in range(12):
+            logits, _ = model(greedy)
+            greedy = torch.cat((greedy, logits[:, -1].argmax(-1, keepdim=True)), dim=1)
+    assert torch.equal(sample(3, top_k=1, temperature=0.7), greedy)
+    # every sampled token lies in the top k of its step
+    with torch.no_grad():
+        for t in range(5, 17):
+            logits, _ = model(out[:, :t])
+            top = logits[:, -1].topk(10).indices
+            assert all(out[b, t] in top[b] for b in range(3))
+    # longer than the context window: the model sees only the last block_size tokens
+    short = GPT(GPTConfig(block_size=8, vocab_size=101, n_layer=1, n_head=2, n_embd=16)).eval()
+    long = short.generate(prompt, max_new_tokens=10, top_k=1)
+    assert long.shape == (3, 15)
+    with torch.no_grad():
+        assert torch.equal(long[:, -1], short(long[:, -9:-1])[0][:, -1].argmax(-1))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU answer")
+def test_estimate_mfu_unknown_on_cpu():
+    model = GPT(GPTConfig(**SMALL))
+    assert model.estimate_mfu(fwdbwd_per_iter=8, dt=0.1) is None
+
+
+NANOGPT_BLOCK_KEYS = ["ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight",
+                      "attn.c_proj.bias", "ln_2.weight", "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias",
+                      "mlp.c_proj.weight", "mlp.c_proj.bias"]
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_state_dict_keys_are_nanogpts(bias):
+    model = GPT(GPTConfig(**SMALL, bias=bias))
+    expected = ["transformer.wte.weight", "transformer.wpe.weight"]
+    for i in range(SMALL["n_layer"]):
+        expected += [f"transformer.h.{i}.{k}" for k in NANOGPT_BLOCK_KEYS if bias or not k.endswith("bias")]
+    expected += ["transformer.ln_f.weight"] + (["transformer.ln_f.bias"] if bias else []) + ["lm_head.weight"]
+    sd = model.state_dict()
+    assert list(sd) == expected
+    C = SMALL["n_embd"]
+    assert sd["transformer.h.0.attn.c_attn.weight"].shape == (3 * C, C)  # nn.Linear (out, in), not HF's Conv1D
+    assert sd["transformer.h.0.mlp.c_fc.weight"].shape == (4 * C, C)
+
+
+def test_load_model_reads_a_nanogpt_checkpoint(tmp_path):
+    """A checkpoint as nanoGPT's train.py writes it with compile=True (keys '_orig_mod.x', best_val_loss a tensor),
+    plus the causal-mask buffers that nanoGPT's non-flash attention kept in its state dict."""
+    torch.manual_seed(0)
+    args = dict(n_layer=2, n_head=4, n_embd=48, block_size=32, bias=False, vocab_size=101, dropout=0.0)
+    model = GPT(GPTConfig(**args))
+    opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu")
+    sd = {"_orig_mod." + k: v for k, v in model.state_dict().items()}
+    for i in range(2):
+        sd[f"_orig_mod.transformer.h.{i}.attn.bias"] = torch.tril(torch.ones(32, 32)).view(1, 1, 32, 32)
+    ckpt = {"model": sd, "optimizer": opt.state_dict(), "model_args": args, "iter_num": 250,
+            "best_val_loss": torch.tensor(2.5), "config": {"dataset": "shakespeare_char", "batch_size": 12}}
+    run_dir = tmp_path / "out"
+    run_dir.mkdir()
+    torch.save(ckpt, run_dir / "ckpt.pt")
+    for source in (run_dir, run_dir / "ckpt.pt"):
+        loaded, info = load_model(str(source))
+        assert info["iter_num"] == 250 and info["best_val_loss"] == 2.5 and info["model_args"]["bias"] is False
+        for k, v in model.state_dict().items():
+            assert torch.equal(loaded.state_dict()[k], v), k
+        assert loaded.lm_head.weight is loaded.transformer.wte.weight
+        idx = tokens(t=20)
+        with torch.no_grad():
+            assert torch.equal(full_logits(loaded.eval(), idx), full_logits(model.eval(), idx))
+
+
+def write_hf_dir(path, config=None, weights=None):
+    path.mkdir()
+    if config is not None:
+        (path / "config.json").write_text(json.dumps(config))
+    if weights is not None:
+        save_file(weights, str(path / "model.safetensors"))
+    return str(path)
+
+
+def test_bad_hf_dirs_fail_with_one_line(tmp_path):
+    hf = hf_gpt2(False)
+    hf.save_pretrained(tmp_path / "good")
+    good_cfg = json.loads((tmp_path / "good" / "config.json").read_text())
+    weights = {k: v.contiguous() for k, v in hf.state_dict().items() if k != "lm_head.weight"}
+    cases = {
+        "empty": (write_hf_dir(tmp_path / "empty"), "not a Hugging Face GPT-2 directory"),
+        "no weights": (write_hf_dir(tmp_path / "noweights", good_cfg), "not a Hugging Face GPT-2 directory"),
+        "llama": (write_hf_dir(tmp_path / "llama", dict(good_cfg, model_type="llama"), weights), "only GPT-2"),
+        "relu": (write_hf_dir(tmp_path / "relu", dict(good_cfg, activation_function="relu"), weights), "activation"),
+        "wrong shape": (write_hf_dir(tmp_path / "shape", dict(good_cfg, vocab_size=200), weights), "shape"),
+        "missing weights": (write_hf_dir(tmp_path / "missing", good_cfg,
+                                         {k: v for k, v in weights.items() if ".h.1." not in k}), "lacks"),
+        "unknown name": ("gpt3-mini", "neither a local HF GPT-2 directory"),
+    }
+    for case, (source, words) in cases.items():
+        with pytest.raises(SystemExit) as e:
+            GPT.from_pretrained(source)
+        msg = str(e.value)
+        assert msg.startswith("error: ") and "\n" not in msg and words in msg, (case, msg)
+
+
+def test_too_long_sequence_fails():
+    model = GPT(GPTConfig(**SMALL))
+    with pytest.raises(SystemExit, match="longer than the model's block_size"):
+        model(torch.zeros(1, SMALL["block_size"] + 1, dtype=torch.long))
