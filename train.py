@@ -207,10 +207,11 @@ def train(cfg):
         if rng is not None:
             if len(rng['torch']) != world_size:
                 fail(f"the checkpoint was written by {len(rng['torch'])} processes; resume it with the same number for an exact continuation")
-            data_gen.set_state(rng['data'])
-            torch.set_rng_state(rng['torch'][rank])
+            # RNG states must be CPU byte tensors; the checkpoint was loaded onto the training device
+            data_gen.set_state(rng['data'].cpu())
+            torch.set_rng_state(rng['torch'][rank].cpu())
             if device_type == 'cuda' and rng.get('cuda'):
-                torch.cuda.set_rng_state(rng['cuda'][rank])
+                torch.cuda.set_rng_state(rng['cuda'][rank].cpu())
         elif master:
             print("note: this checkpoint has no RNG state (nanoGPT?), so the resumed data order differs from an uninterrupted run")
         resume_ckpt = None  # free the memory

@@ -1,0 +1,314 @@
+"""attention_probe.py: k* and m* on matrices with known answers and against a slow float64 reference, the
+per-sequence averaging, the inherit-depth rule, a crafted model with lazy layers, the CLI outputs, bad inputs."""
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import attention_probe
+from attention_probe import attention_mass, attention_rank, probe, suggest_inherit_depth
+from checkpoint import load_model, save_checkpoint
+from conftest import run_script
+from data import fixed_windows
+from model import GPT, GPTConfig
+
+VOCAB = 256
+ARGS = dict(block_size=48, vocab_size=VOCAB, n_layer=4, n_head=2, n_embd=32, dropout=0.0, bias=True,
+            scale_attn_by_inverse_layer_idx=False)
+LAZY = (2, 3)  # the layers the crafted model forces onto one column
+
+
+def reference_count(values, frac):
+    """Fewest leading entries of the descending list `values` reaching frac of the total: a plain loop."""
+    total, running = sum(values), 0.0
+    for k, v in enumerate(values, 1):
+        running += v
+        if running >= frac * total:
+            return k
+    return len(values)
+
+
+def reference_rank(a, tau):
+    s = np.linalg.svd(np.asarray(a, dtype=np.float64), compute_uv=False)
+    return reference_count(list(s ** 2), tau)
+
+
+def reference_mass(a, eta):
+    cols = (np.asarray(a, dtype=np.float64) ** 2).sum(0)
+    return reference_count(sorted(cols, reverse=True), eta)
+
+
+def causal_softmax(batch, T, temperature, seed):
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(batch, T, T, generator=g) * temperature
+    return torch.softmax(logits.masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float('-inf')), -1)
+
+
+# ----------------------------------------------------------------------------- the metrics
+
+
+def test_single_column_is_rank_one_mass_one():
+    T = 12
+    A = torch.zeros(3, T, T)
+    for i, j in enumerate((0, 5, 11)):
+        A[i, :, j] = 1.0  # every query attends only to key j
+    assert attention_rank(A).tolist() == [1, 1, 1]
+    assert attention_mass(A).tolist() == [1, 1, 1]
+    assert attention_rank(A, tau=1.0).tolist() == [1, 1, 1]
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+def test_identity_needs_a_tau_share_of_all_columns(dtype):
+    T = 10
+    I = torch.eye(T, dtype=dtype)
+    # every singular value and column holds 1/T of the total: k* = m* = ceil(tau * T); 0.9 * 10 = 9 exactly
+    for frac, expected in [(1.0, T), (0.9, 9), (0.85, 9), (0.5, 5), (0.05, 1), (1e-6, 1)]:
+        assert attention_rank(I, frac).item() == expected, frac
+        assert attention_mass(I, frac).item() == expected, frac
+
+
+def test_uniform_causal_rows():
+    T = 100
+    A = torch.ones(T, T).tril()
+    A = A / A.sum(-1, keepdim=True)  # row i spreads 1/(i+1) over keys 0..i: a random-init model's attention
+    # columns: ||A[:, j]||^2 = sum_{i>=j} 1/(i+1)^2, decreasing in j, so m* is the first j reaching eta of the sum
+    col = [sum(1 / (i + 1) ** 2 for i in range(j, T)) for j in range(T)]
+    assert attention_mass(A, 0.9).item() == reference_count(col, 0.9) == 30
+    assert attention_rank(A, 0.9).item() == reference_rank(A, 0.9) == 5
+    assert attention_rank(A, 0.5).item() == 1  # sigma_1^2 holds 51% of the energy
+    assert attention_rank(A, 0.52).item() == 2
+
+
+def test_rank_two_construction_and_exact_boundary():
+    T = 20
+    A = torch.zeros(T, T)
+    A[0::2, 0] = 1.0  # half the queries attend to key 0, half to key 1: two equal singular values
+    A[1::2, 1] = 1.0
+    for fn in (attention_rank, attention_mass):
+        assert fn(A, 0.5).item() == 1  # the top one holds exactly half
+        assert fn(A, 0.5 + 1e-6).item() == 2
+        assert fn(A, 0.9).item() == 2
+        assert fn(A, 1.0).item() == 2
+    # a general rank-2 row-stochastic matrix: rows mix two fixed distributions with random weights
+    g = torch.Generator().manual_seed(0)
+    p, q = torch.rand(2, T, generator=g).softmax(-1)
+    w = torch.rand(T, 1, generator=g)
+    B = w * p + (1 - w) * q
+    for tau in (0.5, 0.9, 0.99, 0.999999):
+        assert attention_rank(B, tau).item() == reference_rank(B, tau) <= 2
+
+
+def test_batched_shapes_match_single_calls():
+    A = causal_softmax(2 * 3 * 5, 16, 2.0, seed=1).view(2, 3, 5, 16, 16)
+    k, m = attention_rank(A), attention_mass(A)
+    assert k.shape == m.shape == (2, 3, 5) and k.dtype == m.dtype == torch.int64
+    flat = A.reshape(-1, 16, 16)
+    assert k.flatten().tolist() == [attention_rank(a).item() for a in flat]
+    assert m.flatten().tolist() == [attention_mass(a).item() for a in flat]
+    assert ((k >= 1) & (k <= 16)).all() and ((m >= 1) & (m <= 16)).all()
+
+
+@pytest.mark.parametrize('temperature', [0.1, 1.0, 4.0, 30.0])
+def test_matches_float64_reference_loop(temperature):
+    T, tau, eta = 40, 0.9, 0.9
+    A = causal_softmax(150, T, temperature, seed=int(temperature * 10))
+    k, m = attention_rank(A, tau), attention_mass(A, eta)
+    assert k.tolist() == [reference_rank(a, tau) for a in A]
+    assert m.tolist() == [reference_mass(a, eta) for a in A]
+    assert k.tolist() == attention_rank(A.double(), tau).tolist()  # float32 fast path == float64 svdvals
+    assert attention_rank(A.to(torch.bfloat16), tau).shape == (150,)  # a bf16 input is upcast
+
+
+def test_metrics_ignore_the_callers_autocast():
+    A = causal_softmax(64, 32, 3.0, seed=3)
+    with torch.autocast('cpu', dtype=torch.bfloat16):  # the probe calls them inside the forward's autocast
+        k, m = attention_rank(A), attention_mass(A)
+    assert k.tolist() == attention_rank(A).tolist() and m.tolist() == attention_mass(A).tolist()
+
+
+def test_rank_grows_with_tau():
+    A = causal_softmax(50, 32, 3.0, seed=2)
+    ks = torch.stack([attention_rank(A, t) for t in (0.8, 0.85, 0.9, 0.95)])
+    assert (ks[1:] >= ks[:-1]).all() and (ks[-1] > ks[0]).any()
+
+
+# ----------------------------------------------------------------------------- the protocol
+
+
+def test_suggest_inherit_depth():
+    assert suggest_inherit_depth([False] * 4 + [True] * 2)[0] == 4  # a lazy tail: keep what precedes it
+    depth, rule = suggest_inherit_depth([False, True, False, False])  # lazy, but not a tail: the paper's L/2
+    assert depth == 2 and 'do not form a tail' in rule
+    assert suggest_inherit_depth([False] * 12)[0] == 6
+    assert suggest_inherit_depth([True] * 6)[0] == 3
+    assert suggest_inherit_depth([False])[0] == 1
+
+
+class ScriptedModel:
+    """Stands in for a GPT: in layer 0 a sequence whose first token is even gets single-column maps (k* = m* = 1)
+    and an odd one the identity (k* = m* = 9 at tau = 0.9, T = 10); layer 1 head 1 is always single-column."""
+
+    def __init__(self):
+        self.config = GPTConfig(n_layer=2, n_head=2, n_embd=8, block_size=16, vocab_size=VOCAB)
+
+    def eval(self):
+        return self
+
+    def attention_maps(self, idx):
+        B, T = idx.shape
+        single = torch.zeros(T, T)
+        single[:, 0] = 1.0
+        even = (idx[:, 0] % 2 == 0).view(B, 1, 1, 1)
+        yield 0, torch.where(even, single, torch.eye(T)).expand(B, 2, T, T)
+        yield 1, torch.stack([torch.eye(T).expand(B, T, T), single.expand(B, T, T)], 1)
+
+
+def test_probe_averages_per_sequence_then_over_sequences():
+    tokens = np.random.default_rng(0).integers(0, VOCAB, 5000).astype(np.uint16)
+    rank, mass = probe(ScriptedModel(), tokens, num_seqs=23, seq_len=10, batch_size=4, seed=7)
+    offsets = fixed_windows(len(tokens), 10, 23, seed=7)
+    share_even = np.mean(tokens[offsets] % 2 == 0)
+    assert 0 < share_even < 1
+    expected0 = share_even * 1 + (1 - share_even) * 9  # mean of k*, not k* of the mean matrix
+    assert torch.allclose(rank[0], torch.tensor([expected0] * 2, dtype=torch.float64))
+    assert torch.allclose(mass[0], torch.tensor([expected0] * 2, dtype=torch.float64))
+    assert rank[1].tolist() == [9.0, 1.0] and mass[1].tolist() == [9.0, 1.0]
+    result = attention_probe.summarize(rank, mass)
+    assert [l['max_rank'] for l in result['layers']] == pytest.approx([expected0, 9.0])
+    assert result['layers'][1]['avg_mass'] == 5.0 and not any(l['lazy'] for l in result['layers'])
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+def crafted_model():
+    """A tiny GPT whose layers in LAZY attend only to position 0. Every block's output projections are zero, so each
+    block sees the bare embeddings; position 0 alone has a 1 in channel 0 (wte and the other wpe rows have 0 there),
+    so after ln_1 its channel 0 stands out (~5.5 against < 1). In the lazy layers the queries are a constant
+    (c_attn's q bias) and the keys read channel 0, which puts a logit gap of ~100 on key 0 for every query."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(**ARGS))
+    C, hs = ARGS['n_embd'], ARGS['n_embd'] // ARGS['n_head']
+    with torch.no_grad():
+        tr = model.transformer
+        tr.wte.weight[:, 0] = 0.0
+        tr.wpe.weight[:, 0] = 0.0
+        tr.wpe.weight[0, 0] = 1.0
+        for i, block in enumerate(tr.h):
+            for proj in (block.attn.c_proj, block.mlp.c_proj):
+                proj.weight.zero_()
+                proj.bias.zero_()
+            if i in LAZY:
+                w, b = block.attn.c_attn.weight, block.attn.c_attn.bias
+                w[:2 * C] = 0.0
+                b[:2 * C] = 0.0
+                for h in range(ARGS['n_head']):
+                    b[h * hs] = 8.0  # query of head h: 8 in its first coordinate, whatever the token
+                    w[C + h * hs, 0] = 10.0  # key of head h: 10 x channel 0 in its first coordinate
+    return model
+
+
+@pytest.fixture(scope='module')
+def setup(tmp_path_factory):
+    """A tiny dataset (uint16 bins + meta.json) and the crafted model saved as a checkpoint with model_args."""
+    root = tmp_path_factory.mktemp('probe')
+    data_dir = root / 'data' / 'toy'
+    data_dir.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    sizes = {'train': 3000, 'val': 2000}
+    for split, n in sizes.items():
+        rng.integers(0, VOCAB, n).astype(np.uint16).tofile(data_dir / f'{split}.bin')
+    (data_dir / 'meta.json').write_text(json.dumps({'tokenizer': 'toy', 'vocab_size': VOCAB, 'dtype': 'uint16',
+                                                    'eot_token': None, 'train_tokens': sizes['train'],
+                                                    'val_tokens': sizes['val'], 'source': 'random'}))
+    ckpt = root / 'run' / 'ckpt.pt'
+    save_checkpoint({'model': crafted_model().state_dict(), 'model_args': dict(ARGS), 'iter_num': 3,
+                     'best_val_loss': 9.9, 'config': {}}, ckpt)
+    return {'root': root, 'data_root': str(root / 'data'), 'ckpt': str(ckpt)}
+
+
+def config(setup, tmp_path, **overrides):
+    return {**attention_probe.DEFAULTS, 'source': setup['ckpt'], 'dataset': 'toy', 'data_root': setup['data_root'],
+            'out_dir': str(tmp_path / 'out'), 'num_seqs': 9, 'seq_len': 24, 'batch_size': 4, 'device': 'cpu',
+            **overrides}
+
+
+def test_crafted_lazy_layers_are_found(setup, tmp_path):
+    result = attention_probe.run(config(setup, tmp_path))
+    layers = result['layers']
+    assert result['lazy_layers'] == list(LAZY)
+    for layer in layers:
+        if layer['layer'] in LAZY:
+            assert layer['max_rank'] == 1.0 and layer['avg_mass'] == 1.0 and layer['near_lazy']
+        else:  # random init: near-uniform causal attention, far from rank 1
+            assert layer['max_rank'] > 2 and layer['avg_mass'] > 2 and not layer['near_lazy']
+    assert result['suggested_inherit_depth'] == LAZY[0]  # the lazy layers are the tail
+    assert result['avg_rank']['second_half'] == 1.0 and result['avg_rank']['first_half'] > 2
+    # the same windows whatever the batching, and the same numbers on a second run
+    again = attention_probe.run(config(setup, tmp_path, batch_size=9))
+    assert [l['rank_per_head'] for l in again['layers']] == [l['rank_per_head'] for l in layers]
+
+
+def test_sources_nanogpt_ckpt_and_run_dir(setup, tmp_path):
+    """A nanoGPT checkpoint (torch.compile key prefixes, no scale_attn key) and a run directory give the same probe."""
+    model, _ = load_model(setup['ckpt'])
+    nano = tmp_path / 'nanogpt.pt'
+    torch.save({'model': {'_orig_mod.' + k: v for k, v in model.state_dict().items()},
+                'model_args': {k: v for k, v in ARGS.items() if k != 'scale_attn_by_inverse_layer_idx'},
+                'iter_num': 1, 'best_val_loss': torch.tensor(3.0), 'config': {}}, nano)
+    a = attention_probe.run(config(setup, tmp_path, source=str(nano), num_seqs=3))
+    b = attention_probe.run(config(setup, tmp_path, source=os.path.dirname(setup['ckpt']), num_seqs=3))
+    assert a['lazy_layers'] == b['lazy_layers'] == list(LAZY)
+    assert a['layers'] == b['layers']
+
+
+def test_cli_writes_json_and_png(setup, tmp_path):
+    out = tmp_path / 'cli'
+    proc = run_script('attention_probe.py', f"--source={setup['ckpt']}", '--dataset=toy',
+                      f"--data_root={setup['data_root']}", f'--out_dir={out}', '--num_seqs=6', '--seq_len=20',
+                      '--tau=0.85', '--device=cpu')
+    assert 'suggested inherit depth: 2' in proc.stdout and 'MaxRank' in proc.stdout
+    result = json.loads((out / 'probe.json').read_text())
+    assert result['settings'] == {**result['settings'], 'source': setup['ckpt'], 'dataset': 'toy', 'num_seqs': 6,
+                                  'seq_len': 20, 'tau': 0.85, 'eta': 0.9, 'seed': 1337}
+    assert len(result['layers']) == ARGS['n_layer'] and result['suggested_inherit_depth'] == 2
+    for i, layer in enumerate(result['layers']):
+        assert layer['layer'] == i and len(layer['rank_per_head']) == len(layer['mass_per_head']) == ARGS['n_head']
+        assert all(1 <= v <= 20 for v in layer['rank_per_head'] + layer['mass_per_head'])
+        assert layer['max_rank'] == max(layer['rank_per_head'])
+        assert layer['avg_mass'] == pytest.approx(sum(layer['mass_per_head']) / ARGS['n_head'])
+        assert layer['lazy'] == (layer['max_rank'] == 1) and isinstance(layer['near_lazy'], bool)
+    png = (out / 'probe.png').read_bytes()
+    assert png[:8] == b'\x89PNG\r\n\x1a\n'
+    import matplotlib.image
+    height, width, _ = matplotlib.image.imread(out / 'probe.png').shape
+    assert height > 100 and width > 300
+    assert sorted(os.listdir(out)) == ['probe.json', 'probe.png']  # no temp files left behind
+
+
+@pytest.mark.parametrize('overrides, message', [
+    ({'seq_len': 49}, 'block_size 48'),
+    ({'dataset': 'nope'}, 'nope/val.bin not found'),
+    ({'source': 'no-such-model'}, 'model source'),
+    ({'source': ''}, 'no model given'),
+    ({'tau': 1.5}, 'must lie in (0, 1]'),
+    ({'num_seqs': 0}, 'at least 1'),
+    ({'seq_len': 2000}, 'too few for windows'),
+])
+def test_bad_inputs_fail_in_one_line_and_write_nothing(setup, tmp_path, overrides, message):
+    with pytest.raises(SystemExit) as e:
+        attention_probe.run(config(setup, tmp_path, **overrides))
+    text = str(e.value)
+    assert text.startswith('error: ') and message in text and '\n' not in text
+    assert not (tmp_path / 'out').exists()
+
+
+def test_cli_bad_input_exit_code(setup, tmp_path):
+    proc = run_script('attention_probe.py', f"--source={setup['ckpt']}", '--dataset=toy',
+                      f"--data_root={setup['data_root']}", f'--out_dir={tmp_path / "out"}', '--seq_len=64',
+                      check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and proc.stderr.startswith('error: ')
+    assert 'block_size' in proc.stderr and not (tmp_path / 'out').exists()
