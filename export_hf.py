@@ -46,7 +46,7 @@ def hf_config(cfg):
         "n_layer": cfg.n_layer,
         "n_head": cfg.n_head,
         "n_inner": None,  # 4 * n_embd
-        "activation_function": "gelu_new",
+        "activation_function": "gelu_new" if cfg.gelu_approximate == "tanh" else "gelu",  # "gelu" is HF's exact GELU
         "resid_pdrop": cfg.dropout,
         "embd_pdrop": cfg.dropout,
         "attn_pdrop": cfg.dropout,

@@ -1,7 +1,8 @@
 """GPT-2 in one file, nanoGPT-compatible (same module names and state-dict keys).
 
 Differences from nanoGPT that matter for Inheritune:
-- GELU is GPT-2's tanh approximation, so imported Hugging Face GPT-2 weights give the same logits.
+- GELU is GPT-2's tanh approximation, so imported Hugging Face GPT-2 weights give the same logits (checkpoints
+  written by nanoGPT, which uses the exact GELU, keep theirs: gelu_approximate='none').
 - scale_attn_by_inverse_layer_idx divides block i's attention logits by an extra (i+1), as HF GPT-2 and the
   paper's models do.
 - An explicit attention path hands every layer's post-softmax attention matrix to a hook, for the lazy-layer probe.
@@ -29,6 +30,7 @@ class GPTConfig:
     dropout: float = 0.0
     bias: bool = True  # biases in Linears and LayerNorms, like GPT-2; False is a bit better and faster
     scale_attn_by_inverse_layer_idx: bool = False
+    gelu_approximate: str = "tanh"  # GPT-2's tanh GELU; "none" is the exact erf GELU that nanoGPT uses
 
     @classmethod
     def from_dict(cls, args):
@@ -36,6 +38,8 @@ class GPTConfig:
         unknown = sorted(set(args) - known)
         if unknown:
             fail(f"model_args has unknown keys {unknown}; this checkpoint is not from a GPT-2 model of this project or nanoGPT")
+        if "gelu_approximate" not in args:  # a nanoGPT checkpoint: keep its exact GELU so the logits stay its own
+            args = {**args, "gelu_approximate": "none"}
         return cls(**args)
 
 
@@ -93,7 +97,7 @@ class MLP(nn.Module):
     def __init__(self, config):
         super().__init__()
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
-        self.gelu = nn.GELU(approximate="tanh")  # GPT-2's "gelu_new"
+        self.gelu = nn.GELU(approximate=config.gelu_approximate)
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
@@ -215,8 +219,10 @@ class GPT(nn.Module):
             hf = json.load(f)
         if hf.get("model_type", "gpt2") != "gpt2":
             fail(f"{config_path} describes a {hf.get('model_type')!r} model; only GPT-2 can be imported")
-        if hf.get("activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
-            fail(f"{config_path} uses activation {hf['activation_function']!r}; this model implements GPT-2's tanh GELU only")
+        activations = {"gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "gelu": "none"}
+        activation = hf.get("activation_function", "gelu_new")
+        if activation not in activations:
+            fail(f"{config_path} uses activation {activation!r}; this model implements the GELUs {sorted(activations)} only")
         # settings this implementation does not have would silently change the logits; refuse them
         unsupported = {"layer_norm_epsilon": 1e-5, "scale_attn_weights": True, "tie_word_embeddings": True, "n_inner": None}
         for key, expected in unsupported.items():
@@ -224,7 +230,8 @@ class GPT(nn.Module):
                 fail(f"{config_path} sets {key}={hf[key]!r}; this GPT-2 implementation supports only {expected!r}")
         config_args = dict(block_size=hf.get("n_positions", 1024), vocab_size=hf["vocab_size"], n_layer=hf["n_layer"],
                            n_head=hf["n_head"], n_embd=hf["n_embd"], bias=True,
-                           scale_attn_by_inverse_layer_idx=bool(hf.get("scale_attn_by_inverse_layer_idx", False)))
+                           scale_attn_by_inverse_layer_idx=bool(hf.get("scale_attn_by_inverse_layer_idx", False)),
+                           gelu_approximate=activations[activation])
         config_args.update(override_args or {})
         model = cls(GPTConfig(**config_args))
 

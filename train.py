@@ -181,7 +181,7 @@ def train(cfg):
 
     torch.manual_seed(cfg['seed'] + rank)
     model, resume_ckpt, provenance = build_model(cfg, meta['vocab_size'], device)
-    model_args = {k: getattr(model.config, k) for k in MODEL_KEYS}
+    model_args = dataclasses.asdict(model.config)
     if cfg['block_size'] > model.config.block_size:
         fail(f"block_size={cfg['block_size']} is larger than the model's context ({model.config.block_size}); lower --block_size")
     if meta['vocab_size'] > model.config.vocab_size:

@@ -24,7 +24,7 @@ def make_checkpoint(path, seed=0, **overrides):
                 p.add_(0.1 * torch.randn_like(p))
             elif "c_attn" in name:
                 p.mul_(10)
-    save_checkpoint({"model": model.state_dict(), "model_args": args, "iter_num": 0, "best_val_loss": 1e9,
+    save_checkpoint({"model": model.state_dict(), "model_args": vars(model.config), "iter_num": 0, "best_val_loss": 1e9,
                      "config": {}}, path)
     return model.eval()
 
@@ -73,7 +73,7 @@ def test_export_of_nanogpt_checkpoint_file_and_small_vocab(tmp_path):
     """A nanoGPT checkpoint file (compiled: '_orig_mod.' keys) with a vocab too small to hold GPT-2's EOT id."""
     args = dict(block_size=16, vocab_size=65, n_layer=2, n_head=2, n_embd=16, dropout=0.2, bias=False)
     torch.manual_seed(0)
-    model = GPT(GPTConfig(**args)).eval()
+    model = GPT(GPTConfig(**args, gelu_approximate="none")).eval()  # nanoGPT's exact GELU
     ckpt = {"model": {"_orig_mod." + k: v for k, v in model.state_dict().items()}, "model_args": args,
             "iter_num": 5000, "best_val_loss": torch.tensor(1.47), "config": {"dataset": "shakespeare_char"}}
     torch.save(ckpt, tmp_path / "ckpt.pt")
@@ -81,6 +81,7 @@ def test_export_of_nanogpt_checkpoint_file_and_small_vocab(tmp_path):
     run_script("export_hf.py", f"--ckpt={tmp_path / 'ckpt.pt'}", f"--out_dir={out}")
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["bos_token_id"] is None and cfg["eos_token_id"] is None
+    assert cfg["activation_function"] == "gelu"  # HF's exact GELU, so transformers computes what nanoGPT did
     assert cfg["resid_pdrop"] == 0.2  # the model's dropout; transformers applies it in train mode only
     idx = torch.randint(0, 65, (1, 16), generator=torch.Generator().manual_seed(2))
     with torch.no_grad():

@@ -14,7 +14,7 @@ from conftest import REPO, run_script
 from model import GPT, GPTConfig
 
 SRC = dict(block_size=32, vocab_size=96, n_layer=6, n_head=4, n_embd=64, dropout=0.0, bias=True,
-           scale_attn_by_inverse_layer_idx=False)
+           scale_attn_by_inverse_layer_idx=False, gelu_approximate='tanh')
 PARTS = {'attn': ('attn.',), 'mlp': ('mlp.',), 'ln': ('ln_1.', 'ln_2.')}  # state-dict prefixes inside a block
 
 
@@ -33,8 +33,8 @@ def sources(tmp_path_factory):
     optimizer.step()
     save_checkpoint({'model': model.state_dict(), 'optimizer': optimizer.state_dict(), 'model_args': dict(SRC),
                      'iter_num': 5, 'best_val_loss': 3.25, 'config': {'dataset': 'toy'}}, root / 'ckpt.pt')
-    # nanoGPT: torch.compile'd keys, its model_args (no scale_attn_by_inverse_layer_idx), best_val_loss a tensor
-    nano_args = {k: v for k, v in SRC.items() if k != 'scale_attn_by_inverse_layer_idx'}
+    # nanoGPT: torch.compile'd keys, its model_args (no scale_attn_by_inverse_layer_idx, exact GELU), best_val_loss a tensor
+    nano_args = {k: v for k, v in SRC.items() if k not in ('scale_attn_by_inverse_layer_idx', 'gelu_approximate')}
     torch.save({'model': {'_orig_mod.' + k: v for k, v in model.state_dict().items()}, 'model_args': nano_args,
                 'iter_num': 7, 'best_val_loss': torch.tensor(3.5), 'config': {}}, root / 'nanogpt.pt')
 
@@ -78,7 +78,7 @@ def full_logits(model, idx):
 def test_default_copies_embeddings_first_blocks_and_ln_f(tmp_path, sources, kind):
     src = source_state(sources[kind])
     ckpt = run_inherit(tmp_path, f'--source={sources[kind]}', '--n_layer=3')
-    assert ckpt['model_args'] == dict(SRC, n_layer=3)
+    assert ckpt['model_args'] == dict(SRC, n_layer=3) | ({'gelu_approximate': 'none'} if kind == 'nanogpt' else {})
     assert (ckpt['iter_num'], ckpt['best_val_loss'], ckpt['config']) == (0, 1e9, {})
     assert 'optimizer' not in ckpt
     tgt = ckpt['model']

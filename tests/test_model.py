@@ -241,7 +241,7 @@ def test_load_model_reads_a_nanogpt_checkpoint(tmp_path):
     plus the causal-mask buffers that nanoGPT's non-flash attention kept in its state dict."""
     torch.manual_seed(0)
     args = dict(n_layer=2, n_head=4, n_embd=48, block_size=32, bias=False, vocab_size=101, dropout=0.0)
-    model = GPT(GPTConfig(**args))
+    model = GPT(GPTConfig(**args, gelu_approximate="none"))  # nanoGPT's MLP uses the exact GELU
     opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu")
     sd = {"_orig_mod." + k: v for k, v in model.state_dict().items()}
     for i in range(2):
@@ -254,6 +254,7 @@ def test_load_model_reads_a_nanogpt_checkpoint(tmp_path):
     for source in (run_dir, run_dir / "ckpt.pt"):
         loaded, info = load_model(str(source))
         assert info["iter_num"] == 250 and info["best_val_loss"] == 2.5 and info["model_args"]["bias"] is False
+        assert info["model_args"]["gelu_approximate"] == "none"
         for k, v in model.state_dict().items():
             assert torch.equal(loaded.state_dict()[k], v), k
         assert loaded.lm_head.weight is loaded.transformer.wte.weight

@@ -17,7 +17,7 @@ def save_random_checkpoint(path, config=None, **model_args):
     args = dict(block_size=32, vocab_size=50304, n_layer=2, n_head=2, n_embd=32, bias=False) | model_args
     torch.manual_seed(0)
     model = GPT(GPTConfig(**args))
-    save_checkpoint({"model": model.state_dict(), "model_args": args, "iter_num": 0, "best_val_loss": 1e9,
+    save_checkpoint({"model": model.state_dict(), "model_args": vars(model.config), "iter_num": 0, "best_val_loss": 1e9,
                      "config": config or {}}, path)
 
 
