@@ -48,11 +48,15 @@ def model_from_checkpoint(ckpt, path="checkpoint"):
     """Build a GPT from a loaded checkpoint dict, with a clear error when the weights do not fit model_args."""
     model = GPT(GPTConfig.from_dict(ckpt["model_args"]))
     state = {k: v for k, v in ckpt["model"].items() if not k.endswith(".attn.bias")}  # old nanoGPT mask buffers
-    result = model.load_state_dict(state, strict=False)
-    problems = list(result.missing_keys) + list(result.unexpected_keys)
-    if problems:
-        fail(f"{path} does not match its model_args: {len(result.missing_keys)} missing and "
-             f"{len(result.unexpected_keys)} unexpected keys (first: {problems[0]})")
+    expected = model.state_dict()
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    if missing or unexpected:
+        fail(f"{path} does not match its model_args: {len(missing)} missing and {len(unexpected)} unexpected keys "
+             f"(first: {(missing + unexpected)[0]})")
+    for k, v in state.items():
+        if v.shape != expected[k].shape:
+            fail(f"{path} does not match its model_args: {k} has shape {tuple(v.shape)}, model_args imply {tuple(expected[k].shape)}")
+    model.load_state_dict(state)
     return model
 
 

@@ -131,6 +131,8 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(shakespeare_root, tmp_pat
     (["--init_from=resume"], "not found"),
     (["--n_embd=33"], "divisible"),
     (["--gradient_accumulation_steps=0"], "at least 1"),
+    (["--dropout=1.5"], "dropout must be in [0, 1)"),
+    (["--dtype=float8"], "dtype"),
     (["config/does_not_exist.py"], "not found"),
 ])
 def test_bad_input_is_one_line_error_and_writes_nothing(shakespeare_root, tmp_path, extra, message):
@@ -140,3 +142,17 @@ def test_bad_input_is_one_line_error_and_writes_nothing(shakespeare_root, tmp_pa
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], proc.stderr
     assert not out_dir.exists()
+
+
+def test_incompatible_or_corrupt_checkpoint_is_one_line_error(shakespeare_root, tmp_path):
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a checkpoint")
+    wrong = tmp_path / "wrong.pt"  # weights that do not fit the model_args stored beside them
+    torch.save({"model": {"transformer.wte.weight": torch.zeros(3, 3)}, "model_args": {"n_layer": 1, "n_embd": 8,
+                "n_head": 2, "block_size": 8, "vocab_size": 3}}, wrong)
+    for path, message in ((corrupt, "could not read checkpoint"), (wrong, "does not match its model_args")):
+        out_dir = tmp_path / f"run_{path.stem}"
+        proc = run_script(*tiny(shakespeare_root, out_dir, f"--init_from={path}", "--max_iters=1"), check=False)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 1 and len(lines) == 1 and message in lines[0], proc.stderr
+        assert not out_dir.exists()
