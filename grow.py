@@ -80,7 +80,7 @@ def write_report(state, out_dir, compare_runs):
     for r in state['rounds']:
         lines.append(f"| Inheritune round | {r['n_layer']} | {r['val_loss']:.4f} | {r['val_loss'] - ref:+.4f} | {r['steps']} | "
                      f"{r['tokens']:,} | {r['wall_s']:.0f} |")
-    curves = [(f"{r['n_layer']} layers", val_curve(os.path.join(out_dir, f"round_{r['n_layer']}"))) for r in state['rounds']]
+    curves = [(f"Inheritune, {r['n_layer']} layers", val_curve(os.path.join(out_dir, f"round_{r['n_layer']}"))) for r in state['rounds']]
     for run_dir in compare_runs:
         ckpt = load_checkpoint(run_dir)
         steps, losses = val_curve(run_dir)
@@ -175,7 +175,8 @@ def grow(cfg):
                 print(f"round {depth} layers: {describe(ckpt['inherit'])}")
             if ddp:
                 dist.barrier()  # the other ranks read init.pt
-            result = train.train({**train_cfg, 'out_dir': round_dir, 'init_from': 'resume' if resuming else init_path})
+            result = train.train({**train_cfg, 'n_layer': depth, 'out_dir': round_dir,
+                                  'init_from': 'resume' if resuming else init_path})
             val_loss = result['val_loss']
             record = {'n_layer': depth, 'val_loss': val_loss, 'steps': result['iter_num'],
                       'tokens': result['iter_num'] * tokens_per_step, 'wall_s': result['wall_s'],
