@@ -71,13 +71,11 @@ def load_model(source, device="cpu"):
         model = GPT.from_pretrained(source)
         info = {"kind": "hf", "source": source}
     else:
-        try:
-            ckpt = load_checkpoint(source)
-        except SystemExit:
-            if not os.path.exists(source) and os.sep not in source and not source.endswith(".pt"):
-                fail(f"model source {source!r} not found: give a checkpoint file, a run directory with ckpt.pt, "
-                     f"one of {', '.join(HUB_MODELS)}, or a local HF GPT-2 directory")
-            raise
+        if not os.path.exists(source) and os.sep not in source and not source.endswith(".pt"):
+            # a bare name that is no file: most likely a mistyped hub name, so list what is accepted
+            fail(f"model source {source!r} not found: give a checkpoint file, a run directory with ckpt.pt, "
+                 f"one of {', '.join(HUB_MODELS)}, or a local HF GPT-2 directory")
+        ckpt = load_checkpoint(source)
         model = model_from_checkpoint(ckpt, source)
         info = {"kind": "checkpoint", "source": source, "iter_num": ckpt.get("iter_num"),
                 "best_val_loss": float(ckpt["best_val_loss"]) if "best_val_loss" in ckpt else None,
