@@ -263,6 +263,9 @@ def train(cfg):
         keep_metrics_before(metrics_path, iter_num if cfg['init_from'] == 'resume' else 0)
         print(f"{raw_model.get_num_params() / 1e6:.2f}M parameters, {tokens_per_iter:,} tokens per iteration "
               f"({grad_accum} x {cfg['batch_size']} x {cfg['block_size']}), {world_size} process(es), {device}, {ptdtype}")
+        if raw_model.estimate_mfu(1, 1.0, ptdtype) is None:
+            name = torch.cuda.get_device_name(device) if device_type == 'cuda' else device_type
+            print(f"note: MFU is not reported: no known peak FLOP/s for {name} (see GPU_PEAK_FLOPS in model.py)")
 
     def log(record):
         if master and not cfg['eval_only']:
