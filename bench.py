@@ -57,8 +57,6 @@ def bench(cfg):
     model = build_model(cfg, GPT2_VOCAB, device)[0]
     model.to(device)
     block_size = cfg["block_size"]
-    if block_size > model.config.block_size:
-        fail(f"block_size={block_size} is larger than the model's context ({model.config.block_size}); lower --block_size")
     optimizer = model.configure_optimizers(cfg["weight_decay"], cfg["learning_rate"], (cfg["beta1"], cfg["beta2"]), device_type)
     scaler = torch.amp.GradScaler(device_type, enabled=(ptdtype == torch.float16))
     use_compile = cfg["compile"] if cfg["compile"] is not None else device_type == "cuda"

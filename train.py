@@ -114,31 +114,34 @@ def check_config(cfg):
 
 def build_model(cfg, data_vocab_size, device):
     """The model to train, the checkpoint to resume (or None), and the model's inheritance provenance (or None)."""
-    init_from = cfg['init_from']
+    init_from, resume_ckpt, provenance = cfg['init_from'], None, None
     if init_from == 'scratch':
         model_args = {k: cfg[k] for k in MODEL_KEYS}
         if model_args['vocab_size'] is None:
             model_args['vocab_size'] = 64 * math.ceil(data_vocab_size / 64)
-        return GPT(GPTConfig(**model_args)), None, None
-    if init_from == 'resume':
-        ckpt = load_checkpoint(os.path.join(cfg['out_dir'], 'ckpt.pt'), map_location=device)
-        if 'optimizer' not in ckpt:
+        model = GPT(GPTConfig(**model_args))
+    elif init_from == 'resume':
+        resume_ckpt = load_checkpoint(os.path.join(cfg['out_dir'], 'ckpt.pt'), map_location=device)
+        if 'optimizer' not in resume_ckpt:
             fail(f"{cfg['out_dir']}/ckpt.pt has no optimizer state, so it cannot be resumed; use --init_from=PATH to start from its weights")
-        return model_from_checkpoint(ckpt, cfg['out_dir']), ckpt, ckpt.get('inherit')
-    model, info = load_model(init_from)
-    provenance = info.get('inherit')
-    if cfg['inherit_layers'] is not None:
-        spec = cfg['inherit_layers']
-        layers = select_layers(spec, '', model.config.n_layer) if isinstance(spec, int) else select_layers(None, str(spec), model.config.n_layer)
-        ckpt = inherit(model, info, layers)
-        model, provenance = model_from_checkpoint(ckpt, init_from), ckpt['inherit']
-    if model.config.dropout != cfg['dropout']:
-        rebuilt = GPT(dataclasses.replace(model.config, dropout=cfg['dropout']))
-        rebuilt.load_state_dict(model.state_dict())
-        model = rebuilt
-    if cfg['block_size'] < model.config.block_size:
-        model.crop_block_size(cfg['block_size'])
-    return model, None, provenance
+        model, provenance = model_from_checkpoint(resume_ckpt, cfg['out_dir']), resume_ckpt.get('inherit')
+    else:
+        model, info = load_model(init_from)
+        provenance = info.get('inherit')
+        if cfg['inherit_layers'] is not None:
+            spec = cfg['inherit_layers']
+            layers = select_layers(spec, '', model.config.n_layer) if isinstance(spec, int) else select_layers(None, str(spec), model.config.n_layer)
+            ckpt = inherit(model, info, layers)
+            model, provenance = model_from_checkpoint(ckpt, init_from), ckpt['inherit']
+        if model.config.dropout != cfg['dropout']:
+            rebuilt = GPT(dataclasses.replace(model.config, dropout=cfg['dropout']))
+            rebuilt.load_state_dict(model.state_dict())
+            model = rebuilt
+        if cfg['block_size'] < model.config.block_size:
+            model.crop_block_size(cfg['block_size'])
+    if cfg['block_size'] > model.config.block_size:
+        fail(f"block_size={cfg['block_size']} is larger than the model's context ({model.config.block_size}); lower --block_size")
+    return model, resume_ckpt, provenance
 
 
 def train_step(model, optimizer, scaler, autocast, batches, grad_clip, ddp=False):
@@ -182,8 +185,6 @@ def train(cfg):
     torch.manual_seed(cfg['seed'] + rank)
     model, resume_ckpt, provenance = build_model(cfg, meta['vocab_size'], device)
     model_args = dataclasses.asdict(model.config)
-    if cfg['block_size'] > model.config.block_size:
-        fail(f"block_size={cfg['block_size']} is larger than the model's context ({model.config.block_size}); lower --block_size")
     if meta['vocab_size'] > model.config.vocab_size:
         fail(f"dataset {cfg['dataset']} has token ids up to {meta['vocab_size']} but the model's vocab_size is {model.config.vocab_size}")
     if master and cfg['init_from'] not in ('scratch', 'resume'):
