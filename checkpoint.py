@@ -78,7 +78,7 @@ def load_model(source, device="cpu"):
         ckpt = load_checkpoint(source)
         model = model_from_checkpoint(ckpt, source)
         info = {"kind": "checkpoint", "source": source, "iter_num": ckpt.get("iter_num"),
-                "best_val_loss": float(ckpt["best_val_loss"]) if "best_val_loss" in ckpt else None,
+                "best_val_loss": None if ckpt.get("best_val_loss") is None else float(ckpt["best_val_loss"]),
                 "inherit": ckpt.get("inherit"), "config": ckpt.get("config", {})}
     info["model_args"] = {k: getattr(model.config, k) for k in GPTConfig.__dataclass_fields__}
     return model.to(device), info

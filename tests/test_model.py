@@ -263,6 +263,16 @@ def test_load_model_reads_a_nanogpt_checkpoint(tmp_path):
             assert torch.equal(full_logits(loaded.eval(), idx), full_logits(model.eval(), idx))
 
 
+def test_load_model_takes_a_checkpoint_without_history(tmp_path):
+    """A checkpoint written by hand (weights and model_args, best_val_loss None) loads with no history."""
+    model = GPT(GPTConfig(**SMALL))
+    path = tmp_path / "bare.pt"
+    torch.save({"model": model.state_dict(), "model_args": vars(model.config), "best_val_loss": None}, path)
+    loaded, info = load_model(str(path))
+    assert info["best_val_loss"] is None and info["iter_num"] is None
+    assert torch.equal(loaded.transformer.h[2].mlp.c_fc.weight, model.transformer.h[2].mlp.c_fc.weight)
+
+
 def write_hf_dir(path, config=None, weights=None):
     path.mkdir()
     if config is not None:
