@@ -42,6 +42,19 @@ def cpu_name():
         return platform.processor() or platform.machine()
 
 
+def device_name(device_type):
+    if device_type == "cuda":
+        return torch.cuda.get_device_name()
+    return f"{cpu_name()}, torch threads={torch.get_num_threads()}"
+
+
+def peak_memory(device_type):
+    """(MiB, what was measured): CUDA's max_memory_allocated since the last reset, else the process's peak RSS."""
+    if device_type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20, "cuda max_memory_allocated"
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "peak RSS"  # Linux reports KiB
+
+
 def random_batches(cfg, vocab_size, device):
     return [(torch.randint(vocab_size, (cfg["batch_size"], cfg["block_size"]), device=device),
              torch.randint(vocab_size, (cfg["batch_size"], cfg["block_size"]), device=device))
@@ -79,14 +92,9 @@ def bench(cfg):
     dt = statistics.median(times)
     tokens_per_iter = cfg["gradient_accumulation_steps"] * cfg["batch_size"] * block_size
     mfu = model.estimate_mfu(cfg["batch_size"] * cfg["gradient_accumulation_steps"], dt, ptdtype)
-    if device_type == "cuda":
-        device_name = torch.cuda.get_device_name()
-        peak_mib, memory_kind = torch.cuda.max_memory_allocated() / 2**20, "cuda max_memory_allocated"
-    else:
-        device_name = f"{cpu_name()}, torch threads={torch.get_num_threads()}"
-        peak_mib, memory_kind = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "peak RSS"  # Linux: KiB
+    peak_mib, memory_kind = peak_memory(device_type)
     return {
-        "device": device, "device_name": device_name, "dtype": str(ptdtype).removeprefix("torch."), "compile": use_compile,
+        "device": device, "device_name": device_name(device_type), "dtype": str(ptdtype).removeprefix("torch."), "compile": use_compile,
         "params_m": model.get_num_params() / 1e6, "n_layer": model.config.n_layer, "n_head": model.config.n_head,
         "n_embd": model.config.n_embd, "batch_size": cfg["batch_size"], "block_size": block_size,
         "gradient_accumulation_steps": cfg["gradient_accumulation_steps"], "tokens_per_iter": tokens_per_iter,
