@@ -16,7 +16,6 @@ is lazy when MaxRank(l) = 1 and near-lazy when MaxRank(l) <= near_lazy. Prints a
 inherit depth (the first lazy layer when the lazy layers form the model's tail, else the paper's L/2), and writes
 out_dir/probe.json and out_dir/probe.png.
 """
-import json
 import math
 import os
 import sys
@@ -28,7 +27,7 @@ import torch
 from tqdm import tqdm
 
 from checkpoint import load_model
-from common import atomic_write, fail, setup_device
+from common import atomic_write, fail, setup_device, write_json
 from configurator import configure
 from data import fixed_windows, get_batch, load_meta, open_tokens
 
@@ -269,9 +268,7 @@ def run(cfg):
 
     with atomic_write(os.path.join(cfg['out_dir'], 'probe.png')) as tmp:
         plot(result, tmp)
-    with atomic_write(os.path.join(cfg['out_dir'], 'probe.json')) as tmp:
-        with open(tmp, 'w') as f:
-            json.dump(result, f, indent=1)
+    write_json(result, os.path.join(cfg['out_dir'], 'probe.json'))
     print(f"wrote {os.path.join(cfg['out_dir'], 'probe.json')} and probe.png")
     return result
 

@@ -1,5 +1,6 @@
 """Small helpers shared by every script: user-facing errors, atomic writes, device/dtype choice, DDP setup."""
 import ctypes
+import json
 import os
 import tempfile
 from contextlib import contextmanager, nullcontext
@@ -28,6 +29,11 @@ def atomic_write(path):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def write_json(obj, path):
+    with atomic_write(path) as tmp, open(tmp, "w") as f:
+        json.dump(obj, f, indent=2)
 
 
 def cpu_supports_bf16():

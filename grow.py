@@ -1,8 +1,9 @@
 """
 Inheritune's Algorithm 1, automated: inherit the first l blocks of a reference model, train, evaluate, and grow
-l by step_layers until the val loss reaches the reference's (plus tolerance) or l reaches max_layers.
+l by step_layers (the last step capped at max_layers) until the val loss reaches the reference's (plus tolerance)
+or l reaches max_layers.
 
-    python grow.py config/grow_shakespeare.py
+    python grow.py config/shakespeare_grow.py
     torchrun --standalone --nproc_per_node=8 grow.py config/grow_gpt2m.py
 
 Every train.py key sets the per-round training (each round trains max_iters steps with a fresh optimizer and the
@@ -19,7 +20,7 @@ import torch.distributed as dist
 
 import train
 from checkpoint import load_checkpoint, load_model, save_checkpoint
-from common import atomic_write, fail, init_distributed
+from common import atomic_write, fail, init_distributed, write_json
 from configurator import configure
 from inherit import describe, inherit, parse_parts
 
@@ -39,11 +40,6 @@ compare_runs = ''  # comma-separated train.py out_dirs (e.g. a same-depth random
 # -----------------------------------------------------------------------------
 GROW_DEFAULTS = {k: v for k, v in globals().items() if not k.startswith('_') and isinstance(v, (int, float, bool, str, type(None)))}
 DEFAULTS = {**train.DEFAULTS, 'out_dir': 'out/grow', **GROW_DEFAULTS}
-
-
-def write_json(obj, path):
-    with atomic_write(path) as tmp, open(tmp, 'w') as f:
-        json.dump(obj, f, indent=2)
 
 
 def round_init(cfg, depth, ref_model, ref_info, parts, previous_round_dir):
@@ -186,9 +182,9 @@ def grow(cfg):
                 write_json(state, state_path)
                 write_report(state, out_dir, compare_runs)
         previous_dir = round_dir
-        if val_loss <= target or depth + cfg['step_layers'] > stop:
+        if val_loss <= target or depth >= stop:
             break
-        depth += cfg['step_layers']
+        depth = min(depth + cfg['step_layers'], stop)  # a step that overshoots max_layers still ends with a round at it
 
     state['result'] = (f"reached the reference with {depth} layers (val loss {val_loss:.4f} <= {target:.4f})" if val_loss <= target
                        else f"stopped at max_layers={depth}: val loss {val_loss:.4f} is still above {target:.4f}")

@@ -15,11 +15,12 @@ case "$mode" in
   *) echo "error: mode must be quick or full, got '$mode'" >&2; exit 1 ;;
 esac
 half=$( [ "$mode" = quick ] && echo 3 || echo 6 )
+ref=$out/ref_$((2 * half))  # full mode: the same directories as the configs, so the steps can be rerun one by one
 
 python prepare_shakespeare.py
-python train.py config/shakespeare_ref.py "${sizes[@]}" --out_dir=$out/ref
-python attention_probe.py --source=$out/ref --dataset=shakespeare --out_dir=$out/probe "${probe[@]}"
+python train.py config/shakespeare_ref.py "${sizes[@]}" --out_dir=$ref
+python attention_probe.py --source=$ref --dataset=shakespeare --out_dir=$out/probe "${probe[@]}"
 python train.py config/shakespeare_baseline.py "${sizes[@]}" --n_layer=$half --out_dir=$out/random_$half
-python grow.py config/shakespeare_grow.py "${sizes[@]}" --reference=$out/ref/ckpt.pt --out_dir=$out/grow \
+python grow.py config/shakespeare_grow.py "${sizes[@]}" --reference=$ref/ckpt.pt --out_dir=$out/grow \
   --compare_runs=$out/random_$half
 cat $out/grow/grow.md

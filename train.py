@@ -27,7 +27,7 @@ from common import atomic_write, fail, init_distributed, setup_device
 from configurator import configure
 from data import fixed_windows, get_batch, load_meta, open_tokens
 from inherit import inherit, select_layers
-from model import GPT, GPTConfig
+from model import GPT, GPTConfig, peak_flops
 
 # -----------------------------------------------------------------------------
 # default config values: GPT-2 124M on OpenWebText, as in nanoGPT
@@ -264,7 +264,7 @@ def train(cfg):
         keep_metrics_before(metrics_path, iter_num if cfg['init_from'] == 'resume' else 0)
         print(f"{raw_model.get_num_params() / 1e6:.2f}M parameters, {tokens_per_iter:,} tokens per iteration "
               f"({grad_accum} x {cfg['batch_size']} x {cfg['block_size']}), {world_size} process(es), {device}, {ptdtype}")
-        if raw_model.estimate_mfu(1, 1.0, ptdtype) is None:
+        if peak_flops(torch.device(device), ptdtype) is None:
             name = torch.cuda.get_device_name(device) if device_type == 'cuda' else device_type
             print(f"note: MFU is not reported: no known peak FLOP/s for {name} (see GPU_PEAK_FLOPS in model.py)")
 

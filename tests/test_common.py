@@ -4,6 +4,8 @@ import sys
 
 import pytest
 
+from conftest import REPO
+
 TRAIN_STEPS = """
 import resource, sys, torch
 from common import keep_freed_cpu_memory
@@ -32,7 +34,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 def test_training_steps_reuse_freed_memory_instead_of_page_faulting():
     """By default glibc unmaps every freed block over 32 MiB, so each step page-faults its logits-sized blocks back
     in (~100K faults a step here); with keep_freed_cpu_memory() they come back from the heap."""
-    faults = {mode: int(subprocess.run([sys.executable, "-c", TRAIN_STEPS, mode], check=True, capture_output=True,
-                                       text=True).stdout) for mode in ("default", "keep")}
+    faults = {mode: int(subprocess.run([sys.executable, "-c", TRAIN_STEPS, mode], cwd=REPO, check=True,
+                                       capture_output=True, text=True).stdout) for mode in ("default", "keep")}
     assert faults["default"] > 5 * 50_000
     assert faults["keep"] < faults["default"] / 5

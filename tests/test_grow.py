@@ -89,6 +89,15 @@ def test_continue_mode_keeps_trained_blocks(shakespeare_root, reference, tmp_pat
     assert not torch.equal(init4["transformer.h.1.mlp.c_fc.weight"], ref_sd["transformer.h.1.mlp.c_fc.weight"])
 
 
+def test_last_step_is_capped_at_max_layers(shakespeare_root, reference, tmp_path):
+    # 1 -> 3 -> 5 would overshoot the 4-layer reference; the last round is at max_layers = 4 instead
+    out_dir = tmp_path / "capped"
+    run_script(*grow_args(shakespeare_root, reference, out_dir, "--start_layers=1", "--step_layers=2", "--max_iters=1",
+                          "--eval_interval=1", "--lr_decay_iters=1"))
+    state = load_json(out_dir / "grow.json")
+    assert [r["n_layer"] for r in state["rounds"]] == [1, 3, 4] and "stopped at max_layers=4" in state["result"]
+
+
 def test_grow_under_torchrun_matches_one_process(shakespeare_root, reference, tmp_path):
     extra = ["--max_iters=2", "--eval_interval=2", "--lr_decay_iters=2"]
     run_script(*grow_args(shakespeare_root, reference, tmp_path / "one", *extra))
