@@ -4,7 +4,8 @@
 
 A config file is plain Python whose assignments override the defaults. Every key must already exist and keep
 its type (ints are accepted where floats are expected; a None default accepts anything), so a typo stops the run
-with a one-line error instead of silently training with the default.
+with a one-line error instead of silently training with the default. A bare comma list on the command line
+(--inherit_layers=0,2,4,6) is a Python list, as in a config file.
 """
 import difflib
 import os
@@ -55,6 +56,8 @@ def configure(defaults, argv):
                 value = literal_eval(raw)
             except (ValueError, SyntaxError):
                 value = raw  # a bare string such as --dataset=shakespeare
+            if isinstance(value, tuple):
+                value = list(value)  # --inherit_layers=0,2,4,6 means the list a config file would write [0, 2, 4, 6]
             if isinstance(defaults.get(key), str) and not isinstance(value, str):
                 value = raw  # --out_dir=123 means the string '123'
             config[key] = _check(key, value, defaults, f"--{key}")

@@ -7,10 +7,11 @@ or l reaches max_layers.
     torchrun --standalone --nproc_per_node=8 grow.py config/grow_gpt2m.py
 
 Every train.py key sets the per-round training (each round trains max_iters steps with a fresh optimizer and the
-warmup + cosine schedule). grow_mode='paper' (default) builds every round from the reference; 'continue' keeps the
+warmup + cosine schedule); train.py's inherit_* keys (block parts, wpe, ln_f, width) say what each round inherits,
+while grow.py picks its blocks (0..l-1). grow_mode='paper' (default) builds every round from the reference; 'continue' keeps the
 previous round's trained model and appends the next reference blocks (cheaper in spirit; not in the paper).
 Rerunning the same command after a kill skips finished rounds and resumes the interrupted one exactly.
-Writes out_dir/round_<l>/ckpt.pt, grow.json, grow.md and grow.png.
+Writes out_dir/round_<l>/ckpt.pt, grow.json, grow.md (results.py's table) and grow.png.
 """
 import json
 import os
@@ -18,11 +19,12 @@ import sys
 
 import torch.distributed as dist
 
+import results
 import train
 from checkpoint import load_checkpoint, load_model, save_checkpoint
 from common import atomic_write, fail, init_distributed, write_json
 from configurator import configure
-from inherit import describe, inherit, parse_parts
+from inherit import INHERIT_KEYS, describe, inherit_from_config, parse_parts
 
 # -----------------------------------------------------------------------------
 # grow settings; every train.py key is accepted as well and sets the per-round training
@@ -33,21 +35,17 @@ step_layers = 2
 max_layers = None  # None: the reference's depth
 tolerance = 0.0  # stop when val loss <= reference_val_loss + tolerance
 grow_mode = 'paper'  # 'paper' or 'continue'
-block_parts = 'all'  # what each block inherits (see inherit.py)
-inherit_wpe = True  # False: fresh position embeddings, as in the authors' script
-inherit_ln_f = True  # False: fresh final LayerNorm, as in the authors' script
 compare_runs = ''  # comma-separated train.py out_dirs (e.g. a same-depth random-init baseline) shown beside the rounds
 # -----------------------------------------------------------------------------
 GROW_DEFAULTS = {k: v for k, v in globals().items() if not k.startswith('_') and isinstance(v, (int, float, bool, str, type(None)))}
 DEFAULTS = {**train.DEFAULTS, 'out_dir': 'out/grow', **GROW_DEFAULTS}
 
 
-def round_init(cfg, depth, ref_model, ref_info, parts, previous_round_dir):
+def round_init(cfg, depth, ref_model, ref_info, previous_round_dir):
     """The inherited checkpoint a round starts from."""
     # crop to the training context now (train.py would anyway), so rounds of both modes have the same shapes
     overrides = {'block_size': min(cfg['block_size'], ref_model.config.block_size)}
-    ckpt = inherit(ref_model, ref_info, list(range(depth)), parts, cfg['inherit_wpe'], cfg['inherit_ln_f'], cfg['seed'],
-                   overrides)
+    ckpt = inherit_from_config(ref_model, ref_info, {**cfg, 'inherit_layers': depth}, overrides)
     ckpt['inherit']['grow_mode'] = cfg['grow_mode']
     if cfg['grow_mode'] == 'continue' and previous_round_dir is not None:
         # keep everything the previous round trained (embeddings, its blocks, ln_f); only the new blocks come from the reference
@@ -57,54 +55,22 @@ def round_init(cfg, depth, ref_model, ref_info, parts, previous_round_dir):
     return ckpt
 
 
-def val_curve(run_dir):
-    """(steps, val losses) of a train.py run, from its metrics.jsonl."""
-    path = os.path.join(run_dir, 'metrics.jsonl')
-    if not os.path.exists(path):
-        fail(f"{path} not found; compare_runs takes out_dirs of finished train.py runs")
-    with open(path) as f:
-        evals = [m for m in map(json.loads, f) if 'val_loss' in m]
-    return [m['iter'] for m in evals], [m['val_loss'] for m in evals]
-
-
 def write_report(state, out_dir, compare_runs):
-    """grow.md (a table) and grow.png (val loss of every round, and of any compared runs, against the reference)."""
+    """grow.md (results.py's table of the rounds and any compared runs) and grow.png (their val loss against the reference)."""
     ref = state['reference_val_loss']
+    rows = [results.load_run(os.path.join(out_dir, f"round_{r['n_layer']}"), f"Inheritune round, {r['n_layer']} layers")
+            for r in state['rounds']]
+    rows += [results.load_run(run_dir) for run_dir in compare_runs]
+    results.compare(rows, ref, rows[0]['eval_set'])  # the rounds are evaluated on the windows the reference was
     lines = [f"# grow: {state['reference']} ({state['reference_n_layer']} layers), mode {state['grow_mode']}", "",
-             f"Reference val loss: {ref:.4f} (target: <= {ref + state['tolerance']:.4f})", "",
-             "| run | layers | val loss | vs reference | steps | tokens | wall s |", "|---|---|---|---|---|---|---|"]
-    for r in state['rounds']:
-        lines.append(f"| Inheritune round | {r['n_layer']} | {r['val_loss']:.4f} | {r['val_loss'] - ref:+.4f} | {r['steps']} | "
-                     f"{r['tokens']:,} | {r['wall_s']:.0f} |")
-    curves = [(f"Inheritune, {r['n_layer']} layers", val_curve(os.path.join(out_dir, f"round_{r['n_layer']}"))) for r in state['rounds']]
-    for run_dir in compare_runs:
-        ckpt = load_checkpoint(run_dir)
-        steps, losses = val_curve(run_dir)
-        n_layer, c = ckpt['model_args']['n_layer'], ckpt.get('config', {})
-        tokens = ckpt['iter_num'] * c.get('gradient_accumulation_steps', 0) * c.get('batch_size', 0) * c.get('block_size', 0)
-        lines.append(f"| {run_dir} ({c.get('init_from', '?')}) | {n_layer} | {losses[-1]:.4f} | {losses[-1] - ref:+.4f} | "
-                     f"{ckpt['iter_num']} | {tokens:,} | |")
-        curves.append((f"{os.path.basename(os.path.normpath(run_dir))} ({n_layer} layers, {c.get('init_from', '?')})", (steps, losses)))
+             f"Reference val loss: {ref:.4f} (target: <= {ref + state['tolerance']:.4f}); Δ is against it.", "",
+             results.markdown_table(rows)]
     if state.get('result'):
         lines += ["", state['result']]
     with atomic_write(os.path.join(out_dir, 'grow.md')) as tmp, open(tmp, 'w') as f:
         f.write('\n'.join(lines) + '\n')
-
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for label, (steps, losses) in curves:
-        ax.plot(steps, losses, marker='o', ms=3, label=label)
-    ax.axhline(ref, color='k', ls='--', label=f"reference ({state['reference_n_layer']} layers)")
-    ax.set_xlabel('step')
-    ax.set_ylabel('val loss')
-    ax.set_title(f"Inheritune rounds ({state['grow_mode']} mode)")
-    ax.legend()
-    fig.tight_layout()
-    with atomic_write(os.path.join(out_dir, 'grow.png')) as tmp:
-        fig.savefig(tmp, format='png', dpi=120)
-    plt.close(fig)
+    results.plot_curves(rows, os.path.join(out_dir, 'grow.png'), f"Inheritune rounds ({state['grow_mode']} mode)",
+                        (ref, f"reference ({state['reference_n_layer']} layers)"))
 
 
 def grow(cfg):
@@ -114,10 +80,13 @@ def grow(cfg):
         fail(f"grow_mode must be 'paper' or 'continue', got {cfg['grow_mode']!r}")
     if cfg['step_layers'] < 1:
         fail(f"step_layers must be at least 1, got {cfg['step_layers']}")
-    parts = parse_parts(cfg['block_parts'])
+    if cfg['inherit_layers'] is not None:
+        fail("grow.py picks each round's blocks (0..l-1) itself; drop inherit_layers and set start_layers/step_layers/max_layers")
+    parse_parts(cfg['inherit_block_parts'], 'inherit_block_parts')  # fail now, not after the reference's evaluation
     compare_runs = [d for d in cfg['compare_runs'].split(',') if d]
     for run_dir in compare_runs:
-        val_curve(run_dir)  # fail now, not after hours of training
+        if not os.path.exists(os.path.join(run_dir, 'metrics.jsonl')):  # fail now, not after hours of training
+            fail(f"{run_dir}/metrics.jsonl not found; compare_runs takes out_dirs of finished train.py runs")
     ddp, rank, _, _, _ = init_distributed(cfg['backend'], cfg['device'])
     master = rank == 0
     ref_model, ref_info = load_model(cfg['reference'])
@@ -130,7 +99,8 @@ def grow(cfg):
         fail(f"max_layers={stop} is deeper than the reference ({ref_depth} layers)")
     out_dir = cfg['out_dir']
     state_path = os.path.join(out_dir, 'grow.json')
-    train_cfg = {k: cfg[k] for k in train.DEFAULTS}
+    # train.py trains what round_init built (and evaluates the reference as it is): no second inheritance
+    train_cfg = {**{k: cfg[k] for k in train.DEFAULTS}, **{k: train.DEFAULTS[k] for k in INHERIT_KEYS}}
     tokens_per_step = cfg['gradient_accumulation_steps'] * cfg['batch_size'] * cfg['block_size']
 
     state = None
@@ -166,7 +136,7 @@ def grow(cfg):
             init_path = os.path.join(round_dir, 'init.pt')
             resuming = os.path.exists(os.path.join(round_dir, 'ckpt.pt'))
             if master and not resuming:
-                ckpt = round_init(cfg, depth, ref_model, ref_info, parts, previous_dir)
+                ckpt = round_init(cfg, depth, ref_model, ref_info, previous_dir)
                 save_checkpoint(ckpt, init_path)
                 print(f"round {depth} layers: {describe(ckpt['inherit'])}")
             if ddp:

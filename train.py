@@ -11,6 +11,7 @@ path of a checkpoint (for example one written by inherit.py): training then star
 fresh optimizer. train() is also called in-process by grow.py.
 """
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -26,7 +27,7 @@ from checkpoint import load_checkpoint, load_model, model_from_checkpoint, save_
 from common import atomic_write, fail, init_distributed, setup_device
 from configurator import configure
 from data import fixed_windows, get_batch, load_meta, open_tokens
-from inherit import inherit, select_layers
+from inherit import INHERIT_KEYS, inherit_from_config
 from model import GPT, GPTConfig, peak_flops
 
 # -----------------------------------------------------------------------------
@@ -35,11 +36,20 @@ from model import GPT, GPTConfig, peak_flops
 out_dir = 'out'
 eval_interval = 2000
 log_interval = 1
-eval_iters = 200  # eval uses eval_iters * batch_size fixed windows per split, the same for every run and model
+eval_iters = 200
+eval_windows = None  # fixed windows per split in every eval, whatever the batch size; None: eval_iters * batch_size (nanoGPT)
 eval_only = False  # evaluate init_from on the fixed windows and exit
 always_save_checkpoint = True  # if False, save only when val loss improves
 init_from = 'scratch'
-inherit_layers = None  # Inheritune: with init_from a model, keep only these blocks of it, e.g. 16 (blocks 0-15) or '0-7,0-7'
+# warm starts from init_from's model (inherit.py): its blocks inherit_layers (k: blocks 0..k-1, a list such as [0, 2, 4]
+# or '0,2,4', or '0-5,0-5'; None: all), these parts of each block ('all' or a comma list of attn, mlp, ln), its wpe and
+# ln_f (False: fresh init), and its first inherit_n_head heads / inherit_n_embd dimensions (None: the source's width)
+inherit_layers = None
+inherit_block_parts = 'all'
+inherit_wpe = True
+inherit_ln_f = True
+inherit_n_head = None
+inherit_n_embd = None
 # wandb logging
 wandb_log = False
 wandb_project = 'owt'
@@ -110,12 +120,18 @@ def check_config(cfg):
         fail(f"learning_rate must be positive, got {cfg['learning_rate']}")
     if cfg['n_embd'] % cfg['n_head']:
         fail(f"n_embd={cfg['n_embd']} must be divisible by n_head={cfg['n_head']}")
+    windows = cfg['eval_windows']
+    if windows is not None and (isinstance(windows, bool) or not isinstance(windows, int) or windows < 1):
+        fail(f"eval_windows must be a positive integer or None (eval_iters * batch_size), got {windows!r}")
 
 
 def build_model(cfg, data_vocab_size, device):
     """The model to train, the checkpoint to resume (or None), and the model's inheritance provenance (or None)."""
     init_from, resume_ckpt, provenance = cfg['init_from'], None, None
+    inheriting = [k for k in INHERIT_KEYS if cfg[k] != DEFAULTS[k]]
     if init_from == 'scratch':
+        if inheriting:
+            fail(f"{inheriting[0]} needs a model to inherit from: set init_from to a checkpoint, run directory or gpt2*")
         model_args = {k: cfg[k] for k in MODEL_KEYS}
         if model_args['vocab_size'] is None:
             model_args['vocab_size'] = 64 * math.ceil(data_vocab_size / 64)
@@ -128,10 +144,8 @@ def build_model(cfg, data_vocab_size, device):
     else:
         model, info = load_model(init_from)
         provenance = info.get('inherit')
-        if cfg['inherit_layers'] is not None:
-            spec = cfg['inherit_layers']
-            layers = select_layers(spec, '', model.config.n_layer) if isinstance(spec, int) else select_layers(None, str(spec), model.config.n_layer)
-            ckpt = inherit(model, info, layers)
+        if inheriting:
+            ckpt = inherit_from_config(model, info, cfg)
             model, provenance = model_from_checkpoint(ckpt, init_from), ckpt['inherit']
         if model.config.dropout != cfg['dropout']:
             rebuilt = GPT(dataclasses.replace(model.config, dropout=cfg['dropout']))
@@ -223,8 +237,12 @@ def train(cfg):
     if ddp:
         model = DDP(model, device_ids=[torch.device(device).index] if device_type == 'cuda' else None)
 
-    val_windows = fixed_windows(len(val_data), cfg['block_size'], cfg['eval_iters'] * cfg['batch_size'])
-    train_windows = fixed_windows(len(train_data), cfg['block_size'], cfg['eval_iters'] * cfg['batch_size'])
+    n_windows = cfg['eval_windows'] or cfg['eval_iters'] * cfg['batch_size']
+    val_windows = fixed_windows(len(val_data), cfg['block_size'], n_windows)
+    train_windows = fixed_windows(len(train_data), cfg['block_size'], n_windows)
+    # what identifies the val windows, so results.py can tell runs evaluated on other windows apart
+    eval_set = {'dataset': cfg['dataset'], 'val_tokens': len(val_data), 'block_size': cfg['block_size'], 'windows': n_windows,
+                'offsets_sha1': hashlib.sha1(val_windows.tobytes()).hexdigest()[:12]}
 
     @torch.no_grad()
     def estimate_loss():
@@ -256,7 +274,8 @@ def train(cfg):
         if master:
             save_checkpoint({'model': raw_model.state_dict(), 'optimizer': optimizer.state_dict(), 'scaler': scaler.state_dict(),
                              'model_args': model_args, 'iter_num': iter_num, 'best_val_loss': best_val_loss,
-                             'config': cfg, 'rng': rng, 'inherit': provenance}, os.path.join(cfg['out_dir'], 'ckpt.pt'))
+                             'config': cfg, 'rng': rng, 'inherit': provenance, 'eval_set': eval_set},
+                            os.path.join(cfg['out_dir'], 'ckpt.pt'))
 
     metrics_path = os.path.join(cfg['out_dir'], 'metrics.jsonl')
     if master and not cfg['eval_only']:

@@ -1,7 +1,7 @@
 # Loss of OpenAI's gpt2-medium on the fixed OpenWebText val windows (nanoGPT measured about 2.85 on its random windows).
 # python train.py config/eval_gpt2_medium.py
 batch_size = 8
-eval_iters = 500  # 500 * 8 = 4,000 fixed windows of 1024 tokens
+eval_windows = 2400  # the paper configs' 2,400 fixed windows of 1024 tokens, so the losses compare
 eval_only = True
 wandb_log = False
 dataset = 'openwebtext'

@@ -28,5 +28,5 @@ beta2 = 0.95
 grad_clip = 1.0
 
 eval_interval = 1000
-eval_iters = 200
+eval_windows = 2400  # every paper config and eval_gpt2*.py: the same 2,400 fixed val windows of 1024 tokens
 log_interval = 10

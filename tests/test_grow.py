@@ -125,7 +125,9 @@ def test_measures_reference_loss_and_stops_when_reached(shakespeare_root, refere
     assert "reached the reference with 2 layers" in out
     report = (out_dir / "grow.md").read_text()
     baseline_val = [json.loads(line) for line in open(baseline / "metrics.jsonl")][-1]["val_loss"]
-    assert f"| {baseline} (scratch) | 2 | {baseline_val:.4f} |" in report
+    row = next(line for line in report.splitlines() if line.startswith(f"| {baseline} |"))  # results.py's table
+    assert row.startswith(f"| {baseline} | 2 | 2 x 32 |") and "| scratch |" in row and f"| {baseline_val:.4f} |" in row
+    assert "| Inheritune round, 2 layers | 2 | 2 x 32 |" in report and "inherited blocks 0-1 of " in report
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -205,6 +205,50 @@ def test_moved_blocks_under_inverse_layer_scaling_are_noted_not_rescaled(tmp_pat
     assert run_inherit(tmp_path, f'--source={sources["hf"]}', '--n_layer=2')['inherit']['notes'] == []
 
 
+def test_half_width_takes_the_first_heads_hidden_units_and_dims(tmp_path, sources):
+    src = source_state(sources['project'])  # 4 heads of 16 dims, 64 wide, biases
+    ckpt = run_inherit(tmp_path, f'--source={sources["project"]}', '--n_layer=6', '--n_head=2', '--n_embd=32')
+    assert ckpt['model_args'] == dict(SRC, n_head=2, n_embd=32)
+    tgt, C, D = ckpt['model'], SRC['n_embd'], 32
+    for i in range(6):
+        s, t = (lambda k: src[f'transformer.h.{i}.{k}']), (lambda k: tgt[f'transformer.h.{i}.{k}'])
+        w = s('attn.c_attn.weight')  # rows: q (0-63), k (64-127), v (128-191), 16 rows per head
+        assert torch.equal(t('attn.c_attn.weight'), torch.cat([w[0:32, :32], w[64:96, :32], w[128:160, :32]]))
+        for h in range(2):  # head h's key rows in the target are head h's key rows in the source
+            assert torch.equal(t('attn.c_attn.weight')[D + 16 * h:D + 16 * (h + 1)], w[C + 16 * h:C + 16 * (h + 1), :32])
+        b = s('attn.c_attn.bias')
+        assert torch.equal(t('attn.c_attn.bias'), torch.cat([b[0:32], b[64:96], b[128:160]]))
+        assert torch.equal(t('attn.c_proj.weight'), s('attn.c_proj.weight')[:32, :32])  # residual rows, heads' columns
+        assert torch.equal(t('mlp.c_fc.weight'), s('mlp.c_fc.weight')[:128, :32])  # the first 4 * 32 hidden units
+        assert torch.equal(t('mlp.c_fc.bias'), s('mlp.c_fc.bias')[:128])
+        assert torch.equal(t('mlp.c_proj.weight'), s('mlp.c_proj.weight')[:32, :128])
+        for k in ('attn.c_proj.bias', 'mlp.c_proj.bias', 'ln_1.weight', 'ln_1.bias', 'ln_2.weight', 'ln_2.bias'):
+            assert torch.equal(t(k), s(k)[:32]), k
+    for k in ('transformer.wte.weight', 'lm_head.weight', 'transformer.wpe.weight'):
+        assert torch.equal(tgt[k], src[k][:, :32]), k
+    for k in ('transformer.ln_f.weight', 'transformer.ln_f.bias'):
+        assert torch.equal(tgt[k], src[k][:32]), k
+    p = ckpt['inherit']
+    assert p['width'] == {'n_head': 2, 'n_embd': 32} and p['params_fresh'] == 0
+    assert any('2 of 4 heads' in note for note in p['notes'])
+    model, _ = load_model(str(tmp_path / 'inherited.pt'))
+    assert model.transformer.h[0].attn.scale == 1 / math.sqrt(16)  # heads keep the source's size and scale
+    # one of the two options is enough: 32 dims of 16-dim heads are 2 heads
+    assert run_inherit(tmp_path, f'--source={sources["project"]}', '--n_layer=1', '--n_embd=32')['model_args']['n_head'] == 2
+
+
+def test_full_width_is_the_identity(tmp_path, sources):
+    source, _ = load_model(sources['project'])
+    ckpt = run_inherit(tmp_path, f'--source={sources["project"]}', '--n_layer=6', '--n_head=4', '--n_embd=64')
+    assert ckpt['inherit']['width'] is None and ckpt['inherit']['notes'] == []
+    src = source.state_dict()
+    assert set(ckpt['model']) == set(src) and all(torch.equal(v, src[k]) for k, v in ckpt['model'].items())
+    target, _ = load_model(str(tmp_path / 'inherited.pt'))
+    idx = torch.randint(0, SRC['vocab_size'], (2, 32), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert torch.equal(full_logits(target.eval(), idx), full_logits(source.eval(), idx))
+
+
 def test_dropout_and_block_size_can_change(tmp_path, sources):
     src = source_state(sources['project'])
     ckpt = run_inherit(tmp_path, f'--source={sources["project"]}', '--n_layer=2', '--dropout=0.1', '--block_size=16')
@@ -245,8 +289,11 @@ def test_inherit_function_leaves_the_callers_rng_alone(sources):
     (['--layers=-1'], 'not a block index'),
     (['--layers=3-1'], 'runs backwards'),
     (['--n_layer=2', '--layers=0-2'], 'lists 3 blocks'),
-    (['--n_layer=2', '--n_embd=32'], 'differs from the source'),
-    (['--n_layer=2', '--n_head=8'], 'differs from the source'),
+    (['--n_layer=2', '--n_embd=40'], "not a multiple of the source's head size 16"),
+    (['--n_layer=2', '--n_head=8'], 'wider than the source'),
+    (['--n_layer=2', '--n_embd=128'], 'wider than the source'),
+    (['--n_layer=2', '--n_head=1', '--n_embd=32'], "must equal the source's head size 16"),
+    (['--n_layer=2', '--n_head=0'], 'positive integer'),
     (['--n_layer=2', '--vocab_size=128'], 'differs from the source'),
     (['--n_layer=2', '--block_size=64'], 'inherit_wpe=False'),
     (['--n_layer=2', '--dropout=1.5'], 'dropout'),

@@ -1,0 +1,250 @@
+"""Every paper experiment at mini scale: each config of config/ run end to end on the real corpus with tiny models
+(the references trained first, every warm start from those), the layer maps of stacking and hybrid stacking, layer
+lists on the command line, eval windows that do not depend on the batch size, and results.py's table."""
+import csv
+import glob
+import json
+import os
+import statistics
+
+import pytest
+import torch
+
+import grow
+import results
+import train
+from configurator import configure
+from conftest import REPO, run_script
+
+# shrink any paper config to seconds on a CPU: depth and layer lists stay the config's, width and data shrink
+MINI = ['--dataset=shakespeare', '--device=cpu', '--compile=False', '--dtype=float32', '--max_iters=2',
+        '--lr_decay_iters=2', '--warmup_iters=1', '--eval_interval=2', '--eval_windows=4', '--batch_size=2',
+        '--block_size=32', '--gradient_accumulation_steps=1', '--log_interval=1', '--wandb_log=False']
+MINI_WIDTH = ['--n_head=2', '--n_embd=32']  # scratch models: 2 heads of 16 dims
+MINI_HALF_WIDTH = ['--inherit_n_head=1', '--inherit_n_embd=16']  # half of that, for the half-width configs
+NOT_PAPER = ('train_gpt2.py', 'train_shakespeare.py')  # nanoGPT's 124M recipe and the CPU demo
+
+
+def paper_configs():
+    names = sorted(os.path.basename(p) for p in glob.glob(str(REPO / 'config' / '*.py')))
+    return [n for n in names if not n.startswith(('shakespeare', 'eval_')) and n not in NOT_PAPER]
+
+
+def mini_config(name, root, out_root, defaults=train.DEFAULTS):
+    """The config as a user's file gives it, its out/ paths moved under out_root, shrunk by MINI."""
+    os.chdir(REPO)  # configs exec() each other by repo-relative paths
+    cfg = configure(defaults, [f'config/{name}', *MINI, f'--data_root={root}'])
+    moved = {key: os.path.join(out_root, os.path.relpath(cfg[key], 'out'))
+             for key in ('out_dir', 'init_from', 'teacher', 'reference') if str(cfg.get(key, '')).startswith('out/')}
+    extra = MINI_WIDTH if cfg['init_from'] == 'scratch' else []
+    extra += MINI_HALF_WIDTH if cfg['inherit_n_embd'] is not None else []
+    return configure(defaults, [f'config/{name}', *MINI, f'--data_root={root}', *extra,
+                                *(f'--{k}={v}' for k, v in moved.items())])
+
+
+@pytest.fixture(scope='module')
+def mini_runs(shakespeare_root, tmp_path_factory):
+    """Every paper config at mini scale, in dependency order: models from scratch first (references, baselines,
+    stacking's stage 1), then everything that starts from one of them, then grow.py."""
+    out_root = tmp_path_factory.mktemp('out')
+    cwd = os.getcwd()
+    configs = {name: mini_config(name, shakespeare_root, out_root, grow.DEFAULTS if name.startswith('grow') else train.DEFAULTS)
+               for name in paper_configs()}
+    order = sorted(configs, key=lambda n: (n.startswith('grow'), configs[n]['init_from'] != 'scratch'))
+    for name in order:
+        if name.startswith('grow'):
+            grow.grow({**configs[name], 'max_layers': configs[name]['start_layers']})  # one round
+        else:
+            train.train(configs[name])
+    os.chdir(cwd)
+    return out_root, configs
+
+
+def test_every_paper_config_runs_at_mini_scale(mini_runs):
+    out_root, configs = mini_runs
+    assert len(configs) >= 37
+    for name, cfg in configs.items():
+        is_grow = name.startswith('grow')
+        run_dir = os.path.join(cfg['out_dir'], f"round_{cfg['start_layers']}") if is_grow else cfg['out_dir']
+        ckpt = torch.load(os.path.join(run_dir, 'ckpt.pt'), weights_only=True)
+        assert ckpt['iter_num'] == 2 and ckpt['eval_set']['windows'] == 4, name
+        if is_grow:
+            assert ckpt['inherit']['source'] == cfg['reference'] and ckpt['inherit']['layers'] == list(range(12))
+        elif cfg['init_from'] == 'scratch':
+            assert ckpt['model_args']['n_layer'] == cfg['n_layer'] and ckpt['inherit'] is None, name
+        else:
+            assert ckpt['inherit']['source'] == os.path.abspath(cfg['init_from']), name
+    shapes = {name: torch.load(os.path.join(configs[name]['out_dir'], 'ckpt.pt'), weights_only=True)['model_args']
+              for name in ('halfwidth_gpt2m_24.py', 'hybrid_gpt2xl_24.py', 'stack_gpt2l_18.py', 'inherit_gpt2s_layers8-11.py')}
+    assert (shapes['halfwidth_gpt2m_24.py']['n_layer'], shapes['halfwidth_gpt2m_24.py']['n_embd']) == (24, 16)
+    assert [shapes[n]['n_layer'] for n in ('hybrid_gpt2xl_24.py', 'stack_gpt2l_18.py', 'inherit_gpt2s_layers8-11.py')] == [24, 18, 4]
+
+
+def test_paper_configs_share_one_eval_set():
+    os.chdir(REPO)
+    names = paper_configs() + [os.path.basename(p) for p in glob.glob(str(REPO / 'config' / 'eval_gpt2*.py'))]
+    for name in names:
+        cfg = configure(grow.DEFAULTS if name.startswith('grow') else train.DEFAULTS, [f'config/{name}'])
+        assert (cfg['eval_windows'], cfg['block_size'], cfg['dataset']) == (2400, 1024, 'fineweb_edu' if 'dagger' in name else 'openwebtext'), name
+
+
+def block(state, i):
+    prefix = f'transformer.h.{i}.'
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+@pytest.mark.parametrize('name, source, expected', [
+    ('hybrid_gpt2m_12.py', 'train_gpt2m_24.py', list(range(6)) * 2),
+    ('hybrid_gpt2l_18.py', 'train_gpt2l_36.py', list(range(9)) * 2),
+    ('hybrid_gpt2xl_24.py', 'train_gpt2xl_48.py', list(range(12)) * 2),
+    ('stack_gpt2m_12.py', 'stack_gpt2m_6.py', list(range(6)) * 2),
+    ('stack_gpt2xl_24.py', 'stack_gpt2xl_12.py', list(range(12)) * 2),
+    ('inherit_gpt2s_layers4-7.py', 'train_gpt2s_12.py', [4, 5, 6, 7]),
+    ('inherit_gpt2m_16.py', 'train_gpt2m_24.py', list(range(16))),
+])
+def test_stacking_and_layer_maps_copy_the_right_blocks(mini_runs, name, source, expected):
+    """train.py's own model building for the config: target block i is exactly the source's block expected[i]."""
+    _, configs = mini_runs
+    cfg = configs[name]
+    src = torch.load(os.path.join(configs[source]['out_dir'], 'ckpt.pt'), weights_only=True)['model']
+    model, _, provenance = train.build_model(cfg, 50257, 'cpu')
+    state = model.state_dict()
+    assert model.config.n_layer == len(expected) and provenance['layers'] == expected
+    for i, s in enumerate(expected):
+        target, source_block = block(state, i), block(src, s)
+        assert target.keys() == source_block.keys() and all(torch.equal(target[k], source_block[k]) for k in target), (i, s)
+    for k in ('transformer.wte.weight', 'transformer.wpe.weight', 'transformer.ln_f.weight'):
+        assert torch.equal(state[k], src[k]), k
+
+
+def test_table3_and_half_width_configs_build_what_they_say(mini_runs):
+    _, configs = mini_runs
+    ref = torch.load(os.path.join(configs['train_gpt2m_24.py']['out_dir'], 'ckpt.pt'), weights_only=True)['model']
+    for name, kept, fresh in [('inherit_gpt2m_16_attn_ln.py', 'attn.c_attn.weight', 'mlp.c_fc.weight'),
+                              ('inherit_gpt2m_16_mlp_ln.py', 'mlp.c_fc.weight', 'attn.c_attn.weight'),
+                              ('inherit_gpt2m_16_attn_mlp.py', 'attn.c_proj.weight', 'ln_1.weight')]:
+        state = train.build_model(configs[name], 50257, 'cpu')[0].state_dict()
+        assert torch.equal(state[f'transformer.h.3.{kept}'], ref[f'transformer.h.3.{kept}']), name
+        assert not torch.equal(state[f'transformer.h.3.{fresh}'], ref[f'transformer.h.3.{fresh}']), name
+    model, _, provenance = train.build_model(configs['inherit_gpt2m_16_authors.py'], 50257, 'cpu')
+    assert set(provenance['reinitialized']) == {'wpe', 'ln_f'}
+    assert torch.equal(model.transformer.ln_f.weight, torch.ones(32))
+    model, _, provenance = train.build_model(configs['halfwidth_gpt2m_24.py'], 50257, 'cpu')
+    state = model.state_dict()
+    assert provenance['width'] == {'n_head': 1, 'n_embd': 16} and model.config.n_layer == 24
+    assert torch.equal(state['transformer.h.23.mlp.c_fc.weight'], ref['transformer.h.23.mlp.c_fc.weight'][:64, :16])
+    assert torch.equal(state['transformer.wte.weight'], ref['transformer.wte.weight'][:, :16])
+
+
+def test_results_table_of_the_mini_runs(mini_runs, tmp_path, capsys):
+    out_root, configs = mini_runs
+    reference = configs['train_gpt2m_24.py']['out_dir']
+    rows = results.main([os.path.join(out_root, '*'), f'--reference={reference}', f'--out={tmp_path / "table"}'])
+    by_name = {os.path.basename(r['name']): r for r in rows}
+    assert 'round_12' in by_name  # the grow directory's round
+    ref_loss = by_name['gpt2m_24']['val_loss']
+    metrics = [json.loads(line) for line in open(os.path.join(configs['hybrid_gpt2m_12.py']['out_dir'], 'metrics.jsonl'))]
+    hybrid = by_name['hybrid_gpt2m_12']
+    assert hybrid['val_loss'] == metrics[-1]['val_loss'] and hybrid['delta'] == pytest.approx(hybrid['val_loss'] - ref_loss)
+    assert hybrid['init'] == 'stacked blocks 0-5,0-5 of gpt2m_24 (24L)'
+    assert by_name['stack_gpt2m_12']['init'] == 'stacked blocks 0-5,0-5 of stack_gpt2m_6 (6L)'
+    assert by_name['inherit_gpt2m_16_attn_ln']['init'] == 'inherited blocks 0-15 of gpt2m_24 (24L) [attn+ln]'
+    assert by_name['inherit_gpt2m_16_authors']['init'] == 'inherited blocks 0-15 of gpt2m_24 (24L), fresh wpe+ln_f'
+    assert by_name['halfwidth_gpt2m_24']['init'] == 'inherited blocks 0-23 of gpt2m_24 (24L), width 1x16 of 2x32'
+    assert by_name['baseline_gpt2m_16_200k']['init'] == 'scratch'
+    from model import GPT, GPTConfig
+    half = GPT(GPTConfig(n_layer=24, n_head=1, n_embd=16, block_size=32, vocab_size=50304, bias=False))
+    row = by_name['halfwidth_gpt2m_24']
+    assert (row['params'], row['steps'], row['tokens']) == (half.get_num_params(), 2, 2 * 2 * 32)
+    assert row['flops'] == half.flops_per_token() * 2 * 2 * 32
+    printed = capsys.readouterr().out
+    assert f"| {hybrid['val_loss']:.4f} | {hybrid['delta']:+.4f} |" in printed
+    with open(tmp_path / 'table.csv') as f:
+        assert len(list(csv.DictReader(f))) == len(rows)
+    assert len(json.loads((tmp_path / 'table.json').read_text())) == len(rows)
+    assert (tmp_path / 'table.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    assert (tmp_path / 'table.md').read_text().startswith('| run | layers |')
+
+
+def test_results_groups_seeds_and_flags_other_windows(mini_runs, shakespeare_root, tmp_path):
+    _, configs = mini_runs
+    base = configs['baseline_gpt2s_4.py']
+    for seed in (1, 2, 3):
+        train.train({**base, 'seed': seed, 'out_dir': str(tmp_path / f'base_s{seed}')})
+    train.train({**base, 'eval_windows': 6, 'out_dir': str(tmp_path / 'other_windows')})
+    losses = [[json.loads(line) for line in open(tmp_path / f'base_s{s}' / 'metrics.jsonl')][-1]['val_loss'] for s in (1, 2, 3)]
+    assert len(set(losses)) == 3  # the seeds really differ
+    rows = results.main([str(tmp_path / 'base_s*'), str(tmp_path / 'other_windows'), '--group=_s1,_s2,_s3',
+                         f"--reference={tmp_path / 'base'}"])
+    grouped, other = rows
+    assert grouped['runs'] == 3 and grouped['val_loss'] == pytest.approx(statistics.mean(losses))
+    assert grouped['val_loss_std'] == pytest.approx(statistics.stdev(losses)) and grouped['delta'] == 0
+    assert not other['same_windows'] and other['delta'] is None
+    table = results.markdown_table(rows)
+    assert f"{statistics.mean(losses):.4f} ± {statistics.stdev(losses):.4f} (n=3)" in table and '†' in table
+
+
+def test_eval_windows_do_not_depend_on_batch_size(mini_runs, tmp_path):
+    _, configs = mini_runs
+    base = {**configs['baseline_gpt2s_4.py'], 'max_iters': 0}  # evaluate the step-0 model only
+    losses = []
+    for batch_size, eval_iters in ((2, 1), (3, 7), (8, 2)):
+        out_dir = tmp_path / f'b{batch_size}'
+        train.train({**base, 'batch_size': batch_size, 'eval_iters': eval_iters, 'eval_windows': 5, 'out_dir': str(out_dir)})
+        losses.append([json.loads(line) for line in open(out_dir / 'metrics.jsonl')][0]['val_loss'])
+    assert losses == pytest.approx([losses[0]] * 3, abs=1e-6)
+    # the same model on other windows gives another loss, so the equality above is not a coincidence
+    other = train.train({**base, 'eval_windows': 6, 'out_dir': str(tmp_path / 'other')})
+    assert other['val_loss'] != pytest.approx(losses[0], abs=1e-4)
+    # without eval_windows: nanoGPT's eval_iters * batch_size windows
+    train.train({**base, 'max_iters': 1, 'eval_windows': None, 'eval_iters': 3, 'batch_size': 2, 'out_dir': str(tmp_path / 'nano')})
+    assert torch.load(tmp_path / 'nano' / 'ckpt.pt', weights_only=True)['eval_set']['windows'] == 6
+
+
+def test_eval_set_is_recorded_and_identifies_the_windows(mini_runs):
+    _, configs = mini_runs
+    a = torch.load(os.path.join(configs['train_gpt2m_24.py']['out_dir'], 'ckpt.pt'), weights_only=True)['eval_set']
+    b = torch.load(os.path.join(configs['baseline_gpt2s_4.py']['out_dir'], 'ckpt.pt'), weights_only=True)['eval_set']
+    assert a == b and a['dataset'] == 'shakespeare' and a['block_size'] == 32 and a['windows'] == 4
+    from data import fixed_windows, open_tokens
+    import hashlib
+    val = open_tokens(os.path.join(configs['train_gpt2m_24.py']['data_root'], 'shakespeare'), 'val')
+    assert a['val_tokens'] == len(val)
+    assert a['offsets_sha1'] == hashlib.sha1(fixed_windows(len(val), 32, 4).tobytes()).hexdigest()[:12]
+
+
+def test_layer_list_on_the_command_line(mini_runs, shakespeare_root, tmp_path):
+    _, configs = mini_runs
+    reference = configs['train_gpt2s_12.py']['out_dir']
+    assert configure(train.DEFAULTS, ['--inherit_layers=0,2,4,6'])['inherit_layers'] == [0, 2, 4, 6]
+    assert configure(train.DEFAULTS, ['--inherit_layers=0-3,0-3'])['inherit_layers'] == '0-3,0-3'
+    assert configure(train.DEFAULTS, ['--inherit_layers=[5]'])['inherit_layers'] == [5]
+    run_script('train.py', *MINI, f'--data_root={shakespeare_root}', f'--init_from={reference}', '--inherit_layers=0,2,4,6',
+               f'--out_dir={tmp_path / "alternate"}', '--max_iters=1', '--eval_interval=1')
+    ckpt = torch.load(tmp_path / 'alternate' / 'ckpt.pt', weights_only=True)
+    assert ckpt['inherit']['layers'] == [0, 2, 4, 6] and ckpt['model_args']['n_layer'] == 4
+    model, _, provenance = train.build_model({**configs['train_gpt2s_12.py'], 'init_from': reference,
+                                              'inherit_layers': [0, 2, 4, 6]}, 50257, 'cpu')
+    src = torch.load(os.path.join(reference, 'ckpt.pt'), weights_only=True)['model']
+    state = model.state_dict()
+    for i, s in enumerate([0, 2, 4, 6]):
+        assert all(torch.equal(v, block(src, s)[k]) for k, v in block(state, i).items())
+
+
+@pytest.mark.parametrize('extra, message', [
+    (['--inherit_n_embd=24'], "not a multiple of the source's head size 16"),
+    (['--inherit_n_embd=64'], 'wider than the source'),
+    (['--inherit_n_head=4'], 'wider than the source'),
+    (['--inherit_block_parts=attn,mlpp'], "unknown block part 'mlpp'"),
+    (['--inherit_layers=0,12'], 'out of range'),
+    (['--inherit_layers=13'], 'only 12 blocks'),
+    (['--init_from=scratch', '--inherit_layers=2'], 'needs a model to inherit from'),
+])
+def test_bad_warm_starts_fail_in_one_line_and_write_nothing(mini_runs, shakespeare_root, tmp_path, extra, message):
+    _, configs = mini_runs
+    out_dir = tmp_path / 'run'
+    proc = run_script('train.py', *MINI, f'--data_root={shakespeare_root}', f"--init_from={configs['train_gpt2s_12.py']['out_dir']}",
+                      f'--out_dir={out_dir}', *extra, check=False)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1 and lines[0].startswith('error:') and message in lines[0], proc.stderr
+    assert not out_dir.exists()
