@@ -45,12 +45,13 @@ def mini_config(name, root, out_root, defaults=train.DEFAULTS):
 @pytest.fixture(scope='module')
 def mini_runs(shakespeare_root, tmp_path_factory):
     """Every paper config at mini scale, in dependency order: models from scratch first (references, baselines,
-    stacking's stage 1), then everything that starts from one of them, then grow.py."""
+    stacking's stage 1), then everything that starts from one of them (or distils from one), then grow.py."""
     out_root = tmp_path_factory.mktemp('out')
     cwd = os.getcwd()
     configs = {name: mini_config(name, shakespeare_root, out_root, grow.DEFAULTS if name.startswith('grow') else train.DEFAULTS)
                for name in paper_configs()}
-    order = sorted(configs, key=lambda n: (n.startswith('grow'), configs[n]['init_from'] != 'scratch'))
+    needs_a_model = lambda n: configs[n]['init_from'] != 'scratch' or bool(configs[n].get('teacher'))  # KD's teacher too
+    order = sorted(configs, key=lambda n: (n.startswith('grow'), needs_a_model(n)))
     for name in order:
         if name.startswith('grow'):
             grow.grow({**configs[name], 'max_layers': configs[name]['start_layers']})  # one round
@@ -62,7 +63,7 @@ def mini_runs(shakespeare_root, tmp_path_factory):
 
 def test_every_paper_config_runs_at_mini_scale(mini_runs):
     out_root, configs = mini_runs
-    assert len(configs) >= 37
+    assert len(configs) >= 40
     for name, cfg in configs.items():
         is_grow = name.startswith('grow')
         run_dir = os.path.join(cfg['out_dir'], f"round_{cfg['start_layers']}") if is_grow else cfg['out_dir']
@@ -85,7 +86,7 @@ def test_paper_configs_share_one_eval_set():
     names = paper_configs() + [os.path.basename(p) for p in glob.glob(str(REPO / 'config' / 'eval_gpt2*.py'))]
     for name in names:
         cfg = configure(grow.DEFAULTS if name.startswith('grow') else train.DEFAULTS, [f'config/{name}'])
-        assert (cfg['eval_windows'], cfg['block_size'], cfg['dataset']) == (2400, 1024, 'fineweb_edu' if 'dagger' in name else 'openwebtext'), name
+        assert (cfg['eval_windows'], cfg['block_size'], cfg['dataset']) == (2400, 1024, 'fineweb_edu' if 'dagger' in name or 'fineweb' in name else 'openwebtext'), name
 
 
 def block(state, i):

@@ -135,6 +135,8 @@ def test_measures_reference_loss_and_stops_when_reached(shakespeare_root, refere
     (["--max_layers=8"], "deeper than the reference"),
     (["--start_layers=0"], "start_layers"),
     (["--step_layer=2"], "did you mean 'step_layers'"),
+    (["--inherit_layers=2"], "picks each round's blocks"),
+    (["--inherit_block_parts=attn,foo"], "unknown block part 'foo'"),
 ])
 def test_bad_input_is_one_line_error(shakespeare_root, reference, tmp_path, extra, message):
     out_dir = tmp_path / "bad"
