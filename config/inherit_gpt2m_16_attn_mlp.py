@@ -1,7 +1,6 @@
 # Table 3 (PAPER.md §2), GPT-2 medium, 16 layers: each of the reference's blocks 0-15 gives its
-# attention and MLP weights;
-# its two LayerNorms start from fresh GPT-2 init (wte/lm_head, wpe and ln_f are inherited) (PAPER.md: 2.80;
-# everything inherited, config/inherit_gpt2m_16.py: 2.81).
+# attention and MLP weights; its two LayerNorms start from fresh GPT-2 init (wte/lm_head, wpe and ln_f
+# are inherited). PAPER.md: 2.80; everything inherited (config/inherit_gpt2m_16.py): 2.81.
 exec(open('config/inherit_gpt2m_16.py').read())
 out_dir = 'out/inherit_gpt2m_16_attn_mlp'
 wandb_run_name = 'gpt2m-16L-inherit-attn-mlp'
