@@ -115,6 +115,8 @@ def expand(args):
     paths = []
     for arg in args:
         matches = sorted(glob.glob(arg)) or [arg]
+        if matches == [arg] and any(c in arg for c in '*?[') and not os.path.exists(arg):
+            fail(f"no run matches {arg!r}; give run directories, checkpoint files or grow.py directories")
         for path in matches:
             if os.path.isdir(path) and os.path.exists(os.path.join(path, 'grow.json')):
                 rounds = sorted(glob.glob(os.path.join(path, 'round_*')), key=lambda d: int(d.rsplit('_', 1)[1]))

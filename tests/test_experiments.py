@@ -249,3 +249,25 @@ def test_bad_warm_starts_fail_in_one_line_and_write_nothing(mini_runs, shakespea
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 1 and len(lines) == 1 and lines[0].startswith('error:') and message in lines[0], proc.stderr
     assert not out_dir.exists()
+
+
+def test_results_bad_input_is_one_line_error_and_writes_nothing(mini_runs, tmp_path):
+    _, configs = mini_runs
+    ref, small = configs['train_gpt2m_24.py']['out_dir'], configs['baseline_gpt2s_4.py']['out_dir']
+    out = tmp_path / 'table'
+    (tmp_path / 'links').mkdir()  # two runs of different depths named like seed replicates
+    os.symlink(ref, tmp_path / 'links' / 'mix_s1')
+    os.symlink(small, tmp_path / 'links' / 'mix_s2')
+    for args, message in ([str(tmp_path / 'nowhere')], 'neither a checkpoint'), \
+                         ([str(tmp_path / 'none_*')], 'no run matches'), \
+                         ([ref, '--reference=out/other'], "reference 'out/other' is not one of the runs"), \
+                         ([str(tmp_path / 'links' / '*'), '--group=_s1,_s2'], 'mixes runs with different n_layer'):
+        with pytest.raises(SystemExit) as e:
+            results.main([*args, f'--out={out}'])
+        assert str(e.value).startswith('error: ') and '\n' not in str(e.value) and message in str(e.value), (args, e.value)
+    assert os.listdir(tmp_path) == ['links']
+    proc = run_script('results.py', str(tmp_path / 'nowhere'), check=False)
+    assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'nowhere'} is neither a checkpoint, a run directory with ckpt.pt nor a grow.py directory"]
+    printed = run_script('results.py', ref, small, f'--reference={ref}').stdout
+    assert printed.splitlines()[0].startswith('| run | layers |') and '| +0.0000 |' in printed
