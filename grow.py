@@ -8,8 +8,9 @@ or l reaches max_layers.
 
 Every train.py key sets the per-round training (each round trains max_iters steps with a fresh optimizer and the
 warmup + cosine schedule); train.py's inherit_* keys (block parts, wpe, ln_f, width) say what each round inherits,
-while grow.py picks its blocks (0..l-1). grow_mode='paper' (default) builds every round from the reference; 'continue' keeps the
-previous round's trained model and appends the next reference blocks (cheaper in spirit; not in the paper).
+while grow.py picks its blocks (0..l-1). grow_mode='paper' (default) builds every round from the reference;
+'continue' keeps the previous round's trained model and appends the next reference blocks (cheaper in spirit; not
+in the paper).
 Rerunning the same command after a kill skips finished rounds and resumes the interrupted one exactly.
 Writes out_dir/round_<l>/ckpt.pt, grow.json, grow.md (results.py's table) and grow.png.
 """
