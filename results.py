@@ -3,11 +3,11 @@ Gather training runs into the paper's tables: one row per run (or per group of s
 parameters, how it was initialised, steps, tokens, training FLOPs, val loss and the difference to a reference run.
 
     python results.py out/gpt2m_24 out/inherit_gpt2m_16 out/baseline_gpt2m_16 --reference=out/gpt2m_24
-    python results.py 'out/shakespeare/*' out/shakespeare/grow --out=out/shakespeare/results
+    python results.py 'out/shakespeare/*' --reference=out/shakespeare/ref_12 --out=out/shakespeare/results
     python results.py out/cpu/ref_s1 out/cpu/ref_s2 out/cpu/inherit_s1 out/cpu/inherit_s2 --group=_s1,_s2
 
 Arguments are run directories (holding ckpt.pt and metrics.jsonl), checkpoint files, grow.py directories (every
-round becomes a row) and shell globs of them. Options:
+round becomes a row) and shell globs of them (directories a glob matches that hold no run are skipped). Options:
   --reference=RUN   the row Δ is measured against (a name as printed, or the path given)
   --group=_s1,_s2   runs whose names differ only in one of these suffixes become one row: mean ± std (n-1)
   --out=PREFIX      also write PREFIX.md, PREFIX.csv, PREFIX.json and PREFIX.png (val loss against step)
