@@ -29,13 +29,14 @@ def strip_wrapper_prefixes(state_dict):
     return out
 
 
-def load_checkpoint(path, map_location="cpu"):
+def load_checkpoint(path, map_location="cpu", mmap=False):
+    """mmap=True maps the file instead of reading it: tensors are read only when touched (results.py's metadata)."""
     if os.path.isdir(path):
         path = os.path.join(path, "ckpt.pt")
     if not os.path.isfile(path):
         fail(f"checkpoint {path} not found; train one first or check the path")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        ckpt = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as e:
         fail(f"could not read checkpoint {path} ({type(e).__name__}: {str(e).splitlines()[0][:200]}); is it a complete torch checkpoint of a GPT?")
     if not isinstance(ckpt, dict) or "model" not in ckpt or "model_args" not in ckpt:

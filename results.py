@@ -95,7 +95,7 @@ def val_curve(run_dir):
 
 def load_run(path, name=None):
     """One row for the run in path (a run directory or a checkpoint file)."""
-    ckpt = load_checkpoint(path)
+    ckpt = load_checkpoint(path, mmap=True)  # an xl checkpoint with its optimizer is ~18 GB; only metadata is read
     run_dir = path if os.path.isdir(path) else os.path.dirname(path)
     cfg = ckpt.get('config') or {}
     with torch.device('meta'):  # shapes only: no memory for the weights of a 1.5B model
