@@ -212,11 +212,16 @@ def open_tokens(data_dir, split):
     return np.memmap(path, dtype=dtype, mode="r")
 
 
+def check_fits(n_tokens, block_size, what="the split"):
+    """A window takes block_size + 1 tokens (inputs and shifted targets); stop with a one-line error if they are not there."""
+    if n_tokens < block_size + 1:
+        fail(f"{what} has {n_tokens:,} tokens, fewer than block_size + 1 = {block_size + 1:,}; use a smaller block_size or more data")
+
+
 def fixed_windows(n_tokens, block_size, count, seed=1337):
     """`count` window start offsets into a split of n_tokens tokens. They depend only on the arguments, so every
-    eval, run and model sees the same text. A window takes block_size + 1 tokens (inputs and shifted targets)."""
-    if n_tokens < block_size + 1:
-        fail(f"the split has {n_tokens} tokens, fewer than block_size + 1 = {block_size + 1}; use a smaller block_size or more data")
+    eval, run and model sees the same text."""
+    check_fits(n_tokens, block_size)
     return np.random.default_rng(seed).integers(0, n_tokens - block_size, size=count, dtype=np.int64)
 
 
