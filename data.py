@@ -23,6 +23,7 @@ from common import atomic_write, fail
 
 EOT_TOKEN = 50256
 DEFAULT_META = {"tokenizer": "gpt2", "vocab_size": 50257, "dtype": "uint16", "eot_token": EOT_TOKEN}
+PARQUET_REVISION = "refs/convert/parquet"  # where the hub keeps its automatic Parquet conversion of a dataset
 LOCAL_LOADERS = {".txt": "text", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 
 # ----------------------------------------------------------------------------- writing
@@ -126,8 +127,28 @@ def load_hf_dataset(path, name=None, split="train", **kwargs):
     try:
         return load_dataset(path, name or None, split=split, **kwargs)
     except Exception as e:  # offline, unknown dataset, legacy loading script, unreadable file...: say which, then stop
-        lines = str(e).strip().splitlines() or [""]
-        fail(f"could not load {kwargs.get('data_files') or path!r} with datasets: {type(e).__name__}: {lines[0]}")
+        dataset_error(e, kwargs.get("data_files") or path)
+
+
+def load_hub_dataset(path, name=None, split="train", revision="", **kwargs):
+    """A Hugging Face hub dataset and the revision it was read from. When the installed datasets refuses the dataset's
+    loading script (datasets >= 4 runs none; openwebtext still has one), the hub's Parquet conversion of it
+    (revision refs/convert/parquet) is read instead, with a note: for datasets over 5 GB that conversion holds only
+    their first 5 GB, so say so wherever the data is described."""
+    from datasets import __version__, load_dataset
+    try:
+        return load_dataset(path, name or None, split=split, revision=revision or None, **kwargs), revision
+    except Exception as e:
+        if revision or not (isinstance(e, RuntimeError) and "scripts are no longer supported" in str(e)):
+            dataset_error(e, path)
+    print(f"note: datasets {__version__} no longer runs the loading script of {path}; reading the hub's Parquet "
+          f"conversion instead (--revision={PARQUET_REVISION}; over 5 GB it holds only the first 5 GB)")
+    return load_hf_dataset(path, name, split, revision=PARQUET_REVISION, **kwargs), PARQUET_REVISION
+
+
+def dataset_error(e, what):
+    lines = str(e).strip().splitlines() or [""]
+    fail(f"could not load {what!r} with datasets: {type(e).__name__}: {lines[0]}")
 
 
 def load_local_files(files, text_key="text"):

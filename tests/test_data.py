@@ -225,3 +225,41 @@ def test_readers(shakespeare_root, tmp_path):
         pickle.dump({"vocab_size": 65, "itos": {0: "a"}, "stoi": {"a": 0}}, f)
     assert load_meta(char)["vocab_size"] == 65 and load_meta(char)["tokenizer"] == "char"
     assert open_tokens(char, "val")[99] == 99
+
+
+def test_loading_script_refused_falls_back_to_parquet_conversion(tmp_path, monkeypatch, hf_cache, capsys):
+    """datasets >= 4 refuses a hub dataset's loading script; prepare_openwebtext.py then reads the hub's Parquet
+    conversion (revision refs/convert/parquet), says so in one line and records it. The hub is simulated: the
+    refusal is the exception datasets raises, the conversion a local Parquet file."""
+    texts = [f"Web page {i}: some text." for i in range(8)]
+    pd.DataFrame({"text": texts}).to_parquet(tmp_path / "0000.parquet")
+    real_load_dataset, calls = datasets.load_dataset, []
+
+    def hub(path, name=None, split=None, revision=None, **kwargs):
+        calls.append(revision)
+        if path != "Skylion007/openwebtext":
+            raise ConnectionError(f"Couldn't reach '{path}' on the Hub (offline)")
+        if revision is None:
+            raise RuntimeError("Dataset scripts are no longer supported, but found openwebtext.py")
+        if revision != "refs/convert/parquet":
+            raise FileNotFoundError(f"Revision '{revision}' doesn't exist for dataset '{path}' on the Hub.")
+        return real_load_dataset("parquet", data_files=str(tmp_path / "0000.parquet"), split=split, **kwargs)
+
+    monkeypatch.setattr(datasets, "load_dataset", hub)
+    out = f"--data_root={tmp_path / 'data'}"
+    run_main(monkeypatch, "prepare_openwebtext.py", "--dataset=Skylion007/openwebtext", out, "--test_size=0.25", "--num_proc=1")
+    assert calls == [None, "refs/convert/parquet"]
+    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "loading script of Skylion007/openwebtext" in notes[0] and "refs/convert/parquet" in notes[0]
+    d = tmp_path / "data" / "openwebtext"
+    meta = json.loads((d / "meta.json").read_text())
+    assert meta["revision"] == "refs/convert/parquet" and "(revision refs/convert/parquet)" in meta["source"]
+    split = datasets.Dataset.from_dict({"i": list(range(len(texts)))}).train_test_split(test_size=0.25, seed=2357, shuffle=True)
+    np.testing.assert_array_equal(np.fromfile(d / "val.bin", dtype=np.uint16), stream([texts[i] for i in split["test"]["i"]]))
+
+    # a revision the user chose, or any other failure: no fallback, a one-line error
+    calls.clear()
+    msg = error_of(monkeypatch, "prepare_openwebtext.py", "--dataset=Skylion007/openwebtext", "--revision=v1", "--name=x", out)
+    assert calls == ["v1"] and "Revision 'v1' doesn't exist" in msg
+    msg = error_of(monkeypatch, "prepare_openwebtext.py", "--dataset=someone/else", out)
+    assert "ConnectionError: Couldn't reach 'someone/else'" in msg and not (tmp_path / "data" / "else").exists()
