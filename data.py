@@ -35,20 +35,21 @@ _encoding = None
 
 
 def gpt2_encoding():
-    """tiktoken's "gpt2" encoding, built as tiktoken_ext.openai_public builds it but from gpt2_bpe/, so it never
-    downloads anything."""
+    """tiktoken's "gpt2" encoding, built as tiktoken_ext.openai_public builds it but from the files in gpt2_bpe/
+    (checked against OpenAI's sha256), so it never downloads anything."""
     global _encoding
     if _encoding is None:
         from tiktoken.load import data_gym_to_mergeable_bpe_ranks
         from tiktoken_ext.openai_public import ENDOFTEXT, r50k_pat_str
+        paths = {name: os.path.join(GPT2_BPE_DIR, name) for name in GPT2_BPE_SHA256}
+        for name, path in paths.items():
+            if not os.path.isfile(path) or sha256_file(path) != GPT2_BPE_SHA256[name]:
+                fail(f"{path} is missing or not OpenAI's GPT-2 file (sha256 {GPT2_BPE_SHA256[name][:12]}...); "
+                     "restore it with git checkout gpt2_bpe")
         cache_dir = os.environ.get("TIKTOKEN_CACHE_DIR")
-        os.environ["TIKTOKEN_CACHE_DIR"] = ""  # "": tiktoken reads local files in place instead of copying them to its cache
+        os.environ["TIKTOKEN_CACHE_DIR"] = ""  # "": tiktoken reads the files in place instead of copying them to its cache
         try:
-            ranks = data_gym_to_mergeable_bpe_ranks(
-                vocab_bpe_file=os.path.join(GPT2_BPE_DIR, "vocab.bpe"), vocab_bpe_hash=GPT2_BPE_SHA256["vocab.bpe"],
-                encoder_json_file=os.path.join(GPT2_BPE_DIR, "encoder.json"), encoder_json_hash=GPT2_BPE_SHA256["encoder.json"])
-        except (OSError, ValueError) as e:
-            fail(f"cannot read the GPT-2 tokenizer files in {GPT2_BPE_DIR} ({type(e).__name__}: {e}); restore them with git checkout gpt2_bpe")
+            ranks = data_gym_to_mergeable_bpe_ranks(vocab_bpe_file=paths["vocab.bpe"], encoder_json_file=paths["encoder.json"])
         finally:
             if cache_dir is None:
                 del os.environ["TIKTOKEN_CACHE_DIR"]

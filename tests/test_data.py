@@ -110,6 +110,21 @@ def test_gpt2_encoding_needs_no_network_or_cache(tmp_path):
     assert files_in(empty_cache) == []  # read in place, not copied into tiktoken's cache
 
 
+def test_damaged_gpt2_bpe_files_give_one_line_error(tmp_path, monkeypatch):
+    import data
+    shutil.copytree(REPO / "gpt2_bpe", tmp_path / "gpt2_bpe")
+    (tmp_path / "gpt2_bpe" / "vocab.bpe").write_text("#version: 0.2\nĠ t\n")
+    monkeypatch.setattr(data, "GPT2_BPE_DIR", str(tmp_path / "gpt2_bpe"))
+    monkeypatch.setattr(data, "_encoding", None)
+    with pytest.raises(SystemExit) as e:
+        data.gpt2_encoding()
+    msg = str(e.value)
+    assert msg.startswith("error: ") and "vocab.bpe is missing or not OpenAI's GPT-2 file" in msg and "\n" not in msg
+    (tmp_path / "gpt2_bpe" / "vocab.bpe").unlink()
+    with pytest.raises(SystemExit, match="vocab.bpe is missing .*git checkout gpt2_bpe"):
+        data.gpt2_encoding()
+
+
 def test_shakespeare_rerun_offline_from_cache_is_identical(shakespeare_root, tmp_path, monkeypatch, offline_pip, capsys):
     # serial this time (num_proc=1): the bins must not depend on the number of worker processes
     run_main(monkeypatch, "prepare_shakespeare.py", f"--data_root={tmp_path}",
