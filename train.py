@@ -323,7 +323,7 @@ def train(cfg):
 
     start_iter, eval_s, evals_done = iter_num, 0.0, 0
     t_log, iters_since_log = time.time(), 0
-    t_loop, next_timed_log = t_log, iter_num + 1  # log the first step too: it tells how fast the run goes
+    t_loop, next_timed_log = t_log, iter_num + 1  # DDP logs the first step, to learn the pace
     while iter_num < cfg['max_iters']:
         if iter_num % cfg['eval_interval'] == 0:
             losses = evaluate_and_save(iter_num)
@@ -337,7 +337,10 @@ def train(cfg):
         iter_num += 1
         iters_since_log += 1
 
-        if iter_num % cfg['log_interval'] == 0 or iter_num == cfg['max_iters'] or (cfg['log_seconds'] > 0 and iter_num >= next_timed_log):
+        # a line at least every log_seconds: one process reads the clock; DDP ranks must all decide alike (the line
+        # all-reduces), so they log after as many steps as fit in log_seconds at rank 0's last pace
+        timed = iter_num >= next_timed_log if ddp else time.time() - t_log >= cfg['log_seconds']
+        if iter_num % cfg['log_interval'] == 0 or iter_num == cfg['max_iters'] or (cfg['log_seconds'] > 0 and timed):
             if ddp:
                 dist.all_reduce(loss_sum)  # gloo has no AVG
             lossf = loss_sum.item() / world_size  # syncs with the device, so the timing below is real
@@ -346,10 +349,10 @@ def train(cfg):
                      "Lower learning_rate or use --dtype=bfloat16/float32")
             dt = (time.time() - t_log) / iters_since_log
             t_log, iters_since_log = time.time(), 0
-            shared_dt = torch.tensor([dt], device=device)
-            if ddp:  # every rank must choose the same next timed log step (it all-reduces), so all use rank 0's pace
-                dist.broadcast(shared_dt, 0)
-            next_timed_log = iter_num + max(1, int(cfg['log_seconds'] / shared_dt.item()))
+            if ddp:
+                pace = torch.tensor([dt], device=device)
+                dist.broadcast(pace, 0)
+                next_timed_log = iter_num + max(1, int(cfg['log_seconds'] / pace.item()))
             mfu = raw_model.estimate_mfu(cfg['batch_size'] * micro_steps, dt, ptdtype)
             if master:
                 print(f"iter {iter_num}: loss {lossf:.4f}, lr {lr:.3e}, {dt * 1000:.1f} ms/iter, "

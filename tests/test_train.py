@@ -65,7 +65,8 @@ def test_kill_and_resume_is_bit_identical(shakespeare_root, tmp_path):
 
 
 def test_ddp_gloo_matches_one_process(shakespeare_root, tmp_path):
-    args = ["--max_iters=4", "--eval_interval=4", "--dtype=float32"]
+    # every step logged by the timed rule (log_seconds ~ 0), not by log_interval: under DDP the ranks must agree on it
+    args = ["--max_iters=4", "--eval_interval=4", "--dtype=float32", "--log_interval=100", "--log_seconds=1e-9"]
     run_script(*tiny(shakespeare_root, tmp_path / "single", *args))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            *tiny(shakespeare_root, tmp_path / "ddp", *args)]
