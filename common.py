@@ -13,6 +13,12 @@ def fail(msg):
     raise SystemExit(f"error: {msg}")
 
 
+def current_umask():
+    umask = os.umask(0)  # the only way to read it is to set it
+    os.umask(umask)
+    return umask
+
+
 @contextmanager
 def atomic_write(path):
     """Yield a temp path beside `path`; it replaces `path` only if the block finishes, so readers never see half a file."""
@@ -22,9 +28,7 @@ def atomic_write(path):
     os.close(fd)
     try:
         yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the permissions open() would
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp creates 0600; give the file the permissions open() would
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

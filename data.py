@@ -2,7 +2,7 @@
 document) plus meta.json.
 
 Writing: every prepare_*.py hands its documents to write_dataset(), the one place that tokenizes (tiktoken GPT-2
-encode_ordinary, worker processes, bounded memory) and writes bins atomically.
+encode_ordinary from the BPE files in gpt2_bpe/, worker processes, bounded memory) and writes bins atomically.
 Reading: open_tokens(), load_meta(), fixed_windows() for comparable eval losses, get_batch().
 """
 import contextlib
@@ -23,20 +23,40 @@ from common import atomic_write, fail
 
 EOT_TOKEN = 50256
 DEFAULT_META = {"tokenizer": "gpt2", "vocab_size": 50257, "dtype": "uint16", "eot_token": EOT_TOKEN}
+PARQUET_REVISION = "refs/convert/parquet"  # where the hub keeps its automatic Parquet conversion of a dataset
 LOCAL_LOADERS = {".txt": "text", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 
 # ----------------------------------------------------------------------------- writing
 
+GPT2_BPE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gpt2_bpe")  # OpenAI's files, shipped in the repo
+GPT2_BPE_SHA256 = {"vocab.bpe": "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5",
+                   "encoder.json": "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783"}
 _encoding = None
 
 
 def gpt2_encoding():
+    """tiktoken's "gpt2" encoding, built as tiktoken_ext.openai_public builds it but from the files in gpt2_bpe/
+    (checked against OpenAI's sha256), so it never downloads anything."""
     global _encoding
     if _encoding is None:
+        from tiktoken.load import data_gym_to_mergeable_bpe_ranks
+        from tiktoken_ext.openai_public import ENDOFTEXT, r50k_pat_str
+        paths = {name: os.path.join(GPT2_BPE_DIR, name) for name in GPT2_BPE_SHA256}
+        for name, path in paths.items():
+            if not os.path.isfile(path) or sha256_file(path) != GPT2_BPE_SHA256[name]:
+                fail(f"{path} is missing or not OpenAI's GPT-2 file (sha256 {GPT2_BPE_SHA256[name][:12]}...); "
+                     "restore it with git checkout gpt2_bpe")
+        cache_dir = os.environ.get("TIKTOKEN_CACHE_DIR")
+        os.environ["TIKTOKEN_CACHE_DIR"] = ""  # "": tiktoken reads the files in place instead of copying them to its cache
         try:
-            _encoding = tiktoken.get_encoding("gpt2")
-        except Exception as e:  # offline without a cache: tiktoken raises whatever its download raised
-            fail(f"cannot load the GPT-2 tokenizer ({type(e).__name__}); set TIKTOKEN_CACHE_DIR to a folder that holds it")
+            ranks = data_gym_to_mergeable_bpe_ranks(vocab_bpe_file=paths["vocab.bpe"], encoder_json_file=paths["encoder.json"])
+        finally:
+            if cache_dir is None:
+                del os.environ["TIKTOKEN_CACHE_DIR"]
+            else:
+                os.environ["TIKTOKEN_CACHE_DIR"] = cache_dir
+        _encoding = tiktoken.Encoding("gpt2", pat_str=r50k_pat_str, mergeable_ranks=ranks,
+                                      special_tokens={ENDOFTEXT: EOT_TOKEN}, explicit_n_vocab=50257)
     return _encoding
 
 
@@ -108,8 +128,28 @@ def load_hf_dataset(path, name=None, split="train", **kwargs):
     try:
         return load_dataset(path, name or None, split=split, **kwargs)
     except Exception as e:  # offline, unknown dataset, legacy loading script, unreadable file...: say which, then stop
-        lines = str(e).strip().splitlines() or [""]
-        fail(f"could not load {kwargs.get('data_files') or path!r} with datasets: {type(e).__name__}: {lines[0]}")
+        dataset_error(e, kwargs.get("data_files") or path)
+
+
+def load_hub_dataset(path, name=None, split="train", revision="", **kwargs):
+    """A Hugging Face hub dataset and the revision it was read from. When the installed datasets refuses the dataset's
+    loading script (datasets >= 4 runs none; openwebtext still has one), the hub's Parquet conversion of it
+    (revision refs/convert/parquet) is read instead, with a note: for datasets over 5 GB that conversion holds only
+    their first 5 GB, so say so wherever the data is described."""
+    from datasets import __version__, load_dataset
+    try:
+        return load_dataset(path, name or None, split=split, revision=revision or None, **kwargs), revision
+    except Exception as e:
+        if revision or not (isinstance(e, RuntimeError) and "scripts are no longer supported" in str(e)):
+            dataset_error(e, path)
+    print(f"note: datasets {__version__} no longer runs the loading script of {path}; reading the hub's Parquet "
+          f"conversion instead (--revision={PARQUET_REVISION}; over 5 GB it holds only the first 5 GB)")
+    return load_hf_dataset(path, name, split, revision=PARQUET_REVISION, **kwargs), PARQUET_REVISION
+
+
+def dataset_error(e, what):
+    lines = str(e).strip().splitlines() or [""]
+    fail(f"could not load {what!r} with datasets: {type(e).__name__}: {lines[0]}")
 
 
 def load_local_files(files, text_key="text"):
@@ -194,11 +234,16 @@ def open_tokens(data_dir, split):
     return np.memmap(path, dtype=dtype, mode="r")
 
 
+def check_fits(n_tokens, block_size, what="the split"):
+    """A window takes block_size + 1 tokens (inputs and shifted targets); stop with a one-line error if they are not there."""
+    if n_tokens < block_size + 1:
+        fail(f"{what} has {n_tokens:,} tokens, fewer than block_size + 1 = {block_size + 1:,}; use a smaller block_size or more data")
+
+
 def fixed_windows(n_tokens, block_size, count, seed=1337):
     """`count` window start offsets into a split of n_tokens tokens. They depend only on the arguments, so every
-    eval, run and model sees the same text. A window takes block_size + 1 tokens (inputs and shifted targets)."""
-    if n_tokens < block_size + 1:
-        fail(f"the split has {n_tokens} tokens, fewer than block_size + 1 = {block_size + 1}; use a smaller block_size or more data")
+    eval, run and model sees the same text."""
+    check_fits(n_tokens, block_size)
     return np.random.default_rng(seed).integers(0, n_tokens - block_size, size=count, dtype=np.int64)
 
 

@@ -1,15 +1,18 @@
-"""Write a checkpoint as a Hugging Face GPT-2 directory (config.json + model.safetensors).
+"""Write a checkpoint as a complete Hugging Face GPT-2 directory: config.json, model.safetensors, generation_config.json
+and the GPT-2 tokenizer (vocab.json, merges.txt, tokenizer_config.json, special_tokens_map.json).
 
-    python export_hf.py --ckpt=out-shakespeare --out_dir=hf-shakespeare
-    lm_eval --model hf --model_args pretrained=hf-shakespeare,tokenizer=gpt2 --tasks arc_easy,piqa,sciq,hellaswag,lambada_openai
+    python export_hf.py --ckpt=out/shakespeare/ref_12 --out_dir=hf/ref_12
+    lm_eval --model hf --model_args pretrained=hf/ref_12 --tasks arc_easy,piqa,sciq,hellaswag,lambada_openai
 
 --ckpt takes whatever checkpoint.load_model reads: a ckpt.pt of this project or of nanoGPT (also an inherited one),
-a run directory holding ckpt.pt, a local HF GPT-2 directory or 'gpt2*'. The result loads with
-transformers.GPT2LMHeadModel.from_pretrained(out_dir) and gives the same logits as model.py.
-Nothing is copied from the hub, so the directory has no tokenizer files: give the loader a GPT-2 tokenizer
-(lm_eval: tokenizer=gpt2 in --model_args, as above; transformers: AutoTokenizer.from_pretrained('gpt2')).
+a run directory holding ckpt.pt, a local HF GPT-2 directory or 'gpt2*'. The result loads offline with
+transformers' AutoModelForCausalLM and AutoTokenizer.from_pretrained(out_dir) and gives the same logits as model.py.
+The tokenizer files are the repo's gpt2_bpe/ files (vocab.json = encoder.json, merges.txt = vocab.bpe) with
+<|endoftext|> as bos, eos and unk token, as on the hub's gpt2; a model whose vocab cannot hold GPT-2's 50257 tokens
+(nanoGPT's character-level models) gets no tokenizer.
 Models trained with bias=False get zero biases, which is the same function in GPT-2's always-biased layout.
 out_dir is built in a temp directory beside it and renamed into place at the end: a failed export leaves nothing.
+Files and folder get the permissions the umask gives new files, as any other output.
 """
 import json
 import os
@@ -21,8 +24,9 @@ import torch
 from safetensors.torch import save_file
 
 from checkpoint import load_model
-from common import fail
+from common import current_umask, fail, write_json
 from configurator import configure
+from data import EOT_TOKEN, GPT2_BPE_DIR
 
 DEFAULTS = dict(
     ckpt="",  # checkpoint file, run directory, HF GPT-2 directory or 'gpt2*'
@@ -30,7 +34,8 @@ DEFAULTS = dict(
     overwrite=False,  # replace an existing out_dir
 )
 
-EOT_TOKEN = 50256
+EOT = "<|endoftext|>"
+GPT2_VOCAB = 50257
 CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 
 
@@ -79,6 +84,18 @@ def hf_state_dict(model):
     return out
 
 
+def write_tokenizer(out_dir, block_size):
+    """GPT-2's tokenizer files, as transformers' GPT2Tokenizer(Fast) reads them."""
+    shutil.copyfile(os.path.join(GPT2_BPE_DIR, "encoder.json"), os.path.join(out_dir, "vocab.json"))
+    shutil.copyfile(os.path.join(GPT2_BPE_DIR, "vocab.bpe"), os.path.join(out_dir, "merges.txt"))
+    shutil.copyfile(os.path.join(GPT2_BPE_DIR, "LICENSE"), os.path.join(out_dir, "LICENSE.tokenizer"))
+    special = {"bos_token": EOT, "eos_token": EOT, "unk_token": EOT}
+    write_json(special, os.path.join(out_dir, "special_tokens_map.json"))
+    write_json({"tokenizer_class": "GPT2Tokenizer", **special, "model_max_length": block_size, "add_prefix_space": False,
+                "add_bos_token": False, "errors": "replace"}, os.path.join(out_dir, "tokenizer_config.json"))
+    write_json({"bos_token_id": EOT_TOKEN, "eos_token_id": EOT_TOKEN}, os.path.join(out_dir, "generation_config.json"))
+
+
 def export(source, out_dir, overwrite=False):
     """Export the model at `source` to the HF directory out_dir; returns the model's GPTConfig."""
     if not source or not out_dir:
@@ -94,6 +111,11 @@ def export(source, out_dir, overwrite=False):
         with open(os.path.join(tmp, "config.json"), "w") as f:
             json.dump(hf_config(model.config), f, indent=2)
         save_file(hf_state_dict(model), os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
+        if model.config.vocab_size >= GPT2_VOCAB:
+            write_tokenizer(tmp, model.config.block_size)
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes it private
+        for name in os.listdir(tmp):  # and safetensors writes 0600
+            os.chmod(os.path.join(tmp, name), 0o666 & ~current_umask())
         if os.path.exists(out_dir):  # overwrite: move the old one aside first, so out_dir is never half-written
             old = tempfile.mkdtemp(dir=parent, prefix=".old-export-")
             os.replace(out_dir, os.path.join(old, "dir"))
@@ -110,4 +132,5 @@ if __name__ == "__main__":
     cfg = configure(DEFAULTS, sys.argv[1:])
     config = export(cfg["ckpt"], cfg["out_dir"], cfg["overwrite"])
     print(f"wrote {cfg['out_dir']}: GPT-2 with {config.n_layer} layers, {config.n_head} heads, n_embd {config.n_embd}, "
-          f"vocab {config.vocab_size}, context {config.block_size}")
+          f"vocab {config.vocab_size}, context {config.block_size}"
+          + (", GPT-2 tokenizer" if config.vocab_size >= GPT2_VOCAB else "; no tokenizer: the vocab is not GPT-2's"))

@@ -11,7 +11,9 @@ warmup + cosine schedule); train.py's inherit_* keys (block parts, wpe, ln_f, wi
 while grow.py picks its blocks (0..l-1). grow_mode='paper' (default) builds every round from the reference;
 'continue' keeps the previous round's trained model and appends the next reference blocks (cheaper in spirit; not
 in the paper).
-Rerunning the same command after a kill skips finished rounds and resumes the interrupted one exactly.
+Rerunning the same command after a kill skips finished rounds and resumes the interrupted one exactly. A rerun
+whose settings differ from those grow.json stored (any key that changes what a round computes or when grow stops)
+stops with an error naming them, unless --allow_changes=True.
 Writes out_dir/round_<l>/ckpt.pt, grow.json, grow.md (results.py's table) and grow.png.
 """
 import json
@@ -37,9 +39,15 @@ max_layers = None  # None: the reference's depth
 tolerance = 0.0  # stop when val loss <= reference_val_loss + tolerance
 grow_mode = 'paper'  # 'paper' or 'continue'
 compare_runs = ''  # comma-separated train.py out_dirs (e.g. a same-depth random-init baseline) shown beside the rounds
+allow_changes = False  # True: rerun into an out_dir made with other settings, keeping its finished rounds; the new ones apply from here on
 # -----------------------------------------------------------------------------
 GROW_DEFAULTS = {k: v for k, v in globals().items() if not k.startswith('_') and isinstance(v, (int, float, bool, str, type(None)))}
 DEFAULTS = {**train.DEFAULTS, 'out_dir': 'out/grow', **GROW_DEFAULTS}
+# keys that change no round's result (where files are, what is shown, which hardware runs it): a rerun may change
+# them freely. Every other key is stored in grow.json and compared on a rerun.
+RERUN_FREE_KEYS = ('out_dir', 'data_root', 'log_interval', 'log_seconds', 'eval_interval', 'always_save_checkpoint',
+                   'wandb_log', 'wandb_project', 'wandb_run_name', 'backend', 'device', 'compile', 'compare_runs',
+                   'allow_changes')
 
 
 def round_init(cfg, depth, ref_model, ref_info, previous_round_dir):
@@ -104,23 +112,35 @@ def grow(cfg):
     train_cfg = {**{k: cfg[k] for k in train.DEFAULTS}, **{k: train.DEFAULTS[k] for k in INHERIT_KEYS}}
     tokens_per_step = cfg['gradient_accumulation_steps'] * cfg['batch_size'] * cfg['block_size']
 
-    state = None
+    settings = {k: v for k, v in cfg.items() if k not in RERUN_FREE_KEYS}
+    state, changed = None, []
     if os.path.exists(state_path):
         with open(state_path) as f:
             state = json.load(f)
-        if state['reference'] != cfg['reference'] or state['grow_mode'] != cfg['grow_mode']:
-            fail(f"{state_path} belongs to another grow run (reference {state['reference']}, mode {state['grow_mode']}); "
-                 "use another out_dir or delete it")
-    if state is None:
+        stored = state.get('settings', {k: state[k] for k in ('reference', 'grow_mode')})  # an older grow.py kept only these
+        keys = set(stored) | set(settings) if 'settings' in state else set(stored)
+        before = {k: stored.get(k, DEFAULTS.get(k)) for k in keys}  # a key added to grow.py since: its default
+        changed = [k for k in sorted(keys) if before[k] != settings.get(k)]
+        if changed and not cfg['allow_changes']:
+            diffs = ', '.join(f"{k} {before[k]!r} -> {settings.get(k)!r}" for k in changed)
+            fail(f"{state_path} was made with other settings ({diffs}), so its rounds would not match them; start fresh "
+                 f"with another --out_dir (or delete {out_dir}), or pass --allow_changes=True to keep its finished rounds")
+    if state is None or changed:
         ref_loss = cfg['reference_val_loss']
         if ref_loss is None:  # the reference measured on exactly the windows the rounds are evaluated on
             ref_loss = train.train({**train_cfg, 'init_from': cfg['reference'], 'eval_only': True})['val_loss']
+        rounds = state['rounds'] if state is not None else []
+        for r in rounds:
+            r['reached_target'] = r['val_loss'] <= ref_loss + cfg['tolerance']
         state = {'reference': cfg['reference'], 'reference_n_layer': ref_depth, 'reference_val_loss': ref_loss,
                  'tolerance': cfg['tolerance'], 'grow_mode': cfg['grow_mode'], 'start_layers': start,
-                 'step_layers': cfg['step_layers'], 'max_layers': stop, 'rounds': []}
+                 'step_layers': cfg['step_layers'], 'max_layers': stop, 'settings': settings, 'rounds': rounds}
         if master:
+            if changed:
+                print(f"note: settings changed since {state_path} was written ({', '.join(changed)}); "
+                      f"keeping its finished rounds {[r['n_layer'] for r in rounds]}")
             write_json(state, state_path)
-    target = state['reference_val_loss'] + cfg['tolerance']
+    target = state['reference_val_loss'] + state['tolerance']
     if master:
         print(f"reference {cfg['reference']}: {ref_depth} layers, val loss {state['reference_val_loss']:.4f}; "
               f"growing {start} -> {stop} by {cfg['step_layers']} until val loss <= {target:.4f}")

@@ -5,7 +5,11 @@
     python prepare_openwebtext.py --files='a.jsonl,b.txt' --name=mycorpus --test_size=0.01
 
 Val split as nanoGPT's: train_test_split(test_size=0.0005, seed=2357, shuffle=True) of the `split` split, 'test'
-renamed 'val'. Local --files: .txt = one document per file (UTF-8 text), .jsonl/.json = one per line (field
+renamed 'val'. A hub dataset whose loading script the installed datasets refuses (datasets >= 4 runs none, and
+openwebtext has one) is read from the hub's Parquet conversion (revision refs/convert/parquet), with a note. That
+conversion holds at most the first 5 GB of a dataset that was not Parquet already (openwebtext has ~40 GB of text),
+so its documents, and the seeded split of them, are not nanoGPT's; pass --revision=REV to read another revision.
+Local --files: .txt = one document per file (UTF-8 text), .jsonl/.json = one per line (field
 --text_key), .parquet = one per row (column --text_key).
 """
 import os
@@ -13,12 +17,12 @@ import sys
 
 from common import fail
 from configurator import configure
-from data import load_hf_dataset, load_local_files, sha256_file, text_batches, write_dataset
+from data import load_hub_dataset, load_local_files, sha256_file, text_batches, write_dataset
 
 defaults = dict(
     dataset="openwebtext",  # Hugging Face dataset id or local dataset folder, read when files is ''
     config_name="",  # the dataset's configuration, where it has several
-    revision="",  # branch, tag or commit of the dataset repo; '' = the default branch
+    revision="",  # branch, tag or commit of the dataset repo; '' = the default branch (its Parquet conversion if datasets refuses its script)
     split="train",  # the split that is divided into train and val
     files="",  # comma-separated local files to read instead of `dataset`
     text_key="text",  # the column (or jsonl field) that holds the documents
@@ -41,10 +45,10 @@ if __name__ == "__main__":
         source = "local files: " + ", ".join(files)
         provenance = {"files": [{"path": os.path.abspath(path), "sha256": sha256_file(path)} for path in files]}
     else:
-        ds = load_hf_dataset(cfg["dataset"], cfg["config_name"], split=cfg["split"], revision=cfg["revision"] or None,
-                             num_proc=cfg["num_proc"])
-        source = f"Hugging Face dataset {cfg['dataset']}"
-        provenance = {key: cfg[key] for key in ("dataset", "config_name", "revision", "split")}
+        ds, revision = load_hub_dataset(cfg["dataset"], cfg["config_name"], split=cfg["split"], revision=cfg["revision"],
+                                        num_proc=cfg["num_proc"])
+        source = f"Hugging Face dataset {cfg['dataset']}" + (f" (revision {revision})" if revision else "")
+        provenance = {**{key: cfg[key] for key in ("dataset", "config_name", "split")}, "revision": revision}
     try:
         parts = ds.train_test_split(test_size=cfg["test_size"], seed=cfg["seed"], shuffle=True)
     except ValueError as e:  # too few documents for this test_size

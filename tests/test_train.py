@@ -2,6 +2,8 @@
 process, init_from sources, eval_only, and one-line errors."""
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -63,7 +65,8 @@ def test_kill_and_resume_is_bit_identical(shakespeare_root, tmp_path):
 
 
 def test_ddp_gloo_matches_one_process(shakespeare_root, tmp_path):
-    args = ["--max_iters=4", "--eval_interval=4", "--dtype=float32"]
+    # every step logged by the timed rule (log_seconds ~ 0), not by log_interval: under DDP the ranks must agree on it
+    args = ["--max_iters=4", "--eval_interval=4", "--dtype=float32", "--log_interval=100", "--log_seconds=1e-9"]
     run_script(*tiny(shakespeare_root, tmp_path / "single", *args))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            *tiny(shakespeare_root, tmp_path / "ddp", *args)]
@@ -133,6 +136,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(shakespeare_root, tmp_pat
     (["--gradient_accumulation_steps=0"], "at least 1"),
     (["--dropout=1.5"], "dropout must be in [0, 1)"),
     (["--dtype=float8"], "dtype"),
+    (["--block_size=10000000"], "has 1,430,058 tokens, fewer than block_size + 1 = 10,000,001"),  # before a 1.3 GB wpe is built
     (["config/does_not_exist.py"], "not found"),
 ])
 def test_bad_input_is_one_line_error_and_writes_nothing(shakespeare_root, tmp_path, extra, message):
@@ -156,3 +160,32 @@ def test_incompatible_or_corrupt_checkpoint_is_one_line_error(shakespeare_root, 
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 1 and len(lines) == 1 and message in lines[0], proc.stderr
         assert not out_dir.exists()
+
+
+def test_timed_log_lines_with_elapsed_and_eta(shakespeare_root, tmp_path):
+    """Besides every log_interval steps, train.py logs once log_seconds of wall time have passed (here: at once, so
+    after every step); log_seconds=0 leaves log_interval alone. Every line says the elapsed time and an ETA."""
+    timed = run_script(*tiny(shakespeare_root, tmp_path / "timed", "--max_iters=5", "--eval_interval=100",
+                             "--log_interval=100", "--log_seconds=1e-9")).stdout
+    iters = [line for line in timed.splitlines() if line.startswith("iter ")]
+    assert [int(line.split()[1].rstrip(":")) for line in iters] == [1, 2, 3, 4, 5]
+    assert all(re.search(r", elapsed \d+s, ETA \d+s$", line) for line in iters), iters
+    assert [m["iter"] for m in metrics(tmp_path / "timed") if "loss" in m] == [1, 2, 3, 4, 5]
+    evals = [line for line in timed.splitlines() if line.startswith("step ")]
+    assert re.search(r", elapsed \d+s$", evals[0])  # before the first step: nothing to estimate from yet
+    assert re.search(r", elapsed \d+s, ETA \d+s$", evals[-1])
+    untimed = run_script(*tiny(shakespeare_root, tmp_path / "untimed", "--max_iters=5", "--eval_interval=100",
+                               "--log_interval=100", "--log_seconds=0")).stdout
+    assert [line.split(":")[0] for line in untimed.splitlines() if line.startswith("iter ")] == ["iter 5"]
+
+
+def test_dropout_applies_on_resume(shakespeare_root, tmp_path):
+    run_script(*tiny(shakespeare_root, tmp_path / "a", "--max_iters=2", "--eval_interval=2"))
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    run_script(*tiny(shakespeare_root, tmp_path / "a", "--init_from=resume", "--max_iters=4", "--eval_interval=2"))
+    run_script(*tiny(shakespeare_root, tmp_path / "b", "--init_from=resume", "--max_iters=4", "--eval_interval=2",
+                     "--dropout=0.5"))
+    a, b = final_state(tmp_path / "a"), final_state(tmp_path / "b")
+    assert (a["model_args"]["dropout"], b["model_args"]["dropout"]) == (0.0, 0.5)
+    assert a["iter_num"] == b["iter_num"] == 4
+    assert not torch.equal(a["model"]["transformer.h.0.mlp.c_fc.weight"], b["model"]["transformer.h.0.mlp.c_fc.weight"])
