@@ -42,15 +42,13 @@ eval_windows = None  # fixed windows per split in every eval, whatever the batch
 eval_only = False  # evaluate init_from on the fixed windows and exit
 always_save_checkpoint = True  # if False, save only when val loss improves
 init_from = 'scratch'
-# warm starts from init_from's model (inherit.py): its blocks inherit_layers (k: blocks 0..k-1, a list such as [0, 2, 4]
-# or '0,2,4', or '0-5,0-5'; None: all), these parts of each block ('all' or a comma list of attn, mlp, ln), its wpe and
-# ln_f (False: fresh init), and its first inherit_n_head heads / inherit_n_embd dimensions (None: the source's width)
-inherit_layers = None
-inherit_block_parts = 'all'
-inherit_wpe = True
-inherit_ln_f = True
-inherit_n_head = None
-inherit_n_embd = None
+# warm starts from init_from's model (inherit.py; see README "Inheriting")
+inherit_layers = None  # its blocks to keep: k (blocks 0..k-1), a list [0, 2, 4] / '0,2,4', or ranges '0-5,0-5'; None: all
+inherit_block_parts = 'all'  # what each kept block inherits: 'all' or a comma list of attn, mlp, ln (Table 3)
+inherit_wpe = True  # False: fresh position embeddings (the authors' script)
+inherit_ln_f = True  # False: fresh final LayerNorm (the authors' script)
+inherit_n_head = None  # half-width warm start: keep the first n heads (None: the source's)
+inherit_n_embd = None  # half-width warm start: keep the first n dimensions (None: the source's width)
 # wandb logging
 wandb_log = False
 wandb_project = 'owt'
