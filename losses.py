@@ -1,0 +1,91 @@
+"""The training loss: lm_head + cross-entropy (+ knowledge distillation) fused and chunked over the tokens.
+
+The plain path (logits = lm_head(x); F.cross_entropy(logits, targets)) materialises the (tokens x vocab) logits,
+an fp32 copy under autocast, the log-softmax and their gradients: with GPT-2's 50304-token vocabulary that is most
+of a small model's step time and memory. Here each chunk of tokens computes its logits, the loss and at once the
+gradients wrt its hidden states and the (accumulated) lm_head weight, then frees the chunk: only one chunk's
+logits exist at a time, and backward merely scales the stored gradients.
+
+Knowledge distillation uses the same chunks: the teacher's logits for the chunk come from its final hidden states
+and its lm_head weight (no gradient), and the loss is
+    (1 - kd_alpha) * CE + kd_alpha * T^2 * KL(softmax(t / T) || softmax(s / T)),
+with CE and the KD term (T^2 * KL) each averaged over the tokens whose target is not ignore_index (-1).
+"""
+import torch
+
+CHUNK_TOKENS = 1024  # tokens per chunk (see bench.py runs in the README; 1024 x 50304 fp32 logits = 206 MB)
+IGNORE_INDEX = -1
+
+
+def compute_dtype(device_type, dtype):
+    """The dtype autocast would run a matmul in: its own dtype when enabled, else the tensors'."""
+    return torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else dtype
+
+
+class FusedLinearCrossEntropy(torch.autograd.Function):
+    """loss, ce, kd = FusedLinearCrossEntropy.apply(h, weight, targets, teacher_h, teacher_weight, kd_alpha, T, chunk)
+
+    h (N, C) hidden states, weight (V, C) lm_head weight, targets (N,) with -1 = ignored; teacher_h (N, C_t) and
+    teacher_weight (V, C_t) or None. Returns three scalars: the loss (differentiable wrt h and weight), and the
+    CE and KD terms (float32, no gradient; kd is 0 without a teacher). Matmuls run in the autocast dtype if autocast
+    is on; logsumexp, softmax and the sums run in float32, one chunk at a time."""
+
+    @staticmethod
+    def forward(ctx, h, weight, targets, teacher_h, teacher_weight, kd_alpha, temperature, chunk_tokens):
+        device_type = h.device.type
+        dtype = compute_dtype(device_type, h.dtype)
+        with torch.autocast(device_type, enabled=False):
+            w = weight.to(dtype)
+            tw = None if teacher_h is None else teacher_weight.to(dtype)
+            valid = targets != IGNORE_INDEX
+            n_valid = valid.sum()
+            inv_n = 1.0 / n_valid.to(torch.float32)  # nan when every target is ignored, as F.cross_entropy
+            ce_scale = inv_n * (1.0 - kd_alpha) if teacher_h is not None else inv_n
+            kd_scale = inv_n * kd_alpha * temperature  # d(T^2 KL)/d(student logits) = T (p_s - p_t)
+            grad_h = torch.empty_like(h)
+            grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=h.device)
+            ce_sum = torch.zeros((), dtype=torch.float32, device=h.device)
+            kd_sum = torch.zeros((), dtype=torch.float32, device=h.device)
+            for start in range(0, h.size(0), chunk_tokens):
+                end = min(start + chunk_tokens, h.size(0))
+                hc, yc, vc = h[start:end].to(dtype), targets[start:end], valid[start:end]
+                logits = (hc @ w.t()).float()  # one chunk's logits, float32 for the softmax
+                lse = torch.logsumexp(logits, dim=-1, keepdim=True)
+                picked = logits.gather(1, yc.clamp(min=0).unsqueeze(1))
+                ce_sum += ((lse - picked).squeeze(1) * vc).sum()
+                if teacher_h is not None:
+                    with torch.no_grad():
+                        t_logp = torch.log_softmax((teacher_h[start:end].to(dtype) @ tw.t()).float() / temperature, dim=-1)
+                    s_logp = torch.log_softmax(logits / temperature, dim=-1)
+                    t_p = t_logp.exp()
+                    kd_sum += ((t_p * (t_logp - s_logp)).sum(-1) * vc).sum() * temperature ** 2
+                    grad = s_logp.exp_().sub_(t_p).mul_(vc.unsqueeze(1) * kd_scale)  # KD part of dloss/dlogits
+                    del t_logp, t_p
+                    grad.add_(logits.sub_(lse).exp_().mul_(vc.unsqueeze(1) * ce_scale))
+                else:
+                    grad = logits.sub_(lse).exp_().mul_(vc.unsqueeze(1) * ce_scale)  # softmax, in place
+                grad.scatter_add_(1, yc.clamp(min=0).unsqueeze(1), -(vc.unsqueeze(1) * ce_scale).to(grad.dtype))
+                grad = grad.to(dtype)
+                grad_h[start:end] = grad @ w
+                grad_w += (grad.t() @ hc).float() if dtype != torch.float32 else grad.t() @ hc
+            ce = ce_sum * inv_n
+            kd = kd_sum * inv_n
+            loss = (1.0 - kd_alpha) * ce + kd_alpha * kd if teacher_h is not None else ce.clone()
+        ctx.save_for_backward(grad_h, grad_w.to(weight.dtype))
+        ctx.mark_non_differentiable(ce, kd)
+        return loss, ce, kd
+
+    @staticmethod
+    def backward(ctx, grad_loss, grad_ce, grad_kd):
+        grad_h, grad_w = ctx.saved_tensors
+        return grad_h * grad_loss, grad_w * grad_loss, None, None, None, None, None, None
+
+
+def fused_linear_cross_entropy(h, weight, targets, teacher_h=None, teacher_weight=None, kd_alpha=0.0,
+                               temperature=1.0, chunk_tokens=CHUNK_TOKENS):
+    """(loss, ce, kd) of lm_head + cross-entropy (+ KD) over the flattened tokens; see FusedLinearCrossEntropy."""
+    h, targets = h.reshape(-1, h.size(-1)), targets.reshape(-1)
+    if teacher_h is not None:
+        teacher_h = teacher_h.reshape(-1, teacher_h.size(-1))
+    return FusedLinearCrossEntropy.apply(h, weight, targets, teacher_h, teacher_weight, float(kd_alpha),
+                                         float(temperature), int(chunk_tokens))
