@@ -10,7 +10,9 @@ import time
 import pytest
 import torch
 
+from checkpoint import save_checkpoint
 from conftest import REPO, run_script
+from model import GPT, GPTConfig
 
 TINY = ["--dataset=shakespeare", "--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=32", "--batch_size=4",
         "--gradient_accumulation_steps=2", "--eval_iters=2", "--log_interval=1", "--warmup_iters=2",
@@ -30,9 +32,24 @@ def final_state(out_dir):
     return torch.load(os.path.join(out_dir, "ckpt.pt"), weights_only=True)
 
 
-def test_kill_and_resume_is_bit_identical(shakespeare_root, tmp_path):
-    # dropout > 0 so the resumed run must also restore the dropout RNG, not only the data order
-    args = ["--max_iters=12", "--eval_interval=3", "--dropout=0.1"]
+def write_teacher(path, vocab_size=50304, block_size=64):
+    """A tiny random KD teacher of another depth and width than TINY's student (3 x 48 against 2 x 32)."""
+    torch.manual_seed(7)
+    model = GPT(GPTConfig(n_layer=3, n_head=2, n_embd=48, block_size=block_size, vocab_size=vocab_size))
+    save_checkpoint({"model": model.state_dict(), "model_args": model.config.__dict__}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    return write_teacher(tmp_path_factory.mktemp("teacher") / "teacher.pt")
+
+
+@pytest.mark.parametrize("kd", [False, True])
+def test_kill_and_resume_is_bit_identical(shakespeare_root, tmp_path, teacher, kd):
+    # dropout > 0 so the resumed run must also restore the dropout RNG, not only the data order; with kd, a killed
+    # distillation run resumes exactly too (the teacher is reloaded from its source, not from the checkpoint)
+    args = ["--max_iters=12", "--eval_interval=3", "--dropout=0.1"] + ([f"--teacher={teacher}", "--kd_temperature=2.0"] if kd else [])
     run_script(*tiny(shakespeare_root, tmp_path / "full", *args))
 
     killed = tmp_path / "killed"
@@ -60,10 +77,46 @@ def test_kill_and_resume_is_bit_identical(shakespeare_root, tmp_path):
     # the resumed run rewrote the metrics from the checkpoint on, so the log reads like one run
     assert [m["iter"] for m in metrics(killed)] == [m["iter"] for m in metrics(tmp_path / "full")]
     assert [m.get("loss") for m in metrics(killed)] == [m.get("loss") for m in metrics(tmp_path / "full")]
+    if kd:
+        assert [m.get("kd") for m in metrics(killed)] == [m.get("kd") for m in metrics(tmp_path / "full")]
+        assert not any("teacher" in k for k in resumed["model"]) and resumed["config"]["teacher"] == str(teacher)
 
 
-def test_ddp_gloo_matches_one_process(shakespeare_root, tmp_path):
-    args = ["--max_iters=4", "--eval_interval=4", "--dtype=float32"]
+def test_kd_run_logs_both_terms_and_kd_alpha_zero_is_plain_training(shakespeare_root, tmp_path, teacher):
+    args = ["--max_iters=3", "--eval_interval=3"]
+    run_script(*tiny(shakespeare_root, tmp_path / "plain", *args))
+    zero = run_script(*tiny(shakespeare_root, tmp_path / "zero", *args, f"--teacher={teacher}", "--kd_alpha=0.0")).stdout
+    run_script(*tiny(shakespeare_root, tmp_path / "kd", *args, f"--teacher={teacher}", "--kd_temperature=2.0"))
+    plain, kd_zero = final_state(tmp_path / "plain"), final_state(tmp_path / "zero")
+    for k, v in plain["model"].items():  # kd_alpha = 0: the same training, bit for bit, although kd is computed
+        assert torch.equal(v, kd_zero["model"][k]), k
+    assert [m.get("loss") for m in metrics(tmp_path / "plain")] == [m.get("loss") for m in metrics(tmp_path / "zero")]
+    assert [m.get("val_loss") for m in metrics(tmp_path / "plain")] == [m.get("val_loss") for m in metrics(tmp_path / "zero")]
+    assert "kd " in zero and "ce" not in metrics(tmp_path / "plain")[1]
+    steps = [m for m in metrics(tmp_path / "kd") if "loss" in m]
+    assert len(steps) == 3
+    for m in steps:  # the logged loss is 0.6 CE + 0.4 KD, and a random teacher is far from the student
+        assert m["loss"] == pytest.approx(0.6 * m["ce"] + 0.4 * m["kd"], rel=1e-5) and m["kd"] > 0.01
+    assert all(m["ce"] == pytest.approx(m["loss"]) for m in metrics(tmp_path / "zero") if "loss" in m)
+    # val loss stays plain CE: the same weights would give the same val loss with or without a teacher
+    kd_val = metrics(tmp_path / "kd")[-1]["val_loss"]
+    out = run_script(*tiny(shakespeare_root, tmp_path / "eval", f"--init_from={tmp_path / 'kd' / 'ckpt.pt'}", "--eval_only=True")).stdout
+    assert float(out.split("val loss ")[1].split()[0]) == pytest.approx(kd_val, abs=1e-4)
+
+
+def test_teacher_with_another_vocabulary_or_shorter_context_is_one_line_error(shakespeare_root, tmp_path):
+    for name, kwargs, message in (("vocab", dict(vocab_size=128), "vocab_size 128"), ("block", dict(block_size=16), "block_size 16")):
+        bad = write_teacher(tmp_path / f"{name}.pt", **kwargs)
+        out_dir = tmp_path / f"run_{name}"
+        proc = run_script(*tiny(shakespeare_root, out_dir, "--max_iters=1", f"--teacher={bad}"), check=False)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 1 and len(lines) == 1 and message in lines[0] and "teacher" in lines[0], proc.stderr
+        assert not out_dir.exists()
+
+
+@pytest.mark.parametrize("kd", [False, True])
+def test_ddp_gloo_matches_one_process(shakespeare_root, tmp_path, teacher, kd):
+    args = ["--max_iters=4", "--eval_interval=4", "--dtype=float32"] + ([f"--teacher={teacher}"] if kd else [])
     run_script(*tiny(shakespeare_root, tmp_path / "single", *args))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            *tiny(shakespeare_root, tmp_path / "ddp", *args)]
@@ -77,6 +130,8 @@ def test_ddp_gloo_matches_one_process(shakespeare_root, tmp_path):
     assert train_single == pytest.approx(train_ddp, abs=1e-5)
     assert single[-1]["val_loss"] == pytest.approx(ddp[-1]["val_loss"], abs=1e-5)
     assert train_single[0] != train_single[-1]  # it really trained
+    if kd:
+        assert [m["kd"] for m in single if "kd" in m] == pytest.approx([m["kd"] for m in ddp if "kd" in m], abs=1e-5)
 
 
 def test_eval_only_uses_the_same_fixed_windows(shakespeare_root, tmp_path):
@@ -133,6 +188,8 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(shakespeare_root, tmp_pat
     (["--gradient_accumulation_steps=0"], "at least 1"),
     (["--dropout=1.5"], "dropout must be in [0, 1)"),
     (["--dtype=float8"], "dtype"),
+    (["--kd_alpha=1.5"], "kd_alpha must be in [0, 1]"),
+    (["--teacher=gpt3"], "model source 'gpt3' not found"),
     (["config/does_not_exist.py"], "not found"),
 ])
 def test_bad_input_is_one_line_error_and_writes_nothing(shakespeare_root, tmp_path, extra, message):
