@@ -213,3 +213,34 @@ def test_incompatible_or_corrupt_checkpoint_is_one_line_error(shakespeare_root, 
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 1 and len(lines) == 1 and message in lines[0], proc.stderr
         assert not out_dir.exists()
+
+
+@pytest.mark.parametrize("config, layers", [
+    ("config/kd_gpt2m_16_random.py", None),
+    ("config/kd_gpt2m_16_distil.py", [0, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 23]),
+    ("config/kd_gpt2m_16_inherit.py", list(range(16))),
+    ("config/inherit_gpt2m_16_50k.py", list(range(16))),
+])
+def test_kd_paper_configs_at_mini_scale(shakespeare_root, tmp_path, config, layers):
+    # the paper's KD rows end to end, with a tiny 24-layer model standing in for the trained GPT-2 medium reference
+    torch.manual_seed(3)
+    reference = GPT(GPTConfig(n_layer=24, n_head=2, n_embd=32, block_size=64, vocab_size=50304))
+    ref_path = tmp_path / "gpt2m_24.pt"
+    save_checkpoint({"model": reference.state_dict(), "model_args": reference.config.__dict__}, ref_path)
+    from configurator import configure
+    from train import DEFAULTS
+    cfg = configure(DEFAULTS, [config])
+    assert cfg["max_iters"] == cfg["lr_decay_iters"] == 50000 and cfg["n_layer"] in (16, 24)
+    kd = "kd_" in config
+    assert cfg["teacher"] == ("out/gpt2m_24/ckpt.pt" if kd else "") and cfg["kd_alpha"] == 0.4 and cfg["kd_temperature"] == 1.0
+    sources = [f"--teacher={ref_path}"] if kd else []
+    if layers is not None:
+        sources.append(f"--init_from={ref_path}")
+    out_dir = tmp_path / "run"
+    run_script("train.py", config, *TINY, "--n_layer=16", f"--data_root={shakespeare_root}", f"--out_dir={out_dir}",
+               "--max_iters=2", "--eval_interval=2", "--wandb_log=False", *sources)
+    ckpt = final_state(out_dir)
+    assert ckpt["iter_num"] == 2 and ckpt["model_args"]["n_layer"] == 16
+    assert (ckpt["inherit"] or {}).get("layers") == layers
+    steps = [m for m in metrics(out_dir) if "loss" in m]
+    assert len(steps) == 2 and all(("kd" in m) == kd for m in steps)
