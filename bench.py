@@ -86,6 +86,8 @@ def build_path(cfg, name, device, device_type):
     scaler = torch.amp.GradScaler(device_type, enabled=(ptdtype == torch.float16))
     use_compile = cfg['compile'] if cfg['compile'] is not None else device_type == 'cuda'
     use_compile = use_compile and not (plain and device_type == 'cpu')
+    if use_compile:
+        print(f"compiling the {name} path with torch.compile: the warm-up steps take a while", file=sys.stderr)
     step_model = torch.compile(model) if use_compile else model
     fused_loss = cfg['fused_loss'] and not plain
 
