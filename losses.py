@@ -33,6 +33,12 @@ def scratch(name, rows, cols, dtype, device):
     return buf[:rows * cols].view(rows, cols)
 
 
+def log_softmax_(x, tmp):
+    """x <- log_softmax(x, dim=-1) in place, tmp a buffer of x's shape (no chunk-sized allocation)."""
+    x.sub_(x.amax(dim=-1, keepdim=True))
+    return x.sub_(torch.exp(x, out=tmp).sum(dim=-1, keepdim=True).log_())
+
+
 def compute_dtype(device_type, dtype):
     """The dtype autocast would run a matmul in: its own dtype when enabled, else the tensors'."""
     return torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else dtype
@@ -73,14 +79,21 @@ class FusedLinearCrossEntropy(torch.autograd.Function):
                     low = scratch("low", rows, w.size(0), dtype, h.device)  # the matmul's output, later the gradient's
                     logits.copy_(torch.mm(hc, w.t(), out=low))
                 picked = logits.gather(1, yc.clamp(min=0).unsqueeze(1))
-                if teacher_h is not None:
+                if teacher_h is not None:  # in place in three reused buffers: teacher, student, scratch
+                    teacher = scratch("teacher", rows, w.size(0), torch.float32, h.device)
+                    student = scratch("student", rows, w.size(0), torch.float32, h.device)
+                    tmp = scratch("tmp", rows, w.size(0), torch.float32, h.device)
                     with torch.no_grad():
-                        t_logp = torch.log_softmax((teacher_h[start:end].to(dtype) @ tw.t()).float() / temperature, dim=-1)
-                    s_logp = torch.log_softmax(logits / temperature, dim=-1)
-                    t_p = t_logp.exp()
-                    kd_sum += ((t_p * (t_logp - s_logp)).sum(-1) * vc).sum() * temperature ** 2
-                    kd_grad = s_logp.exp_().sub_(t_p).mul_(vc.unsqueeze(1) * kd_scale)  # KD part of dloss/dlogits
-                    del t_logp, t_p
+                        t_hc = teacher_h[start:end].to(dtype)
+                        if dtype == torch.float32:
+                            torch.mm(t_hc, tw.t(), out=teacher)
+                        else:
+                            teacher.copy_(torch.mm(t_hc, tw.t(), out=low))
+                    log_softmax_(teacher.div_(temperature), tmp)
+                    log_softmax_(torch.div(logits, temperature, out=student), tmp)
+                    kl = torch.sub(teacher, student, out=tmp).mul_(teacher.exp_())  # p_t (log p_t - log p_s)
+                    kd_sum += (kl.sum(-1) * vc).sum() * temperature ** 2
+                    kd_grad = student.exp_().sub_(teacher).mul_(vc.unsqueeze(1) * kd_scale)  # KD part of dloss/dlogits
                 # softmax in place, in as few passes over the chunk as possible: exp(l - max) / sum
                 row_max = logits.amax(dim=-1, keepdim=True)
                 exp = logits.sub_(row_max).exp_()
