@@ -3,23 +3,33 @@ Training speed of any train.py config: tokens/s, ms/iter, MFU and peak memory.
     python bench.py config/train_shakespeare.py
     python bench.py config/train_gpt2.py --batch_size=4 --gradient_accumulation_steps=1 --device=cpu
     python bench.py config/train_gpt2.py --gradient_accumulation_steps=1 --compile=False   # compile off on CUDA
+    python bench.py config/shakespeare_ref.py --baseline=True   # against nanoGPT's plain path, same process
 
-It takes train.py's keys (config files, then --key=value, with the same meanings) plus bench_warmup and bench_iters,
-builds the model as train.py does (init_from included) and times whole training iterations: forward and backward
-over gradient_accumulation_steps micro-batches, gradient clipping and the AdamW step. The batches are random token
-ids, so bench.py reads no data file (nothing needs preparing, and vocab_size=None means GPT-2's 50304).
-One process, no DDP: per-GPU figures.
+It takes train.py's keys (config files, then --key=value, with the same meanings) plus bench_warmup, bench_iters,
+baseline and bench_path, builds the model as train.py does (init_from included) and times whole training iterations:
+forward and backward over gradient_accumulation_steps micro-batches, gradient clipping and the AdamW step. The
+batches are random token ids, so bench.py reads no data file (nothing needs preparing, and vocab_size=None means
+GPT-2's 50304). One process, no DDP: per-GPU figures.
+
+Two paths: 'optimised' is what train.py runs with the config (dtype, compile, fused_loss, fused AdamW); 'plain' is
+what a nanoGPT user gets on this device: full logits and F.cross_entropy, AdamW fused on CUDA only, and on CPU
+float32 without autocast and without compile (on CUDA the config's dtype and compile, as nanoGPT's defaults).
+--baseline=True times both in this process, one iteration of each in turn from the same weights and batches (so
+load from other processes hits both alike), and prints both and the ratio.
 
 Reported: the median over bench_iters timed iterations after bench_warmup untimed ones (which also absorb
 torch.compile), CUDA synchronized around each; MFU against the GPU's dense peak for the dtype ("unknown device"
-where the peak is not known, e.g. on CPU); peak memory = torch.cuda.max_memory_allocated over the timed iterations
-on CUDA, the process's peak RSS on CPU. Output: one summary line, then the same figures as one JSON line.
+where the peak is not known, e.g. on CPU). Peak memory = torch.cuda.max_memory_allocated over the timed iterations
+on CUDA, the process's peak RSS on CPU; with --baseline=True each path's peak comes from a fresh process that runs
+two iterations of that path alone (peak RSS only ever grows, so one process cannot measure both). Output: one
+summary line per path (and the ratios), then the same figures as one JSON line.
 """
 import json
 import os
 import platform
 import resource
 import statistics
+import subprocess
 import sys
 import time
 
@@ -30,7 +40,8 @@ from configurator import configure
 from train import DEFAULTS as TRAIN_DEFAULTS
 from train import build_model, check_config, train_step
 
-DEFAULTS = dict(TRAIN_DEFAULTS, bench_warmup=3, bench_iters=10)
+DEFAULTS = dict(TRAIN_DEFAULTS, bench_warmup=3, bench_iters=10, baseline=False, bench_path='optimised')
+PATHS = ('plain', 'optimised')
 GPT2_VOCAB = 50257
 
 
@@ -61,59 +72,117 @@ def random_batches(cfg, vocab_size, device):
             for _ in range(cfg["gradient_accumulation_steps"])]
 
 
-def bench(cfg):
+def build_path(cfg, name, device, device_type):
+    """Model and one-iteration step function of the 'plain' or 'optimised' path (see the docstring)."""
+    plain = name == 'plain'
+    dtype = 'float32' if plain and device_type == 'cpu' else cfg['dtype']
+    ptdtype, autocast = setup_device(device, dtype)[2:]
+    torch.manual_seed(cfg['seed'])
+    model = build_model(cfg, GPT2_VOCAB, device)[0]
+    model.to(device)
+    fused_adamw = not plain or device_type == 'cuda'
+    optimizer = model.configure_optimizers(cfg['weight_decay'], cfg['learning_rate'], (cfg['beta1'], cfg['beta2']),
+                                           device_type, fused=fused_adamw)
+    scaler = torch.amp.GradScaler(device_type, enabled=(ptdtype == torch.float16))
+    use_compile = cfg['compile'] if cfg['compile'] is not None else device_type == 'cuda'
+    use_compile = use_compile and not (plain and device_type == 'cpu')
+    if use_compile:
+        print(f"compiling the {name} path with torch.compile: the warm-up steps take a while", file=sys.stderr)
+    step_model = torch.compile(model) if use_compile else model
+    fused_loss = cfg['fused_loss'] and not plain
+
+    def step(batches):
+        train_step(step_model, optimizer, scaler, autocast, batches, cfg['grad_clip'], fused_loss=fused_loss)
+
+    info = {"path": name, "dtype": str(ptdtype).removeprefix("torch."), "compile": use_compile, "fused_loss": fused_loss,
+            "fused_adamw": bool(optimizer.defaults.get("fused"))}
+    return model, step, ptdtype, info
+
+
+def fresh_process_peak_memory(argv, name):
+    """Peak memory of two iterations of one path in a fresh process running this script."""
+    cmd = [sys.executable, os.path.abspath(__file__), *argv, "--baseline=False", f"--bench_path={name}",
+           "--bench_warmup=1", "--bench_iters=1"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        fail(f"measuring the {name} path's memory in a fresh process failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])["peak_memory_mib"]
+
+
+def bench(cfg, argv=()):
+    """Time the path(s); returns one result dict per path, in PATHS order."""
     check_config(cfg)
     if cfg["bench_iters"] < 1 or cfg["bench_warmup"] < 0:
         fail("bench_iters must be at least 1 and bench_warmup at least 0")
-    device, device_type, ptdtype, autocast = setup_device(cfg["device"], cfg["dtype"])
-    torch.manual_seed(cfg["seed"])
-    model = build_model(cfg, GPT2_VOCAB, device)[0]
-    model.to(device)
-    block_size = cfg["block_size"]
-    optimizer = model.configure_optimizers(cfg["weight_decay"], cfg["learning_rate"], (cfg["beta1"], cfg["beta2"]), device_type)
-    scaler = torch.amp.GradScaler(device_type, enabled=(ptdtype == torch.float16))
-    use_compile = cfg["compile"] if cfg["compile"] is not None else device_type == "cuda"
-    step_model = torch.compile(model) if use_compile else model
+    if cfg["bench_path"] not in PATHS:
+        fail(f"bench_path must be one of {', '.join(PATHS)}, got {cfg['bench_path']!r}")
+    device, device_type = setup_device(cfg["device"], cfg["dtype"])[:2]
+    names = PATHS if cfg["baseline"] else (cfg["bench_path"],)
+    # first, while this process is small: a child starts with its parent's peak RSS as its own
+    fresh_peaks = {name: fresh_process_peak_memory(argv, name) for name in names} if cfg["baseline"] else {}
+    paths = {name: build_path(cfg, name, device, device_type) for name in names}
     sync = torch.cuda.synchronize if device_type == "cuda" else (lambda: None)
+    model = paths[names[0]][0]
     vocab_size = min(model.config.vocab_size, GPT2_VOCAB)
+    times = {name: [] for name in names}
+    for i in range(cfg["bench_warmup"] + cfg["bench_iters"]):
+        if i == cfg["bench_warmup"] and device_type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        batches = random_batches(cfg, vocab_size, device)
+        for name in names:  # interleaved, so a burst of load elsewhere slows both paths alike
+            t0 = time.perf_counter()
+            paths[name][1](batches)
+            sync()
+            if i >= cfg["bench_warmup"]:
+                times[name].append(time.perf_counter() - t0)
 
-    for _ in range(cfg["bench_warmup"]):
-        train_step(step_model, optimizer, scaler, autocast, random_batches(cfg, vocab_size, device), cfg["grad_clip"])
-    sync()
-    if device_type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    times = []
-    for _ in range(cfg["bench_iters"]):
-        t0 = time.perf_counter()
-        train_step(step_model, optimizer, scaler, autocast, random_batches(cfg, vocab_size, device), cfg["grad_clip"])
-        sync()
-        times.append(time.perf_counter() - t0)
-
-    dt = statistics.median(times)
+    block_size = cfg["block_size"]
     tokens_per_iter = cfg["gradient_accumulation_steps"] * cfg["batch_size"] * block_size
-    mfu = model.estimate_mfu(cfg["batch_size"] * cfg["gradient_accumulation_steps"], dt, ptdtype)
-    peak_mib, memory_kind = peak_memory(device_type)
-    return {
-        "device": device, "device_name": device_name(device_type), "dtype": str(ptdtype).removeprefix("torch."), "compile": use_compile,
-        "params_m": model.get_num_params() / 1e6, "n_layer": model.config.n_layer, "n_head": model.config.n_head,
-        "n_embd": model.config.n_embd, "batch_size": cfg["batch_size"], "block_size": block_size,
-        "gradient_accumulation_steps": cfg["gradient_accumulation_steps"], "tokens_per_iter": tokens_per_iter,
-        "ms_per_iter": dt * 1000, "ms_per_iter_min": min(times) * 1000, "ms_per_iter_max": max(times) * 1000,
-        "tokens_per_s": tokens_per_iter / dt, "mfu": mfu, "peak_memory_mib": peak_mib, "memory_kind": memory_kind,
-        "warmup_iters": cfg["bench_warmup"], "timed_iters": cfg["bench_iters"],
-        "load_avg_1m": os.getloadavg()[0],  # other processes on the machine skew the figures, CPU ones most
-    }
+    results = []
+    for name in names:
+        _, _, ptdtype, info = paths[name]
+        dt = statistics.median(times[name])
+        mfu = model.estimate_mfu(cfg["batch_size"] * cfg["gradient_accumulation_steps"], dt, ptdtype)
+        peak_mib, memory_kind = peak_memory(device_type)
+        if cfg["baseline"]:
+            peak_mib, memory_kind = fresh_peaks[name], f"{memory_kind} of a fresh process, 2 iterations"
+        results.append({
+            **info, "device": device, "device_name": device_name(device_type),
+            "params_m": model.get_num_params() / 1e6, "n_layer": model.config.n_layer, "n_head": model.config.n_head,
+            "n_embd": model.config.n_embd, "batch_size": cfg["batch_size"], "block_size": block_size,
+            "gradient_accumulation_steps": cfg["gradient_accumulation_steps"], "tokens_per_iter": tokens_per_iter,
+            "ms_per_iter": dt * 1000, "ms_per_iter_min": min(times[name]) * 1000, "ms_per_iter_max": max(times[name]) * 1000,
+            "tokens_per_s": tokens_per_iter / dt, "mfu": mfu, "peak_memory_mib": peak_mib, "memory_kind": memory_kind,
+            "warmup_iters": cfg["bench_warmup"], "timed_iters": cfg["bench_iters"],
+            "load_avg_1m": os.getloadavg()[0],  # other processes on the machine skew the figures, CPU ones most
+        })
+    return results
 
 
 def summary(r):
     mfu = f"MFU {r['mfu'] * 100:.1f}%" if r["mfu"] is not None else f"MFU unknown device ({r['device_name']})"
-    return (f"{r['params_m']:.2f}M params, {r['device']} {r['dtype']}, compile {'on' if r['compile'] else 'off'}: "
+    return (f"{r['path']}: {r['params_m']:.2f}M params, {r['device']} {r['dtype']}, compile {'on' if r['compile'] else 'off'}, "
+            f"fused loss {'on' if r['fused_loss'] else 'off'}, fused AdamW {'on' if r['fused_adamw'] else 'off'}: "
             f"{r['gradient_accumulation_steps']} x {r['batch_size']} x {r['block_size']} tokens/iter, "
             f"{r['ms_per_iter']:.1f} ms/iter (median of {r['timed_iters']}), {r['tokens_per_s']:,.0f} tokens/s, {mfu}, "
             f"peak memory {r['peak_memory_mib']:,.0f} MiB ({r['memory_kind']})")
 
 
+def comparison(plain, optimised):
+    """The optimised path against the plain one: speedup and memory saved."""
+    return {"speedup": plain["ms_per_iter"] / optimised["ms_per_iter"],
+            "memory_saved": 1 - optimised["peak_memory_mib"] / plain["peak_memory_mib"]}
+
+
 if __name__ == "__main__":
-    result = bench(configure(DEFAULTS, sys.argv[1:]))
-    print(summary(result))
-    print(json.dumps(result))
+    argv = sys.argv[1:]
+    results = bench(configure(DEFAULTS, argv), argv)
+    for r in results:
+        print(summary(r))
+    if len(results) == 1:
+        print(json.dumps(results[0]))
+    else:
+        ratios = comparison(*results)
+        print(f"optimised vs plain: {ratios['speedup']:.2f}x the speed, {ratios['memory_saved'] * 100:.0f}% less peak memory "
+              f"(load average {results[-1]['load_avg_1m']:.1f})")
+        print(json.dumps({**dict(zip(PATHS, results)), **ratios}))

@@ -49,6 +49,10 @@ inherit_wpe = True  # False: fresh position embeddings (the authors' script)
 inherit_ln_f = True  # False: fresh final LayerNorm (the authors' script)
 inherit_n_head = None  # half-width warm start: keep the first n heads (None: the source's)
 inherit_n_embd = None  # half-width warm start: keep the first n dimensions (None: the source's width)
+# knowledge distillation: loss = (1 - kd_alpha) * CE + kd_alpha * T^2 * KL(p_teacher || p_student), T = kd_temperature
+teacher = ''  # '' = off; else any model source init_from accepts (checkpoint, run dir, 'gpt2*', HF dir), frozen
+kd_alpha = 0.4  # weight of the KD term (the paper: 0.6 CE + 0.4 KD)
+kd_temperature = 1.0  # T: both distributions at temperature T, the KD term scaled by T^2
 # wandb logging
 wandb_log = False
 wandb_project = 'owt'
@@ -84,6 +88,7 @@ backend = 'auto'  # auto: nccl on CUDA, gloo on CPU
 device = 'auto'  # auto, cpu, cuda, cuda:1, ...
 dtype = 'auto'  # auto: bfloat16 where the hardware has it (CUDA, or CPUs with AMX/AVX512-BF16), else float16 on CUDA / float32 on CPU
 compile = None  # torch.compile; None: on for CUDA, off for CPU (inductor's CPU build takes minutes)
+fused_loss = True  # lm_head + cross-entropy chunk by chunk, never the full logits (losses.py); False: nanoGPT's path
 seed = 1337
 # -----------------------------------------------------------------------------
 DEFAULTS = {k: v for k, v in globals().items() if not k.startswith('_') and isinstance(v, (int, float, bool, str, type(None)))}
@@ -122,6 +127,8 @@ def check_config(cfg):
     windows = cfg['eval_windows']
     if windows is not None and (isinstance(windows, bool) or not isinstance(windows, int) or windows < 1):
         fail(f"eval_windows must be a positive integer or None (eval_iters * batch_size), got {windows!r}")
+    if not 0 <= cfg['kd_alpha'] <= 1 or cfg['kd_temperature'] <= 0:
+        fail(f"kd_alpha must be in [0, 1] and kd_temperature positive, got {cfg['kd_alpha']} and {cfg['kd_temperature']}")
 
 
 def build_model(cfg, data_vocab_size, device):
@@ -158,16 +165,45 @@ def build_model(cfg, data_vocab_size, device):
     return model, resume_ckpt, provenance
 
 
-def train_step(model, optimizer, scaler, autocast, batches, grad_clip, ddp=False):
-    """One optimizer step over the micro-batches [(X, Y), ...]; returns their mean loss as a tensor (no device sync)."""
+def load_teacher(source, device):
+    """The frozen KD teacher: eval mode, no gradients."""
+    teacher = load_model(source, device)[0]
+    teacher.eval().requires_grad_(False)
+    return teacher
+
+
+def check_teacher(teacher, model, source):
+    """The teacher must predict the student's vocabulary over at least its context; cropped to the student's."""
+    t, s = teacher.config, model.config
+    if t.vocab_size != s.vocab_size or t.block_size < s.block_size:
+        fail(f"teacher {source} has vocab_size {t.vocab_size} and block_size {t.block_size}, the student {s.vocab_size} and "
+             f"{s.block_size}; a teacher needs the same vocabulary and at least the student's block_size")
+    if t.block_size > s.block_size:
+        teacher.crop_block_size(s.block_size)
+
+
+def train_step(model, optimizer, scaler, autocast, batches, grad_clip, ddp=False, fused_loss=True, teacher=None,
+               kd_alpha=0.0, kd_temperature=1.0):
+    """One optimizer step over the micro-batches [(X, Y), ...]; returns the mean [loss, ce, kd] over them as one
+    tensor (no device sync). fused_loss: the chunked lm_head + loss of losses.py (False: full logits, kd = 0).
+    teacher: a frozen GPT for knowledge distillation (always through the fused loss), or None."""
     loss_sum = 0.0
     for i, (X, Y) in enumerate(batches):
         # under DDP, all-reduce the gradients only once per step, after the last micro-batch
         sync = not ddp or i == len(batches) - 1
         with (nullcontext() if sync else model.no_sync()), autocast:
-            _, loss = model(X, Y)
+            if teacher is not None:
+                with torch.no_grad():
+                    kd = dict(teacher_hidden=teacher.final_hidden(X), teacher_weight=teacher.lm_head.weight,
+                              kd_alpha=kd_alpha, kd_temperature=kd_temperature)
+                _, loss, (ce, kd_term) = model(X, Y, fused_loss=True, **kd)
+            elif fused_loss:
+                _, loss, (ce, kd_term) = model(X, Y, fused_loss=True)
+            else:
+                _, loss = model(X, Y)
+                ce, kd_term = loss.detach(), torch.zeros_like(loss.detach())
             loss = loss / len(batches)
-        loss_sum = loss_sum + loss.detach()
+        loss_sum = loss_sum + torch.stack([loss.detach(), ce / len(batches), kd_term / len(batches)]).float()
         scaler.scale(loss).backward()
     if grad_clip > 0:
         scaler.unscale_(optimizer)
@@ -198,8 +234,11 @@ def train(cfg):
     for split, tokens in (('train', train_data), ('val', val_data)):
         check_fits(len(tokens), cfg['block_size'], f"the {split} split of {data_dir}")  # before a model that size is built
 
+    teacher = load_teacher(cfg['teacher'], device) if cfg['teacher'] else None  # before seeding: building a GPT draws
     torch.manual_seed(cfg['seed'] + rank)
     model, resume_ckpt, provenance = build_model(cfg, meta['vocab_size'], device)
+    if teacher is not None:
+        check_teacher(teacher, model, cfg['teacher'])
     model_args = dataclasses.asdict(model.config)
     if meta['vocab_size'] > model.config.vocab_size:
         fail(f"dataset {cfg['dataset']} has token ids up to {meta['vocab_size']} but the model's vocab_size is {model.config.vocab_size}")
@@ -235,7 +274,11 @@ def train(cfg):
     raw_model = model
     use_compile = cfg['compile'] if cfg['compile'] is not None else device_type == 'cuda'
     if use_compile:
+        if master:
+            print("compiling the model with torch.compile: the first steps take a while (--compile=False to skip)")
         model = torch.compile(model)
+        if teacher is not None:
+            teacher.final_hidden = torch.compile(teacher.final_hidden)
     if ddp:
         model = DDP(model, device_ids=[torch.device(device).index] if device_type == 'cuda' else None)
 
@@ -350,7 +393,8 @@ def train(cfg):
             group['lr'] = lr
         offsets = torch.randint(len(train_data) - cfg['block_size'], (grad_accum, cfg['batch_size']), generator=data_gen)
         batches = [get_batch(train_data, offsets[rank * micro_steps + i].numpy(), cfg['block_size'], device) for i in range(micro_steps)]
-        loss_sum = train_step(model, optimizer, scaler, autocast, batches, cfg['grad_clip'], ddp)
+        loss_sum = train_step(model, optimizer, scaler, autocast, batches, cfg['grad_clip'], ddp, cfg['fused_loss'], teacher,
+                              cfg['kd_alpha'], cfg['kd_temperature'])
         iter_num += 1
         iters_since_log += 1
 
@@ -360,7 +404,7 @@ def train(cfg):
         if iter_num % cfg['log_interval'] == 0 or iter_num == cfg['max_iters'] or (cfg['log_seconds'] > 0 and timed):
             if ddp:
                 dist.all_reduce(loss_sum)  # gloo has no AVG
-            lossf = loss_sum.item() / world_size  # syncs with the device, so the timing below is real
+            lossf, ce, kd = (loss_sum / world_size).tolist()  # syncs with the device, so the timing below is real
             if not math.isfinite(lossf):
                 fail(f"training loss became {lossf} at step {iter_num}; the last good checkpoint in {cfg['out_dir']} is left as it was. "
                      "Lower learning_rate or use --dtype=bfloat16/float32")
@@ -372,10 +416,11 @@ def train(cfg):
                 next_timed_log = iter_num + max(1, int(cfg['log_seconds'] / pace.item()))
             mfu = raw_model.estimate_mfu(cfg['batch_size'] * micro_steps, dt, ptdtype)
             if master:
-                print(f"iter {iter_num}: loss {lossf:.4f}, lr {lr:.3e}, {dt * 1000:.1f} ms/iter, "
+                terms = f" (ce {ce:.4f}, kd {kd:.4f})" if teacher is not None else ""
+                print(f"iter {iter_num}: loss {lossf:.4f}{terms}, lr {lr:.3e}, {dt * 1000:.1f} ms/iter, "
                       f"{tokens_per_iter / dt:,.0f} tok/s" + (f", mfu {mfu * 100:.1f}%" if mfu is not None else "") + f", {progress(iter_num)}")
             log({'iter': iter_num, 'loss': lossf, 'lr': lr, 'ms_per_iter': dt * 1000, 'tokens_per_s': tokens_per_iter / dt,
-                 'mfu': mfu})
+                 'mfu': mfu, **({'ce': ce, 'kd': kd} if teacher is not None else {})})
     losses = evaluate_and_save(iter_num)
     if ddp:
         dist.barrier()  # rank 0 may still be writing the checkpoint others are about to read (grow.py)

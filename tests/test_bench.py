@@ -1,4 +1,5 @@
-"""bench.py: a smoke test on a tiny config (speed itself is not asserted)."""
+"""bench.py: the figures it prints are consistent and each path is what it claims to be (speed itself is not
+asserted)."""
 import json
 
 from conftest import run_script
@@ -11,11 +12,43 @@ def test_bench_prints_summary_and_json():
     summary, line = proc.stdout.strip().splitlines()
     r = json.loads(line)
     assert r["tokens_per_iter"] == 2 * 2 * 16 and r["timed_iters"] == 3 and r["compile"] is False
+    assert r["path"] == "optimised" and r["fused_loss"] and r["fused_adamw"]
     assert r["ms_per_iter_min"] <= r["ms_per_iter"] <= r["ms_per_iter_max"]
     assert abs(r["tokens_per_s"] - r["tokens_per_iter"] / (r["ms_per_iter"] / 1000)) < 1e-6 * r["tokens_per_s"]
     assert r["mfu"] is None and "MFU unknown device" in summary
     assert r["peak_memory_mib"] > 50 and r["memory_kind"] == "peak RSS"
     assert f"{r['tokens_per_s']:,.0f} tokens/s" in summary
+
+
+def test_bench_baseline_runs_both_paths_and_the_fused_loss_saves_memory():
+    # 8 x 512 = 4096 tokens over a 16384-token vocabulary: each float32 copy of the full logits is 256 MiB, which the
+    # plain path holds several of (logits, log-softmax, their gradient) and the fused loss never holds
+    proc = run_script("bench.py", "--n_layer=1", "--n_head=2", "--n_embd=32", "--block_size=512", "--batch_size=8",
+                      "--vocab_size=16384", "--gradient_accumulation_steps=1", "--device=cpu", "--dtype=float32",
+                      "--bench_warmup=1", "--bench_iters=2", "--baseline=True")
+    plain_line, optimised_line, ratio_line, line = proc.stdout.strip().splitlines()
+    r = json.loads(line)
+    plain, optimised = r["plain"], r["optimised"]
+    assert plain_line.startswith("plain:") and "fused loss off, fused AdamW off" in plain_line
+    assert optimised_line.startswith("optimised:") and "fused loss on, fused AdamW on" in optimised_line
+    assert (plain["dtype"], plain["compile"], plain["fused_loss"], plain["fused_adamw"]) == ("float32", False, False, False)
+    assert (optimised["fused_loss"], optimised["fused_adamw"]) == (True, True)
+    assert plain["timed_iters"] == optimised["timed_iters"] == 2 and plain["tokens_per_iter"] == 8 * 512
+    assert r["speedup"] == plain["ms_per_iter"] / optimised["ms_per_iter"]
+    assert r["memory_saved"] == 1 - optimised["peak_memory_mib"] / plain["peak_memory_mib"]
+    assert f"{r['speedup']:.2f}x the speed" in ratio_line
+    assert plain["memory_kind"] == "peak RSS of a fresh process, 2 iterations"
+    assert optimised["peak_memory_mib"] < plain["peak_memory_mib"] - 300
+
+
+def test_bench_path_selects_one_path():
+    proc = run_script("bench.py", "--n_layer=1", "--n_head=2", "--n_embd=32", "--block_size=16", "--batch_size=2",
+                      "--vocab_size=128", "--gradient_accumulation_steps=1", "--device=cpu", "--bench_warmup=0",
+                      "--bench_iters=1", "--bench_path=plain")
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert r["path"] == "plain" and r["dtype"] == "float32" and not r["fused_loss"] and not r["fused_adamw"]
+    proc = run_script("bench.py", "--bench_path=fast", check=False)
+    assert proc.returncode == 1 and proc.stderr.strip() == "error: bench_path must be one of plain, optimised, got 'fast'"
 
 
 def test_bench_rejects_unknown_keys():

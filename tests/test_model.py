@@ -174,7 +174,27 @@ def test_configure_optimizers_decays_matrices_only(bias):
     ids = [id(p) for g in opt.param_groups for p in g["params"]]
     assert sorted(ids) == sorted(id(p) for p in model.parameters())
     assert len(decay["params"]) == 2 + 4 * SMALL["n_layer"]  # wte, wpe, and four matrices per block
-    assert not opt.defaults.get("fused")
+    assert opt.defaults["fused"]  # the installed torch has a fused AdamW for CPU
+    assert not model.configure_optimizers(0.1, 6e-4, (0.9, 0.95), "cpu", fused=False).defaults.get("fused")
+
+
+def test_fused_adamw_steps_equal_unfused():
+    torch.manual_seed(0)
+    fused_model = GPT(GPTConfig(**SMALL))
+    plain_model = GPT(GPTConfig(**SMALL))
+    plain_model.load_state_dict(fused_model.state_dict())
+    start = {n: p.detach().clone() for n, p in fused_model.named_parameters()}
+    for model, fused in ((fused_model, True), (plain_model, False)):
+        opt = model.configure_optimizers(0.1, 1e-2, (0.9, 0.95), "cpu", fused=fused)
+        assert bool(opt.defaults.get("fused")) == fused
+        g = torch.Generator().manual_seed(1)
+        for _ in range(3):  # the same random gradients for both (real ones include near-zero ones Adam amplifies)
+            for p in model.parameters():
+                p.grad = torch.randn(p.shape, generator=g)
+            opt.step()
+    for (name, a), b in zip(fused_model.named_parameters(), plain_model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+        assert (a - start[name]).abs().mean() > 3e-3  # the weights took the steps (lr 1e-2)
 
 
 def test_generate():

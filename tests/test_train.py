@@ -12,7 +12,11 @@ import time
 import pytest
 import torch
 
+from checkpoint import save_checkpoint
+from configurator import configure
 from conftest import REPO, run_script
+from model import GPT, GPTConfig
+from train import DEFAULTS
 
 TINY = ["--dataset=shakespeare", "--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=32", "--batch_size=4",
         "--gradient_accumulation_steps=2", "--eval_iters=2", "--log_interval=1", "--warmup_iters=2",
@@ -32,9 +36,24 @@ def final_state(out_dir):
     return torch.load(os.path.join(out_dir, "ckpt.pt"), weights_only=True)
 
 
-def test_kill_and_resume_is_bit_identical(shakespeare_root, tmp_path):
-    # dropout > 0 so the resumed run must also restore the dropout RNG, not only the data order
-    args = ["--max_iters=12", "--eval_interval=3", "--dropout=0.1"]
+def write_teacher(path, vocab_size=50304, block_size=64):
+    """A tiny random KD teacher of another depth and width than TINY's student (3 x 48 against 2 x 32)."""
+    torch.manual_seed(7)
+    model = GPT(GPTConfig(n_layer=3, n_head=2, n_embd=48, block_size=block_size, vocab_size=vocab_size))
+    save_checkpoint({"model": model.state_dict(), "model_args": model.config.__dict__}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    return write_teacher(tmp_path_factory.mktemp("teacher") / "teacher.pt")
+
+
+@pytest.mark.parametrize("kd", [False, True])
+def test_kill_and_resume_is_bit_identical(shakespeare_root, tmp_path, teacher, kd):
+    # dropout > 0 so the resumed run must also restore the dropout RNG, not only the data order; with kd, a killed
+    # distillation run resumes exactly too (the teacher is reloaded from its source, not from the checkpoint)
+    args = ["--max_iters=12", "--eval_interval=3", "--dropout=0.1"] + ([f"--teacher={teacher}", "--kd_temperature=2.0"] if kd else [])
     run_script(*tiny(shakespeare_root, tmp_path / "full", *args))
 
     killed = tmp_path / "killed"
@@ -62,11 +81,48 @@ def test_kill_and_resume_is_bit_identical(shakespeare_root, tmp_path):
     # the resumed run rewrote the metrics from the checkpoint on, so the log reads like one run
     assert [m["iter"] for m in metrics(killed)] == [m["iter"] for m in metrics(tmp_path / "full")]
     assert [m.get("loss") for m in metrics(killed)] == [m.get("loss") for m in metrics(tmp_path / "full")]
+    if kd:
+        assert [m.get("kd") for m in metrics(killed)] == [m.get("kd") for m in metrics(tmp_path / "full")]
+        assert not any("teacher" in k for k in resumed["model"]) and resumed["config"]["teacher"] == str(teacher)
 
 
-def test_ddp_gloo_matches_one_process(shakespeare_root, tmp_path):
+def test_kd_run_logs_both_terms_and_kd_alpha_zero_is_plain_training(shakespeare_root, tmp_path, teacher):
+    args = ["--max_iters=3", "--eval_interval=3"]
+    run_script(*tiny(shakespeare_root, tmp_path / "plain", *args))
+    zero = run_script(*tiny(shakespeare_root, tmp_path / "zero", *args, f"--teacher={teacher}", "--kd_alpha=0.0")).stdout
+    run_script(*tiny(shakespeare_root, tmp_path / "kd", *args, f"--teacher={teacher}", "--kd_temperature=2.0"))
+    plain, kd_zero = final_state(tmp_path / "plain"), final_state(tmp_path / "zero")
+    for k, v in plain["model"].items():  # kd_alpha = 0: the same training, bit for bit, although kd is computed
+        assert torch.equal(v, kd_zero["model"][k]), k
+    assert [m.get("loss") for m in metrics(tmp_path / "plain")] == [m.get("loss") for m in metrics(tmp_path / "zero")]
+    assert [m.get("val_loss") for m in metrics(tmp_path / "plain")] == [m.get("val_loss") for m in metrics(tmp_path / "zero")]
+    assert "kd " in zero and "ce" not in metrics(tmp_path / "plain")[1]
+    steps = [m for m in metrics(tmp_path / "kd") if "loss" in m]
+    assert len(steps) == 3
+    for m in steps:  # the logged loss is 0.6 CE + 0.4 KD, and a random teacher is far from the student
+        assert m["loss"] == pytest.approx(0.6 * m["ce"] + 0.4 * m["kd"], rel=1e-5) and m["kd"] > 0.01
+    assert all(m["ce"] == pytest.approx(m["loss"]) for m in metrics(tmp_path / "zero") if "loss" in m)
+    # val loss stays plain CE: the same weights would give the same val loss with or without a teacher
+    kd_val = metrics(tmp_path / "kd")[-1]["val_loss"]
+    out = run_script(*tiny(shakespeare_root, tmp_path / "eval", f"--init_from={tmp_path / 'kd' / 'ckpt.pt'}", "--eval_only=True")).stdout
+    assert float(out.split("val loss ")[1].split()[0]) == pytest.approx(kd_val, abs=1e-4)
+
+
+def test_teacher_with_another_vocabulary_or_shorter_context_is_one_line_error(shakespeare_root, tmp_path):
+    for name, kwargs, message in (("vocab", dict(vocab_size=128), "vocab_size 128"), ("block", dict(block_size=16), "block_size 16")):
+        bad = write_teacher(tmp_path / f"{name}.pt", **kwargs)
+        out_dir = tmp_path / f"run_{name}"
+        proc = run_script(*tiny(shakespeare_root, out_dir, "--max_iters=1", f"--teacher={bad}"), check=False)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 1 and len(lines) == 1 and message in lines[0] and "teacher" in lines[0], proc.stderr
+        assert not out_dir.exists()
+
+
+@pytest.mark.parametrize("kd", [False, True])
+def test_ddp_gloo_matches_one_process(shakespeare_root, tmp_path, teacher, kd):
     # every step logged by the timed rule (log_seconds ~ 0), not by log_interval: under DDP the ranks must agree on it
     args = ["--max_iters=4", "--eval_interval=4", "--dtype=float32", "--log_interval=100", "--log_seconds=1e-9"]
+    args += [f"--teacher={teacher}"] if kd else []
     run_script(*tiny(shakespeare_root, tmp_path / "single", *args))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            *tiny(shakespeare_root, tmp_path / "ddp", *args)]
@@ -80,6 +136,8 @@ def test_ddp_gloo_matches_one_process(shakespeare_root, tmp_path):
     assert train_single == pytest.approx(train_ddp, abs=1e-5)
     assert single[-1]["val_loss"] == pytest.approx(ddp[-1]["val_loss"], abs=1e-5)
     assert train_single[0] != train_single[-1]  # it really trained
+    if kd:
+        assert [m["kd"] for m in single if "kd" in m] == pytest.approx([m["kd"] for m in ddp if "kd" in m], abs=1e-5)
 
 
 def test_eval_only_uses_the_same_fixed_windows(shakespeare_root, tmp_path):
@@ -137,6 +195,8 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(shakespeare_root, tmp_pat
     (["--dropout=1.5"], "dropout must be in [0, 1)"),
     (["--dtype=float8"], "dtype"),
     (["--block_size=10000000"], "has 1,430,058 tokens, fewer than block_size + 1 = 10,000,001"),  # before a 1.3 GB wpe is built
+    (["--kd_alpha=1.5"], "kd_alpha must be in [0, 1]"),
+    (["--teacher=gpt3"], "model source 'gpt3' not found"),
     (["config/does_not_exist.py"], "not found"),
 ])
 def test_bad_input_is_one_line_error_and_writes_nothing(shakespeare_root, tmp_path, extra, message):
@@ -189,3 +249,32 @@ def test_dropout_applies_on_resume(shakespeare_root, tmp_path):
     assert (a["model_args"]["dropout"], b["model_args"]["dropout"]) == (0.0, 0.5)
     assert a["iter_num"] == b["iter_num"] == 4
     assert not torch.equal(a["model"]["transformer.h.0.mlp.c_fc.weight"], b["model"]["transformer.h.0.mlp.c_fc.weight"])
+
+
+@pytest.mark.parametrize("config, layers", [
+    ("config/kd_gpt2m_16_random.py", None),
+    ("config/kd_gpt2m_16_distil.py", [0, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 23]),
+    ("config/kd_gpt2m_16_inherit.py", list(range(16))),
+    ("config/inherit_gpt2m_16_50k.py", list(range(16))),
+])
+def test_kd_paper_configs_at_mini_scale(shakespeare_root, tmp_path, config, layers):
+    # the paper's KD rows end to end, with a tiny 24-layer model standing in for the trained GPT-2 medium reference
+    torch.manual_seed(3)
+    reference = GPT(GPTConfig(n_layer=24, n_head=2, n_embd=32, block_size=64, vocab_size=50304))
+    ref_path = tmp_path / "gpt2m_24.pt"
+    save_checkpoint({"model": reference.state_dict(), "model_args": reference.config.__dict__}, ref_path)
+    cfg = configure(DEFAULTS, [config])
+    assert cfg["max_iters"] == cfg["lr_decay_iters"] == 50000 and cfg["n_layer"] in (16, 24)
+    kd = "kd_" in config
+    assert cfg["teacher"] == ("out/gpt2m_24/ckpt.pt" if kd else "") and cfg["kd_alpha"] == 0.4 and cfg["kd_temperature"] == 1.0
+    sources = [f"--teacher={ref_path}"] if kd else []
+    if layers is not None:
+        sources.append(f"--init_from={ref_path}")
+    out_dir = tmp_path / "run"
+    run_script("train.py", config, *TINY, "--n_layer=16", f"--data_root={shakespeare_root}", f"--out_dir={out_dir}",
+               "--max_iters=2", "--eval_interval=2", "--wandb_log=False", *sources)
+    ckpt = final_state(out_dir)
+    assert ckpt["iter_num"] == 2 and ckpt["model_args"]["n_layer"] == 16
+    assert (ckpt["inherit"] or {}).get("layers") == layers
+    steps = [m for m in metrics(out_dir) if "loss" in m]
+    assert len(steps) == 2 and all(("kd" in m) == kd for m in steps)
