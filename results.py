@@ -182,7 +182,7 @@ def plot_curves(rows, path, title, hline=None):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(9, 4.5))
     for i, row in enumerate(rows):
         for j, (steps, losses) in enumerate(row['curves']):
             ax.plot(steps, losses, marker='o', ms=3, color=f'C{i % 10}', label=row['name'] if j == 0 else None)
@@ -191,7 +191,7 @@ def plot_curves(rows, path, title, hline=None):
     ax.set_xlabel('step')
     ax.set_ylabel('val loss')
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1))  # beside the axes: many runs would hide the curves
     fig.tight_layout()
     with atomic_write(path) as tmp:
         fig.savefig(tmp, format='png', dpi=120)
