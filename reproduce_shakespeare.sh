@@ -60,6 +60,8 @@ fi
 for s in "${seeds[@]}"; do  # row 3: equal total compute (the reference's T plus the small model's T)
   python train.py config/shakespeare_char_random_2T.py --seed=$s --out_dir=$out/random_4_2T_s$s
 done
+# grow's report again (no training: its rounds are done), now with both random-init rows beside the Inheritune round
+python grow.py config/shakespeare_char_grow.py --compare_runs=$out/random_4_s1337,$out/random_4_2T_s1337 | tail -n 1
 cat $out/grow_s1337/grow.md
 echo "scale markers: $markers"
 final_val $out/{ref_8,random_4,random_4_2T,inherit_4}_s*
