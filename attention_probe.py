@@ -276,7 +276,8 @@ def plot_ablation(result, path):
     ablation, s = result["attention_ablation"], result["settings"]
     delta = ablation["delta"]
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    ax.bar(range(len(delta)), delta, color=['tab:orange' if layer["near_lazy"] else 'tab:blue' for layer in result["layers"]])
+    bars = ax.bar(range(len(delta)), delta, color=['tab:orange' if layer["near_lazy"] else 'tab:blue' for layer in result["layers"]])
+    ax.bar_label(bars, fmt='%+.3f', fontsize=8)  # the values, since one layer often dwarfs the others
     ax.axhline(0, color='k', linewidth=0.8)
     ax.set_xticks(range(len(delta)))
     ax.set_xlabel("layer")
