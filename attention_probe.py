@@ -15,6 +15,12 @@ heads and sequences; AvgRank of a group of layers = mean MaxRank over them (halv
 is lazy when MaxRank(l) = 1 and near-lazy when MaxRank(l) <= near_lazy. Prints a per-layer table and a suggested
 inherit depth (the first lazy layer when the lazy layers form the model's tail, else the paper's L/2), and writes
 out_dir/probe.json and out_dir/probe.png.
+
+--ablate_attention=True adds a second, cheap signal of laziness: per layer l, the attention-ablation delta, the
+increase of the mean val loss when block l's attention output is removed (its branch adds zero to the residual
+stream; everything else unchanged), on ablation_windows fixed windows of the model's block_size: the windows train.py
+evaluates on when ablation_windows = eval_iters * batch_size. A layer whose attention the model barely uses has a delta
+near 0. Also writes out_dir/ablation.png.
 """
 import math
 import os
@@ -47,6 +53,8 @@ batch_size = 50  # sequences per forward pass; only one layer's maps of one batc
 seed = 1337  # picks the windows
 device = 'auto'
 dtype = 'auto'  # of the forward pass (autocast); the metrics are computed in float32/float64 regardless
+ablate_attention = False  # also measure each layer's attention-ablation delta (val-loss increase without its attention)
+ablation_windows = 256  # fixed val windows of the model's block_size for the ablation
 # -----------------------------------------------------------------------------
 DEFAULTS = {k: v for k, v in globals().items() if not k.startswith('_') and isinstance(v, (int, float, bool, str))}
 
@@ -132,6 +140,35 @@ def probe(model, tokens, num_seqs=100, seq_len=100, tau=0.9, eta=0.9, batch_size
     return rank_sum / num_seqs, mass_sum / num_seqs
 
 
+@torch.no_grad()
+def attention_ablation(model, tokens, num_windows=256, batch_size=50, device='cpu', autocast=None):
+    """(intact val loss, [delta per layer]): delta[l] = mean loss with block l's attention output replaced by zeros,
+    minus the intact mean loss, over num_windows fixed windows of the model's block_size (fixed_windows, seed 1337, as
+    train.py's val windows)."""
+    block_size = model.config.block_size
+    offsets = fixed_windows(len(tokens), block_size, num_windows)
+
+    def mean_loss():
+        total = 0.0
+        for start in range(0, num_windows, batch_size):
+            x, y = get_batch(tokens, offsets[start:start + batch_size], block_size, device)
+            with autocast or nullcontext():
+                _, loss = model(x, y)
+            total += loss.item() * len(x)  # every window has block_size targets, so this weights tokens equally
+        return total / num_windows
+
+    model.eval()
+    intact = mean_loss()
+    deltas = []
+    for block in tqdm(model.transformer.h, unit='layer', desc='attention ablation', leave=False):
+        handle = block.attn.register_forward_hook(lambda module, args, out: torch.zeros_like(out))
+        try:
+            deltas.append(mean_loss() - intact)
+        finally:
+            handle.remove()
+    return intact, deltas
+
+
 def suggest_inherit_depth(lazy):
     """The first lazy layer's index when the lazy layers are exactly the last ones (keep everything before them),
     else the paper's start depth L/2. Returns (depth, explanation)."""
@@ -175,11 +212,14 @@ def summarize(rank, mass, near_lazy=1.5, group_size=4):
 
 
 def format_table(result):
-    lines = [f"{'layer':>5} {'MaxRank':>8} {'HeadMean':>8} {'AvgMass':>8}  lazy"]
+    ablation = result.get("attention_ablation")
+    lines = [f"{'layer':>5} {'MaxRank':>8} {'HeadMean':>8} {'AvgMass':>8}" + (f" {'AblDelta':>8}" if ablation else "") +
+             "  lazy"]
     for layer in result["layers"]:
         flag = "lazy" if layer["lazy"] else "near" if layer["near_lazy"] else ""
+        delta = f" {ablation['delta'][layer['layer']]:>+8.4f}" if ablation else ""
         lines.append(f"{layer['layer']:>5} {layer['max_rank']:>8.2f} {layer['head_mean_rank']:>8.2f} "
-                     f"{layer['avg_mass']:>8.2f}  {flag}")
+                     f"{layer['avg_mass']:>8.2f}{delta}  {flag}")
     avg = result["avg_rank"]
     lines.append(f"AvgRank (mean MaxRank): all {avg['all']:.2f}" + "".join(
         f", {name.replace('_', ' ')} {avg[name]:.2f}" for name in ("first_half", "second_half") if avg[name] is not None))
@@ -189,6 +229,9 @@ def format_table(result):
     lines.append(f"lazy layers (MaxRank = 1): {result['lazy_layers'] or 'none'}; near-lazy (MaxRank <= "
                  f"{result['settings']['near_lazy']}): {result['near_lazy_layers'] or 'none'}")
     lines.append(f"suggested inherit depth: {result['suggested_inherit_depth']} ({result['suggestion_rule']})")
+    if ablation:
+        lines.append(f"AblDelta: val-loss increase without the layer's attention output (intact val loss "
+                     f"{ablation['val_loss']:.4f}, {ablation['windows']} fixed windows of {ablation['block_size']} tokens)")
     return "\n".join(lines)
 
 
@@ -225,13 +268,34 @@ def plot(result, path):
     plt.close(fig)
 
 
+def plot_ablation(result, path):
+    """Bar chart of the attention-ablation delta per layer."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    ablation, s = result["attention_ablation"], result["settings"]
+    delta = ablation["delta"]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    bars = ax.bar(range(len(delta)), delta, color=['tab:orange' if layer["near_lazy"] else 'tab:blue' for layer in result["layers"]])
+    ax.bar_label(bars, fmt='%+.3f', fontsize=8)  # the values, since one layer often dwarfs the others
+    ax.axhline(0, color='k', linewidth=0.8)
+    ax.set_xticks(range(len(delta)))
+    ax.set_xlabel("layer")
+    ax.set_ylabel("val loss increase")
+    ax.set_title(f"{s['source']}: val loss without one layer's attention output\n(intact {ablation['val_loss']:.4f}; "
+                 f"{ablation['windows']} windows of {ablation['block_size']} tokens; orange: near-lazy)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, format='png', dpi=100)
+    plt.close(fig)
+
+
 def run(cfg):
     """Probe cfg['source'] as configured (a dict of DEFAULTS' keys); writes probe.json and probe.png into
     cfg['out_dir'] and returns the probe.json content. Every check runs before any work, so a failure writes nothing."""
     if not cfg['source']:
         fail("no model given; pass --source=<checkpoint file | run dir | gpt2* | HF GPT-2 dir>")
-    if cfg['num_seqs'] < 1 or cfg['seq_len'] < 1 or cfg['batch_size'] < 1:
-        fail("num_seqs, seq_len and batch_size must be at least 1")
+    if cfg['num_seqs'] < 1 or cfg['seq_len'] < 1 or cfg['batch_size'] < 1 or cfg['ablation_windows'] < 1:
+        fail("num_seqs, seq_len, batch_size and ablation_windows must be at least 1")
     if not (0 < cfg['tau'] <= 1 and 0 < cfg['eta'] <= 1):
         fail(f"tau={cfg['tau']} and eta={cfg['eta']} must lie in (0, 1]; the paper uses 0.9")
     data_dir = os.path.join(cfg['data_root'], cfg['dataset'])
@@ -248,6 +312,9 @@ def run(cfg):
     if data_vocab > mc.vocab_size:
         fail(f"{cfg['dataset']} has a vocabulary of {data_vocab} tokens but the model only "
              f"{mc.vocab_size}; probe with a dataset tokenized for this model")
+    if cfg['ablate_attention'] and len(tokens) < mc.block_size + 1:
+        fail(f"{data_dir}/val.bin has {len(tokens)} tokens, too few for the ablation's windows of the model's "
+             f"block_size {mc.block_size}; run without --ablate_attention")
 
     print(f"probing {cfg['source']} ({mc.n_layer} layers, {mc.n_head} heads, {mc.n_embd} wide) on {cfg['num_seqs']} "
           f"x {cfg['seq_len']} tokens of {data_dir}/val.bin, {dev} {str(ptdtype).removeprefix('torch.')}, "
@@ -257,8 +324,13 @@ def run(cfg):
                        cfg['seed'], dev, autocast)
     wall_s = time.time() - t0
     result = summarize(rank, mass, cfg['near_lazy'], cfg['group_size'])
+    if cfg['ablate_attention']:
+        t0 = time.time()
+        intact, deltas = attention_ablation(model, tokens, cfg['ablation_windows'], cfg['batch_size'], dev, autocast)
+        result["attention_ablation"] = {"val_loss": intact, "delta": deltas, "windows": cfg['ablation_windows'],
+                                        "block_size": mc.block_size, "wall_s": time.time() - t0}
     result["settings"] = {**{k: cfg[k] for k in ('source', 'dataset', 'data_root', 'num_seqs', 'seq_len', 'tau', 'eta',
-                                                  'near_lazy', 'group_size', 'batch_size', 'seed')},
+                                                  'near_lazy', 'group_size', 'batch_size', 'seed', 'ablate_attention')},
                           "device": dev, "dtype": str(ptdtype).removeprefix('torch.')}
     result["model"] = {**info["model_args"], "kind": info["kind"], "iter_num": info.get("iter_num"),
                        "best_val_loss": info.get("best_val_loss")}
@@ -268,8 +340,12 @@ def run(cfg):
 
     with atomic_write(os.path.join(cfg['out_dir'], 'probe.png')) as tmp:
         plot(result, tmp)
+    if cfg['ablate_attention']:
+        with atomic_write(os.path.join(cfg['out_dir'], 'ablation.png')) as tmp:
+            plot_ablation(result, tmp)
     write_json(result, os.path.join(cfg['out_dir'], 'probe.json'))
-    print(f"wrote {os.path.join(cfg['out_dir'], 'probe.json')} and probe.png")
+    print(f"wrote {os.path.join(cfg['out_dir'], 'probe.json')} and probe.png" +
+          (", ablation.png" if cfg['ablate_attention'] else ""))
     return result
 
 

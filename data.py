@@ -1,8 +1,9 @@
 """Token datasets in nanoGPT's format: data/<name>/train.bin, val.bin (raw uint16 GPT-2 tokens, EOT after every
-document) plus meta.json.
+document) plus meta.json, or character ids plus meta.pkl (nanoGPT's shakespeare_char format).
 
 Writing: every prepare_*.py hands its documents to write_dataset(), the one place that tokenizes (tiktoken GPT-2
-encode_ordinary from the BPE files in gpt2_bpe/, worker processes, bounded memory) and writes bins atomically.
+encode_ordinary from the BPE files in gpt2_bpe/, worker processes, bounded memory) and writes bins atomically;
+write_char_dataset() is its character-level counterpart.
 Reading: open_tokens(), load_meta(), fixed_windows() for comparable eval losses, get_batch().
 """
 import contextlib
@@ -111,6 +112,28 @@ def write_dataset(out_dir, splits, source, num_proc=1, doc_counts=None, extra_me
     total = sum(meta[f"{split}_tokens"] for split in splits)
     counts = ", ".join(f"{meta[f'{split}_tokens']:,} {split}" for split in splits)
     print(f"wrote {out_dir}: {counts} tokens in {dt:.1f}s ({total / dt:,.0f} tokens/s, num_proc={num_proc})")
+    return meta
+
+
+def write_char_dataset(out_dir, texts, source, extra_meta=None):
+    """Character-level dataset in nanoGPT's shakespeare_char format: out_dir/<split>.bin (uint16 character ids) and
+    meta.pkl (vocab_size, itos, stoi). texts = {'train': str, 'val': str}; the vocabulary is every character of
+    both, so no val character is unknown. Bins are renamed into place first, meta.pkl last."""
+    chars = sorted(set().union(*map(set, texts.values())))
+    stoi = {c: i for i, c in enumerate(chars)}
+    meta = {"vocab_size": len(chars), "itos": dict(enumerate(chars)), "stoi": stoi, "tokenizer": "char", "source": source}
+    with contextlib.ExitStack() as stack:
+        meta_tmp = stack.enter_context(atomic_write(os.path.join(out_dir, "meta.pkl")))
+        for split, text in texts.items():
+            ids = np.fromiter((stoi[c] for c in tqdm(text, desc=split, unit="char", unit_scale=True, mininterval=1)),
+                              dtype=np.uint16, count=len(text))
+            ids.tofile(stack.enter_context(atomic_write(os.path.join(out_dir, f"{split}.bin"))))
+            meta[f"{split}_tokens"] = len(ids)
+        meta.update(extra_meta or {})
+        with open(meta_tmp, "wb") as f:
+            pickle.dump(meta, f)
+    print(f"wrote {out_dir}: " + ", ".join(f"{meta[f'{split}_tokens']:,} {split}" for split in texts) +
+          f" characters, vocabulary of {len(chars)}")
     return meta
 
 

@@ -11,7 +11,7 @@ import attention_probe
 from attention_probe import attention_mass, attention_rank, probe, suggest_inherit_depth
 from checkpoint import load_model, save_checkpoint
 from conftest import run_script
-from data import fixed_windows
+from data import fixed_windows, get_batch
 from model import GPT, GPTConfig
 
 VOCAB = 256
@@ -312,3 +312,52 @@ def test_cli_bad_input_exit_code(setup, tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and proc.stderr.startswith('error: ')
     assert 'block_size' in proc.stderr and not (tmp_path / 'out').exists()
+
+
+# ----------------------------------------------------------------------------- attention ablation
+
+
+def manual_loss_without_attention(model, x, y, layer):
+    """The forward written out by hand, with block `layer`'s attention branch left out."""
+    h = model.transformer.wte(x) + model.transformer.wpe(torch.arange(x.shape[1]))
+    for i, block in enumerate(model.transformer.h):
+        if i != layer:
+            h = h + block.attn(block.ln_1(h))
+        h = h + block.mlp(block.ln_2(h))
+    logits = model.lm_head(model.transformer.ln_f(h))
+    return torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten()).item()
+
+
+def test_attention_ablation_matches_a_manual_forward():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(**ARGS))
+    with torch.no_grad():
+        for block in model.transformer.h:
+            block.attn.c_proj.weight.mul_(300)  # attention that matters, unlike at init
+        model.transformer.h[1].attn.c_proj.weight.zero_()  # ... except in layer 1, which adds nothing
+        model.transformer.h[1].attn.c_proj.bias.zero_()
+    tokens = np.random.default_rng(1).integers(0, VOCAB, 3000).astype(np.uint16)
+    intact, delta = attention_probe.attention_ablation(model, tokens, num_windows=10, batch_size=4)
+    x, y = get_batch(tokens, fixed_windows(len(tokens), ARGS['block_size'], 10), ARGS['block_size'], 'cpu')
+    with torch.no_grad():
+        assert intact == pytest.approx(model(x, y)[1].item(), rel=1e-6)
+        for layer in (0, 2, 3):
+            assert intact + delta[layer] == pytest.approx(manual_loss_without_attention(model, x, y, layer), rel=1e-6)
+            assert abs(delta[layer]) > 1e-3
+    assert delta[1] == 0.0  # removing an attention output that is exactly zero changes nothing
+    assert model(x, y)[1].item() == pytest.approx(intact, rel=1e-6)  # the hooks are gone afterwards
+
+
+def test_cli_attention_ablation(setup, tmp_path):
+    out = tmp_path / 'cli'
+    proc = run_script('attention_probe.py', f"--source={setup['ckpt']}", '--dataset=toy',
+                      f"--data_root={setup['data_root']}", f'--out_dir={out}', '--num_seqs=6', '--seq_len=20',
+                      '--device=cpu', '--ablate_attention=True', '--ablation_windows=12')
+    result = json.loads((out / 'probe.json').read_text())
+    ablation = result['attention_ablation']
+    # the crafted model's attention output projections are all zero, so no layer's attention changes the loss
+    assert ablation['delta'] == [0.0] * ARGS['n_layer'] and (ablation['windows'], ablation['block_size']) == (12, 48)
+    assert ablation['val_loss'] > 5  # random tokens: near log(256) = 5.55
+    assert 'AblDelta' in proc.stdout and '+0.0000' in proc.stdout
+    assert sorted(os.listdir(out)) == ['ablation.png', 'probe.json', 'probe.png']
+    assert (out / 'ablation.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
