@@ -72,7 +72,7 @@ python attention_probe.py --source=$out/ref_8_s1337 --dataset=shakespeare_char -
   --ablate_attention=True --ablation_windows=256 --dtype=float32
 
 # ------------------------------------------------------------------------------------------------------------------
-# Rows 6-7, one seed, at the small model's budget (T steps). They need train.py's KD keys (teacher, kd_alpha),
+# Rows 6-7, one seed, at the small model's budget (T steps), with train.py's KD keys (teacher, kd_alpha),
 # half-width inheritance (inherit_n_head, inherit_n_embd), inherit_block_parts, and results.py (rows 1-5 as mean ± std).
 r=$(ref 1337)
 small=(config/shakespeare_char_inherit.py --seed=1337)  # 4 layers, T steps
@@ -96,4 +96,4 @@ for layers in 0-1 3-4 6-7; do
 done
 python results.py $out/{ref_8,random_4,random_4_2T,inherit_4}_s* $out/{random_2,stacking_4,hybrid_stacking_4,half_width_8}_s1337 \
   $out/{kd_4,inherit_kd_4,inherit_4_attn_ln,inherit_4_mlp_ln,inherit_4_attn_mlp}_s1337 $out/inherit_2_from_*_s1337 \
-  --group=_s1337,_s1338,_s1339 --reference=$out/ref_8_s1337 --out=$out/results --title='CPU reproduction (char-level Shakespeare)'
+  --group=_s1337,_s1338,_s1339 --reference=$out/ref_8 --out=$out/results --title='CPU reproduction (char-level Shakespeare)'
