@@ -2,7 +2,7 @@
 # The CPU reproduction on character-level Shakespeare (README, "CPU reproduction"): an 8-layer reference against
 # 4-layer models (random init, random init for twice the steps, Inheritune), with the unigram/bigram scale markers.
 #   bash reproduce_shakespeare.sh quick  # ~5 min, the README's main job: the pipeline end to end at 500 steps, one seed
-#   bash reproduce_shakespeare.sh core   # ~1 h: rows 1-5 at T = 2000 steps, seeds 1337-1339 (grow: seed 1337)
+#   bash reproduce_shakespeare.sh core   # ~1 h: rows 1-5 at T = 3000 steps, seeds 1337-1339 (grow: seed 1337)
 #   bash reproduce_shakespeare.sh full   # core + the reference's probe and attention ablation + rows 6-7 (one seed)
 # Runs go one at a time with torch's default threads: on the 2-core test CPU one 2-thread run was faster than two
 # 1-thread runs side by side (README). Every run directory ends in _s<seed>; rerunning a mode retrains from scratch.
@@ -56,6 +56,7 @@ if [ "$mode" = quick ]; then
   else
     echo "the 8-layer reference ($ref_loss) is ahead of the random 4-layer model ($random_loss) at 500 steps"
   fi
+  echo "quick took $((SECONDS / 60)) min $((SECONDS % 60)) s"
   exit 0
 fi
 for s in "${seeds[@]}"; do  # row 3: equal total compute (the reference's T plus the small model's T)
@@ -66,6 +67,7 @@ python grow.py config/shakespeare_char_grow.py --compare_runs=$out/random_4_s133
 cat $out/grow_s1337/grow.md
 echo "scale markers: $markers"
 final_val $out/{ref_8,random_4,random_4_2T,inherit_4}_s*
+echo "rows 1-5 took $((SECONDS / 60)) min $((SECONDS % 60)) s"
 [ "$mode" = core ] && exit 0
 
 python attention_probe.py --source=$out/ref_8_s1337 --dataset=shakespeare_char --out_dir=$out/probe \
@@ -78,11 +80,11 @@ r=$(ref 1337)
 small=(config/shakespeare_char_inherit.py --seed=1337)  # 4 layers, T steps
 inherit=("${small[@]}" --init_from=$r)
 # row 6: stacking (a random 2-layer model trained T steps, its blocks twice), hybrid stacking (the reference's blocks
-# 0-1 twice), half-width warm start (all 8 blocks at 2 heads x 64), logit KD from the reference, Inheritune + KD
+# 0-1 twice), half-width warm start (all 8 blocks at 2 heads x 48), logit KD from the reference, Inheritune + KD
 python train.py config/shakespeare_char_random.py --n_layer=2 --out_dir=$out/random_2_s1337
 python train.py "${small[@]}" --init_from=$out/random_2_s1337/ckpt.pt --inherit_layers=0-1,0-1 --out_dir=$out/stacking_4_s1337
 python train.py "${inherit[@]}" --inherit_layers=0-1,0-1 --out_dir=$out/hybrid_stacking_4_s1337
-python train.py "${inherit[@]}" --inherit_layers=8 --inherit_n_head=2 --inherit_n_embd=64 --out_dir=$out/half_width_8_s1337
+python train.py "${inherit[@]}" --inherit_layers=8 --inherit_n_head=2 --inherit_n_embd=48 --out_dir=$out/half_width_8_s1337
 python train.py config/shakespeare_char_random.py --teacher=$r --kd_alpha=0.4 --out_dir=$out/kd_4_s1337
 python train.py "${inherit[@]}" --teacher=$r --kd_alpha=0.4 --out_dir=$out/inherit_kd_4_s1337
 # row 7, Table 3 in mini form: which parts of the 4 inherited blocks are kept (all = row 5)
@@ -94,6 +96,11 @@ done
 for layers in 0-1 3-4 6-7; do
   python train.py "${inherit[@]}" --inherit_layers=$layers --out_dir=$out/inherit_2_from_${layers/-/_}_s1337
 done
+# rows 1-6 in one table and one figure of val-loss curves, row 7 beside its baselines in another
 python results.py $out/{ref_8,random_4,random_4_2T,inherit_4}_s* $out/{random_2,stacking_4,hybrid_stacking_4,half_width_8}_s1337 \
-  $out/{kd_4,inherit_kd_4,inherit_4_attn_ln,inherit_4_mlp_ln,inherit_4_attn_mlp}_s1337 $out/inherit_2_from_*_s1337 \
-  --group=_s1337,_s1338,_s1339 --reference=$out/ref_8 --out=$out/results --title='CPU reproduction (char-level Shakespeare)'
+  $out/{kd_4,inherit_kd_4}_s1337 --group=_s1337,_s1338,_s1339 --reference=$out/ref_8 --out=$out/results \
+  --title='CPU reproduction, rows 1-6 (char-level Shakespeare)'
+python results.py $out/{ref_8,random_4,inherit_4}_s* $out/{inherit_4_attn_ln,inherit_4_mlp_ln,inherit_4_attn_mlp}_s1337 \
+  $out/random_2_s1337 $out/inherit_2_from_*_s1337 --group=_s1337,_s1338,_s1339 --reference=$out/ref_8 \
+  --out=$out/results_row7 --title='CPU reproduction, row 7: Table 3 and Table 4 in mini form'
+echo "$mode took $((SECONDS / 60)) min $((SECONDS % 60)) s"

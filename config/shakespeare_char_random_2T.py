@@ -3,5 +3,5 @@
 exec(open('config/shakespeare_char_ref.py').read())
 out_dir = 'out/shakespeare_char/random_4_2T_s1337'
 n_layer = 4
-max_iters = 4000
-lr_decay_iters = 4000
+max_iters = 6000
+lr_decay_iters = 6000
