@@ -4,9 +4,10 @@ The plain path (logits = lm_head(x); F.cross_entropy(logits, targets)) materiali
 an fp32 copy under autocast, the log-softmax and their gradients: with GPT-2's 50304-token vocabulary that is most
 of a small model's step time and memory. Here each chunk of tokens computes its logits, the loss and at once the
 gradients wrt its hidden states and the (accumulated) lm_head weight, before the next chunk reuses its buffers:
-only one chunk's logits exist at a time, and backward merely scales the stored gradients. On a CPU without bf16
-units this saves memory (44-60% of a step's peak in the README's runs), not time: the three vocabulary-sized
-matmuls are the same as the plain path's.
+only one chunk's logits exist at a time (in the matmuls' dtype), and backward merely scales the stored gradients.
+Within a chunk the softmax and its gradient go through the logits in blocks of rows that stay in the CPU's cache, with
+torch's fused softmax kernel, one exp per logit. In float32 this saves memory (42-60% of a step's peak in the
+README's runs) more than time: the three vocabulary-sized matmuls are the same as the plain path's.
 
 Knowledge distillation uses the same chunks: the teacher's logits for the chunk come from its final hidden states
 and its lm_head weight (no gradient), and the loss is
@@ -15,8 +16,10 @@ with CE and the KD term (T^2 * KL) each averaged over the tokens whose target is
 """
 import torch
 
-CHUNK_TOKENS = 2048  # tokens per chunk: 2048 x 50304 float32 logits = 412 MB (chosen by timing 256-3072, README)
+CHUNK_TOKENS = 2048  # tokens per chunk: 2048 x 50304 logits = 412 MB in float32, 206 in bf16 (timed 256-3072, README)
 IGNORE_INDEX = -1
+TINY = torch.finfo(torch.float32).tiny  # smallest normal float32: -log(TINY) = 87.3
+CPU_BLOCK_BYTES = 1 << 23  # float32 logits per softmax block on CPU: 8 MiB stays in cache (README, Speed)
 
 
 _scratch = {}
@@ -35,15 +38,61 @@ def scratch(name, rows, cols, dtype, device):
     return buf[:rows * cols].view(rows, cols)
 
 
-def log_softmax_(x, tmp):
-    """x <- log_softmax(x, dim=-1) in place, tmp a buffer of x's shape (no chunk-sized allocation)."""
-    x.sub_(x.amax(dim=-1, keepdim=True))
-    return x.sub_(torch.exp(x, out=tmp).sum(dim=-1, keepdim=True).log_())
+def log_softmax_(x):
+    """x <- log_softmax(x, dim=-1) in place with torch's fused kernel (each row read and written once). On CPU the
+    kernel writes into its input; elsewhere into a new tensor that is copied back."""
+    if x.device.type == "cpu":
+        return torch.ops.aten._log_softmax.out(x, -1, False, out=x)
+    return x.copy_(torch.log_softmax(x, dim=-1))
+
+
+def softmax_(x):
+    """x <- softmax(x, dim=-1) in place, as log_softmax_."""
+    if x.device.type == "cpu":
+        return torch.ops.aten._softmax.out(x, -1, False, out=x)
+    return x.copy_(torch.softmax(x, dim=-1))
 
 
 def compute_dtype(device_type, dtype):
     """The dtype autocast would run a matmul in: its own dtype when enabled, else the tensors'."""
     return torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else dtype
+
+
+def block_rows(rows, vocab, device):
+    """Rows of a chunk's logits processed together by the softmax and KD arithmetic. On CPU a block of
+    CPU_BLOCK_BYTES stays in cache through all its elementwise passes, so the chunk goes through memory about
+    once; on GPUs, and while torch.compile traces, the whole chunk is one block."""
+    if device.type != "cpu" or torch.compiler.is_compiling():
+        return rows
+    return max(1, min(rows, CPU_BLOCK_BYTES // (4 * vocab)))
+
+
+def dlogits_(z, targets, teacher_z, kd_alpha, temperature):
+    """Overwrites one block of logits z (rows, V) with dloss/dlogits up to the 1/N mean and the ignore mask:
+        (P - onehot(targets))                                        without a teacher,
+        (1 - kd_alpha) (P - onehot(targets)) + kd_alpha T (P_T - Pt_T)  with teacher logits teacher_z,
+    P = softmax(z), P_T and Pt_T the student's and the teacher's softmax at temperature T. Returns each row's CE
+    and T^2 KL(Pt_T || P_T) (float32; zeros without a teacher). Works in float32 whatever z's dtype. CE is
+    -log P[target], exact but for a target whose P underflows float32 (a loss over 87.3 nats: a token the model
+    rules out), which counts as 87.3; the gradient stays exact."""
+    rows, vocab = z.shape
+    f = z if z.dtype == torch.float32 else scratch("f", rows, vocab, torch.float32, z.device).copy_(z)
+    kd_rows = torch.zeros(rows, dtype=torch.float32, device=z.device)
+    if teacher_z is not None:
+        log_ps = log_softmax_(torch.div(f, temperature, out=scratch("ps", rows, vocab, torch.float32, z.device)))
+        log_pt = log_softmax_(scratch("pt", rows, vocab, torch.float32, z.device).copy_(teacher_z).div_(temperature))
+        log_ratio = torch.sub(log_pt, log_ps, out=scratch("ratio", rows, vocab, torch.float32, z.device))
+        pt = log_pt.exp_()
+        kd_rows = (log_ratio.mul_(pt)).sum(-1) * temperature ** 2
+        kd_grad = log_ps.exp_().sub_(pt)  # P_T - Pt_T
+    target_p = softmax_(f).gather(1, targets.unsqueeze(1))
+    ce_rows = -target_p.clamp_min_(TINY).log_().squeeze(1)  # one exp per logit; log only of the targets' P
+    f.scatter_add_(1, targets.unsqueeze(1), torch.full((rows, 1), -1.0, device=z.device))  # P - onehot
+    if teacher_z is not None:
+        f.mul_(1.0 - kd_alpha).add_(kd_grad, alpha=kd_alpha * temperature)
+    if f is not z:
+        z.copy_(f)
+    return ce_rows, kd_rows
 
 
 class FusedLinearCrossEntropy(torch.autograd.Function):
@@ -52,7 +101,11 @@ class FusedLinearCrossEntropy(torch.autograd.Function):
     h (N, C) hidden states, weight (V, C) lm_head weight, targets (N,) with -1 = ignored; teacher_h (N, C_t) and
     teacher_weight (V, C_t) or None. Returns three scalars: the loss (differentiable wrt h and weight), and the
     CE and KD terms (float32, no gradient; kd is 0 without a teacher). Matmuls run in the autocast dtype if autocast
-    is on; logsumexp, softmax and the sums run in float32, one chunk at a time."""
+    is on; softmax, logs and sums run in float32, one block of rows at a time (block_rows).
+
+    The chunk's dloss/dlogits G = diag(m / N) D, m the 0/1 mask of counted tokens and D what dlogits_ leaves in
+    the logits buffer, so the gradients are grad_h = diag(m / N) (D W) and grad_W = (D^T (diag(m) h)) / N: the
+    mask and the 1/N go on the small (tokens x C) side, and D goes into the matmuls as rounded once."""
 
     @staticmethod
     def forward(ctx, h, weight, targets, teacher_h, teacher_weight, kd_alpha, temperature, chunk_tokens):
@@ -62,57 +115,35 @@ class FusedLinearCrossEntropy(torch.autograd.Function):
             w = weight.to(dtype)
             tw = None if teacher_h is None else teacher_weight.to(dtype)
             valid = targets != IGNORE_INDEX
-            n_valid = valid.sum()
-            inv_n = 1.0 / n_valid.to(torch.float32)  # nan when every target is ignored, as F.cross_entropy
-            ce_scale = inv_n * (1.0 - kd_alpha) if teacher_h is not None else inv_n
-            kd_scale = inv_n * kd_alpha * temperature  # d(T^2 KL)/d(student logits) = T (p_s - p_t)
+            inv_n = 1.0 / valid.sum().to(torch.float32)  # nan when every target is ignored, as F.cross_entropy
             grad_h = torch.empty_like(h)
             grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=h.device)
             ce_sum = torch.zeros((), dtype=torch.float32, device=h.device)
             kd_sum = torch.zeros((), dtype=torch.float32, device=h.device)
             for start in range(0, h.size(0), chunk_tokens):
                 end = min(start + chunk_tokens, h.size(0))
-                hc, yc, vc = h[start:end].to(dtype), targets[start:end], valid[start:end]
                 rows = end - start
-                logits = scratch("logits", rows, w.size(0), torch.float32, h.device)  # float32 for the softmax
-                if dtype == torch.float32:
-                    torch.mm(hc, w.t(), out=logits)
-                else:
-                    low = scratch("low", rows, w.size(0), dtype, h.device)  # the matmul's output, later the gradient's
-                    logits.copy_(torch.mm(hc, w.t(), out=low))
-                picked = logits.gather(1, yc.clamp(min=0).unsqueeze(1))
-                if teacher_h is not None:  # in place in three reused buffers: teacher, student, scratch
-                    teacher = scratch("teacher", rows, w.size(0), torch.float32, h.device)
-                    student = scratch("student", rows, w.size(0), torch.float32, h.device)
-                    tmp = scratch("tmp", rows, w.size(0), torch.float32, h.device)
-                    with torch.no_grad():
-                        t_hc = teacher_h[start:end].to(dtype)
-                        if dtype == torch.float32:
-                            torch.mm(t_hc, tw.t(), out=teacher)
-                        else:
-                            teacher.copy_(torch.mm(t_hc, tw.t(), out=low))
-                    log_softmax_(teacher.div_(temperature), tmp)
-                    log_softmax_(torch.div(logits, temperature, out=student), tmp)
-                    kl = torch.sub(teacher, student, out=tmp).mul_(teacher.exp_())  # p_t (log p_t - log p_s)
-                    kd_sum += (kl.sum(-1) * vc).sum() * temperature ** 2
-                    kd_grad = student.exp_().sub_(teacher).mul_(vc.unsqueeze(1) * kd_scale)  # KD part of dloss/dlogits
-                # softmax in place, in as few passes over the chunk as possible: exp(l - max) / sum
-                row_max = logits.amax(dim=-1, keepdim=True)
-                exp = logits.sub_(row_max).exp_()
-                row_sum = exp.sum(dim=-1, keepdim=True)
-                lse = row_max + row_sum.log()
-                ce_sum += ((lse - picked).squeeze(1) * vc).sum()
-                grad = exp.mul_(vc.unsqueeze(1) * ce_scale / row_sum)  # CE part of dloss/dlogits, less the target's 1
+                yc, vc = targets[start:end].clamp(min=0), valid[start:end]
+                hc = h[start:end].to(dtype)
+                z = torch.mm(hc, w.t(), out=scratch("logits", rows, w.size(0), dtype, h.device))
                 if teacher_h is not None:
-                    grad = kd_grad.add_(grad)
-                grad.scatter_add_(1, yc.clamp(min=0).unsqueeze(1), -(vc.unsqueeze(1) * ce_scale).to(grad.dtype))
+                    with torch.no_grad():
+                        tz = torch.mm(teacher_h[start:end].to(dtype), tw.t(),
+                                      out=scratch("teacher_logits", rows, w.size(0), dtype, h.device))
+                step = block_rows(rows, w.size(0), h.device)
+                for b in range(0, rows, step):
+                    ce_rows, kd_rows = dlogits_(z[b:b + step], yc[b:b + step],
+                                                None if teacher_h is None else tz[b:b + step], kd_alpha, temperature)
+                    ce_sum += (ce_rows * vc[b:b + step]).sum()
+                    kd_sum += (kd_rows * vc[b:b + step]).sum()
+                mask = vc.unsqueeze(1)
+                torch.mul(torch.mm(z, w), mask * inv_n, out=grad_h[start:end])
+                masked_hc = hc * mask.to(dtype)
                 if dtype == torch.float32:
-                    torch.mm(grad, w, out=grad_h[start:end])
-                    grad_w.addmm_(grad.t(), hc)
+                    grad_w.addmm_(z.t(), masked_hc)
                 else:
-                    grad = low.copy_(grad)
-                    grad_h[start:end] = grad @ w
-                    grad_w += torch.mm(grad.t(), hc, out=scratch("grad_w", *w.shape, dtype, h.device))  # summed in float32
+                    grad_w += torch.mm(z.t(), masked_hc, out=scratch("grad_w", *w.shape, dtype, h.device))
+            grad_w.mul_(inv_n)
             ce = ce_sum * inv_n
             kd = kd_sum * inv_n
             loss = (1.0 - kd_alpha) * ce + kd_alpha * kd if teacher_h is not None else ce.clone()

@@ -188,6 +188,13 @@ def plot_curves(rows, path, title, hline=None):
             ax.plot(steps, losses, marker='o', ms=3, color=f'C{i % 10}', label=row['name'] if j == 0 else None)
     if hline is not None:
         ax.axhline(hline[0], color='k', ls='--', label=hline[1])
+    # y range: the evals after each run's first (and the reference line), so a random init's ln(vocab) at step 0
+    # does not flatten the curves people compare
+    shown = [loss for row in rows for _, losses in row['curves'] for loss in losses[1:]]
+    shown += [hline[0]] if hline else []
+    if shown:
+        pad = 0.05 * (max(shown) - min(shown)) or 0.05
+        ax.set_ylim(min(shown) - pad, max(shown) + pad)
     ax.set_xlabel('step')
     ax.set_ylabel('val loss')
     ax.set_title(title)

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import losses
 from losses import fused_linear_cross_entropy
 from model import GPT, GPTConfig
 
@@ -44,9 +45,13 @@ def grads(fn, h, w):
     return loss.detach(), ce, kd, h.grad, w.grad
 
 
+@pytest.mark.parametrize("block", [None, 3])  # softmax blocks: the whole chunk here, or 3 rows (as a CPU's cache)
 @pytest.mark.parametrize("chunk", [8, 10, 37, 1000])
 @pytest.mark.parametrize("kd_alpha, T", [(None, 1.0), (0.0, 2.0), (0.4, 2.0), (1.0, 0.5), (0.4, 1.0)])
-def test_fused_equals_plain_float32(chunk, kd_alpha, T):
+def test_fused_equals_plain_float32(chunk, kd_alpha, T, block, monkeypatch):
+    if block:
+        monkeypatch.setattr(losses, "CPU_BLOCK_BYTES", block * 4 * V)
+        assert losses.block_rows(chunk, V, torch.device("cpu")) == min(block, chunk)
     h, w, th, tw, y = inputs()
     if kd_alpha is None:
         th = tw = None
@@ -76,8 +81,11 @@ def test_kd_matches_known_values():
     assert loss.item() == pytest.approx(0.6 * ce_hand + 0.4 * 4 * kl0 / 2, rel=1e-6)
 
 
+@pytest.mark.parametrize("block", [None, 3])
 @pytest.mark.parametrize("kd", [False, True])
-def test_fused_equals_plain_under_bf16_autocast(kd):
+def test_fused_equals_plain_under_bf16_autocast(kd, block, monkeypatch):
+    if block:  # blocks of 3 rows go through a float32 copy and back into the bf16 logits one by one
+        monkeypatch.setattr(losses, "CPU_BLOCK_BYTES", block * 4 * V)
     h, w, th, tw, y = inputs(1)
     th, tw = (th, tw) if kd else (None, None)
     with torch.autocast("cpu", dtype=torch.bfloat16):
