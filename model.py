@@ -20,6 +20,9 @@ from torch.nn import functional as F
 from common import fail
 from losses import fused_linear_cross_entropy
 
+# Under CPU autocast, attention over at most this many tokens runs in float32: torch's CPU flash attention (fwd +
+# bwd) took 2.7-3.3x longer in bf16 than in float32 at 128 tokens, about the same at 256, and less from 512 on
+CPU_FP32_ATTENTION_T = 256
 
 @dataclass
 class GPTConfig:
@@ -72,16 +75,25 @@ class CausalSelfAttention(nn.Module):
         if config.scale_attn_by_inverse_layer_idx:
             self.scale /= layer_idx + 1
 
+    def attend(self, q, k, v):
+        """Causal attention with torch's fused kernels (flash attention on CUDA)."""
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0,
+                                              is_causal=True, scale=self.scale)
+
     def forward(self, x, attention_hook=None):
         B, T, C = x.size()
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
-        if attention_hook is None:
-            # flash attention kernels on CUDA
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0,
-                                               is_causal=True, scale=self.scale)
+        short_cpu_bf16 = x.device.type == "cpu" and q.dtype != torch.float32 and T <= CPU_FP32_ATTENTION_T
+        if attention_hook is None and short_cpu_bf16:
+            # torch's CPU flash attention runs short sequences slower in bf16 than in float32 (README, Speed),
+            # so under CPU autocast the attention itself runs in float32 there
+            with torch.autocast("cpu", enabled=False):
+                y = self.attend(q.float(), k.float(), v.float())
+        elif attention_hook is None:
+            y = self.attend(q, k, v)
         else:
             # explicit path: the probe needs the post-softmax matrices themselves
             att = (q @ k.transpose(-2, -1)) * self.scale

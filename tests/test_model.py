@@ -7,6 +7,7 @@ import torch
 from safetensors.torch import save_file
 
 from checkpoint import load_model
+import model as model_module
 from model import GPT, GPTConfig
 
 SMALL = dict(block_size=64, vocab_size=101, n_layer=3, n_head=4, n_embd=48)
@@ -97,6 +98,23 @@ def test_sdpa_and_explicit_attention_agree(scale):
     assert seen == list(range(SMALL["n_layer"]))
     assert torch.allclose(logits_sdpa, logits_explicit, atol=1e-5, rtol=0)
     assert abs(loss_sdpa.item() - loss_explicit.item()) < 1e-5
+
+
+@pytest.mark.parametrize("T, attention_dtype", [(model_module.CPU_FP32_ATTENTION_T, torch.float32),
+                                                 (model_module.CPU_FP32_ATTENTION_T + 1, torch.bfloat16)])
+def test_cpu_autocast_runs_short_attention_in_float32(T, attention_dtype, monkeypatch):
+    seen = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    monkeypatch.setattr(model_module.F, "scaled_dot_product_attention",
+                        lambda q, k, v, **kw: seen.append(q.dtype) or sdpa(q, k, v, **kw))
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=T, vocab_size=64, dropout=0.0))
+    idx = torch.randint(64, (1, T))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits, _ = model(idx)
+    assert seen == [attention_dtype] * 2
+    exact, _ = model(idx)  # float32 throughout
+    assert (logits.float() - exact).abs().max() < 0.05  # bf16 rounding only
 
 
 @pytest.mark.parametrize("scale", [False, True])
