@@ -25,12 +25,17 @@ CPU_BLOCK_BYTES = 1 << 23  # float32 logits per softmax block on CPU: 8 MiB stay
 _scratch = {}
 
 
+def cpu_eager(device):
+    """True on CPU outside torch.compile tracing: where the scratch buffers and cache-sized blocks below pay."""
+    return device.type == "cpu" and not torch.compiler.is_compiling()
+
+
 def scratch(name, rows, cols, dtype, device):
     """A (rows, cols) scratch tensor reused across chunks and calls on CPU. Allocating a fresh chunk-sized tensor
     (hundreds of MB) page-faults all of it in again: 0.5-2 s per 400 MB chunk on the 2-vCPU EPYC of the README,
     against 0.07 s to fill a reused one. CUDA's caching allocator reuses memory already, and torch.compile traces
     plain allocations, so both get fresh tensors."""
-    if device.type != "cpu" or torch.compiler.is_compiling():
+    if not cpu_eager(device):
         return torch.empty(rows, cols, dtype=dtype, device=device)
     buf = _scratch.get((name, dtype))
     if buf is None or buf.numel() < rows * cols:
@@ -62,7 +67,7 @@ def block_rows(rows, vocab, device):
     """Rows of a chunk's logits processed together by the softmax and KD arithmetic. On CPU a block of
     CPU_BLOCK_BYTES stays in cache through all its elementwise passes, so the chunk goes through memory about
     once; on GPUs, and while torch.compile traces, the whole chunk is one block."""
-    if device.type != "cpu" or torch.compiler.is_compiling():
+    if not cpu_eager(device):
         return rows
     return max(1, min(rows, CPU_BLOCK_BYTES // (4 * vocab)))
 
@@ -77,8 +82,9 @@ def dlogits_(z, targets, teacher_z, kd_alpha, temperature):
     rules out), which counts as 87.3; the gradient stays exact."""
     rows, vocab = z.shape
     f = z if z.dtype == torch.float32 else scratch("f", rows, vocab, torch.float32, z.device).copy_(z)
-    kd_rows = torch.zeros(rows, dtype=torch.float32, device=z.device)
-    if teacher_z is not None:
+    if teacher_z is None:
+        kd_rows = torch.zeros(rows, dtype=torch.float32, device=z.device)
+    else:
         log_ps = log_softmax_(torch.div(f, temperature, out=scratch("ps", rows, vocab, torch.float32, z.device)))
         log_pt = log_softmax_(scratch("pt", rows, vocab, torch.float32, z.device).copy_(teacher_z).div_(temperature))
         log_ratio = torch.sub(log_pt, log_ps, out=scratch("ratio", rows, vocab, torch.float32, z.device))

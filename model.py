@@ -86,8 +86,7 @@ class CausalSelfAttention(nn.Module):
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
-        short_cpu_bf16 = x.device.type == "cpu" and q.dtype != torch.float32 and T <= CPU_FP32_ATTENTION_T
-        if attention_hook is None and short_cpu_bf16:
+        if attention_hook is None and x.device.type == "cpu" and q.dtype != torch.float32 and T <= CPU_FP32_ATTENTION_T:
             # torch's CPU flash attention runs short sequences slower in bf16 than in float32 (README, Speed),
             # so under CPU autocast the attention itself runs in float32 there
             with torch.autocast("cpu", enabled=False):
