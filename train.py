@@ -276,6 +276,9 @@ def train(cfg):
     if use_compile:
         if master:
             print("compiling the model with torch.compile: the first steps take a while (--compile=False to skip)")
+        # each call compiles a new model (grow.py: one depth per round); graphs of earlier ones would count against
+        # dynamo's recompile limit, past which it silently runs eager
+        torch._dynamo.reset()
         model = torch.compile(model)
         if teacher is not None:
             teacher.final_hidden = torch.compile(teacher.final_hidden)

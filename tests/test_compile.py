@@ -1,0 +1,84 @@
+"""torch.compile, as GPU users run by default, tested for real with CPU inductor: the fused loss's gradients
+(CE and KD, float32 and bf16 autocast, one chunk and several, ignored targets), train.py --compile=True against
+--compile=False with and without a KD teacher, and grow.py compiling more depths than dynamo's recompile limit."""
+import pytest
+import torch
+import torch._dynamo
+
+from conftest import run_script
+from losses import fused_linear_cross_entropy
+from test_grow import grow_args
+from test_train import final_state, tiny, write_teacher
+
+N, C, C_TEACHER, V = 48, 16, 24, 96
+
+
+@pytest.fixture(autouse=True)
+def fresh_dynamo():
+    torch._dynamo.reset()  # each test's graphs start from nothing and count against no earlier test's limit
+    yield
+    torch._dynamo.reset()
+
+
+def loss_and_grads(fn, inputs, dtype):
+    h, weight = (inputs[k].detach().clone().requires_grad_(True) for k in ("h", "weight"))
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if dtype == "bfloat16" else torch.autocast("cpu", enabled=False)
+    with autocast:
+        loss, ce, kd = fn(h, weight, inputs["targets"], inputs["teacher_h"], inputs["teacher_weight"])
+    loss.backward()
+    return torch.stack([loss.detach(), ce, kd]).float(), h.grad, weight.grad
+
+
+@pytest.mark.parametrize("chunk_tokens", [N, 10])  # one chunk; five, the last one short
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("temperature", [None, 2.0])  # None: plain CE, no teacher
+def test_fused_loss_compiled_equals_eager(temperature, dtype, chunk_tokens):
+    torch.manual_seed(0)
+    targets = torch.randint(0, V, (N,))
+    targets[[0, 7, 31]] = -1  # ignored targets
+    teacher = temperature is not None
+    inputs = {"h": torch.randn(N, C), "weight": torch.randn(V, C) * 0.5, "targets": targets,
+              "teacher_h": torch.randn(N, C_TEACHER) if teacher else None,
+              "teacher_weight": torch.randn(V, C_TEACHER) * 0.5 if teacher else None}
+
+    def loss(h, weight, targets, teacher_h, teacher_weight):
+        return fused_linear_cross_entropy(h, weight, targets, teacher_h, teacher_weight, kd_alpha=0.4 if teacher else 0.0,
+                                          temperature=temperature or 1.0, chunk_tokens=chunk_tokens)
+
+    eager = loss_and_grads(loss, inputs, dtype)
+    compiled = loss_and_grads(torch.compile(loss, backend="inductor"), inputs, dtype)
+    # float32: the same arithmetic in another order; bf16: the logits and gradients rounded at other places. A lost
+    # term of the gradient (the -onehot, 1 - kd_alpha of it) moves these by 50-150%.
+    tol = 1e-5 if dtype == "float32" else 2e-2
+    torch.testing.assert_close(compiled[0], eager[0], rtol=tol, atol=tol)
+    for name, a, b in (("h", compiled[1], eager[1]), ("weight", compiled[2], eager[2])):
+        assert (a - b).norm() <= tol * b.norm(), f"grad wrt {name}: relative difference {((a - b).norm() / b.norm()).item():.2e}"
+
+
+@pytest.mark.parametrize("kd", [False, True])
+def test_train_compiled_equals_eager(shakespeare_root, tmp_path, kd):
+    extra = ["--max_iters=4", "--eval_interval=4", "--dtype=float32"]
+    if kd:
+        extra += [f"--teacher={write_teacher(tmp_path / 'teacher.pt')}", "--kd_temperature=2.0"]
+    run_script(*tiny(shakespeare_root, tmp_path / "eager", *extra))
+    compiled = run_script(*tiny(shakespeare_root, tmp_path / "compiled", *extra, "--compile=True"))
+    assert "compiling the model with torch.compile" in compiled.stdout
+    eager_sd, compiled_sd = final_state(tmp_path / "eager")["model"], final_state(tmp_path / "compiled")["model"]
+    assert eager_sd.keys() == compiled_sd.keys()
+    for k, v in eager_sd.items():
+        # 4 AdamW steps at lr 1e-3 move weights by ~4e-3: a wrong gradient shows far above this tolerance
+        torch.testing.assert_close(compiled_sd[k], v, rtol=0, atol=2e-5, msg=k)
+
+
+def test_grow_compiles_more_depths_than_the_recompile_limit(shakespeare_root, tmp_path):
+    # every round compiles GPT.forward at a new depth; dynamo would fall back to eager (here: fail) once the
+    # depths outnumber its recompile limit, unless train() starts each model from fresh caches
+    reference = tmp_path / "ref.pt"
+    write_teacher(reference, block_size=64)  # any 3-layer checkpoint
+    args = grow_args(shakespeare_root, reference, tmp_path / "grow", "--start_layers=1", "--step_layers=1",
+                     "--max_layers=2", "--max_iters=2", "--eval_interval=2", "--compile=True")
+    code = ("import runpy, sys, torch._dynamo; torch._dynamo.config.recompile_limit = 1; "
+            "torch._dynamo.config.fail_on_recompile_limit_hit = True; sys.argv = sys.argv[1:]; "
+            "runpy.run_path('grow.py', run_name='__main__')")
+    proc = run_script("-c", code, *args)
+    assert "reached the reference" in proc.stdout or "stopped at max_layers=2" in proc.stdout
