@@ -14,6 +14,7 @@ import tiktoken
 import torch
 
 from conftest import REPO, TIKTOKEN_CACHE, run_script
+import data
 from data import EOT_TOKEN, fixed_windows, get_batch, gpt2_encoding, load_meta, open_tokens
 
 enc = gpt2_encoding()  # built from gpt2_bpe/; test_gpt2_encoding_is_tiktokens ties it to tiktoken's own
@@ -85,13 +86,50 @@ def test_shakespeare_corpus(shakespeare_root):
     assert " have " in train_text and " haue " not in train_text  # modern spelling, not the First Folio texts
 
 
+def tiktokens_gpt2(monkeypatch):
+    """tiktoken's own definition of "gpt2" (tiktoken_ext.openai_public.gpt2: pattern, special tokens, vocabulary size)
+    with its two BPE files read from gpt2_bpe/ instead of downloaded, and the sha256 it pins for each file."""
+    from tiktoken_ext import openai_public
+    real, pinned = openai_public.data_gym_to_mergeable_bpe_ranks, {}
+
+    def from_gpt2_bpe(vocab_bpe_file, encoder_json_file, vocab_bpe_hash, encoder_json_hash, **kwargs):
+        pinned.update({vocab_bpe_file.split("/")[-1]: vocab_bpe_hash, encoder_json_file.split("/")[-1]: encoder_json_hash})
+        monkeypatch.setenv("TIKTOKEN_CACHE_DIR", "")  # read the files in place
+        return real(str(REPO / "gpt2_bpe" / "vocab.bpe"), str(REPO / "gpt2_bpe" / "encoder.json"), **kwargs)
+
+    monkeypatch.setattr(openai_public, "data_gym_to_mergeable_bpe_ranks", from_gpt2_bpe)
+    return openai_public.gpt2(), pinned
+
+
+def test_gpt2_bpe_files_are_the_ones_tiktoken_pins(monkeypatch):
+    _, pinned = tiktokens_gpt2(monkeypatch)
+    assert set(pinned) == {"vocab.bpe", "encoder.json"} and data.GPT2_BPE_SHA256 == pinned
+    assert {name: data.sha256_file(REPO / "gpt2_bpe" / name) for name in pinned} == pinned
+
+
 def test_gpt2_encoding_is_tiktokens(shakespeare_root, monkeypatch):
-    """The tokenizer built from gpt2_bpe/ is tiktoken's "gpt2": the same 50257 tokens, the same ids on the val works."""
-    if TIKTOKEN_CACHE.is_dir():  # tiktoken's own download of the files; without it tiktoken fetches them
+    """The tokenizer built from gpt2_bpe/ is tiktoken's "gpt2" definition: the same 50257 tokens, pattern and ids."""
+    spec, _ = tiktokens_gpt2(monkeypatch)
+    official = tiktoken.Encoding(**spec)
+    assert (enc.name, enc.n_vocab, enc.eot_token, enc.special_tokens_set) == ("gpt2", 50257, EOT_TOKEN, {"<|endoftext|>"})
+    assert enc._pat_str == spec["pat_str"] and enc._special_tokens == spec["special_tokens"]
+    assert {enc.decode_single_token_bytes(i): i for i in range(EOT_TOKEN)} == spec["mergeable_ranks"]
+    same_ids_as(official, shakespeare_root)
+
+
+def test_gpt2_encoding_matches_tiktokens_download(shakespeare_root, monkeypatch):
+    """The same against tiktoken.get_encoding("gpt2"), where tiktoken can load it: from its cache or the network."""
+    if TIKTOKEN_CACHE.is_dir():  # tiktoken's own download of the files, where the machine keeps one beside the repo
         monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(TIKTOKEN_CACHE))
-    official = tiktoken.get_encoding("gpt2")
-    assert (enc.n_vocab, enc.eot_token, enc.special_tokens_set) == (official.n_vocab, official.eot_token, {"<|endoftext|>"})
+    try:
+        official = tiktoken.get_encoding("gpt2")
+    except OSError as e:  # offline, no cache: test_gpt2_encoding_is_tiktokens has checked the shipped files
+        pytest.skip(f"tiktoken cannot load its gpt2 files (no cache at {TIKTOKEN_CACHE}, no network: {type(e).__name__})")
     assert all(enc.decode_single_token_bytes(i) == official.decode_single_token_bytes(i) for i in range(official.n_vocab))
+    same_ids_as(official, shakespeare_root)
+
+
+def same_ids_as(official, shakespeare_root):
     val = np.fromfile(shakespeare_root / "shakespeare" / "val.bin", dtype=np.uint16)  # written with gpt2_bpe/
     expected = [i for doc in documents(val) for i in official.encode_ordinary(doc) + [EOT_TOKEN]]
     np.testing.assert_array_equal(val, expected)
@@ -111,7 +149,6 @@ def test_gpt2_encoding_needs_no_network_or_cache(tmp_path):
 
 
 def test_damaged_gpt2_bpe_files_give_one_line_error(tmp_path, monkeypatch):
-    import data
     shutil.copytree(REPO / "gpt2_bpe", tmp_path / "gpt2_bpe")
     (tmp_path / "gpt2_bpe" / "vocab.bpe").write_text("#version: 0.2\nĠ t\n")
     monkeypatch.setattr(data, "GPT2_BPE_DIR", str(tmp_path / "gpt2_bpe"))
