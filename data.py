@@ -154,20 +154,31 @@ def load_hf_dataset(path, name=None, split="train", **kwargs):
         dataset_error(e, kwargs.get("data_files") or path)
 
 
-def load_hub_dataset(path, name=None, split="train", revision="", **kwargs):
-    """A Hugging Face hub dataset and the revision it was read from. When the installed datasets refuses the dataset's
-    loading script (datasets >= 4 runs none; openwebtext still has one), the hub's Parquet conversion of it
-    (revision refs/convert/parquet) is read instead, with a note: for datasets over 5 GB that conversion holds only
-    their first 5 GB, so say so wherever the data is described."""
-    from datasets import __version__, load_dataset
+def load_hub_dataset(path, name=None, split="train", revision="", num_proc=None, allow_partial=False,
+                     full_copy="its --dataset=/--revision="):
+    """A Hugging Face hub dataset (or local dataset folder) and whether it is a partial Parquet conversion.
+    The hub's automatic conversion (revision refs/convert/parquet) holds only the first 5 GB of a larger dataset,
+    in partial-<split> folders; the data files are looked at before anything is downloaded, and such a conversion
+    is a one-line error naming `full_copy` unless allow_partial. A loading script (datasets >= 4 runs none, and the
+    original openwebtext repo has one) is a one-line error too, never a silent fallback to the partial conversion."""
+    from datasets import __version__, load_dataset_builder  # what load_dataset runs, in steps, to see its data files
     try:
-        return load_dataset(path, name or None, split=split, revision=revision or None, **kwargs), revision
+        builder = load_dataset_builder(path, name or None, revision=revision or None)
     except Exception as e:
-        if revision or not (isinstance(e, RuntimeError) and "scripts are no longer supported" in str(e)):
-            dataset_error(e, path)
-    print(f"note: datasets {__version__} no longer runs the loading script of {path}; reading the hub's Parquet "
-          f"conversion instead (--revision={PARQUET_REVISION}; over 5 GB it holds only the first 5 GB)")
-    return load_hf_dataset(path, name, split, revision=PARQUET_REVISION, **kwargs), PARQUET_REVISION
+        if isinstance(e, RuntimeError) and "scripts are no longer supported" in str(e):
+            fail(f"datasets {__version__} runs no loading scripts and {path} has one; read a full Parquet copy instead "
+                 f"({full_copy}); the hub's conversion, --revision={PARQUET_REVISION}, holds only the first 5 GB")
+        dataset_error(e, path)
+    files = (builder.config.data_files or {}).get(split) or []
+    partial = any("/partial-" in file.replace(os.sep, "/") for file in files)
+    if partial and not allow_partial:
+        fail(f"{path} (revision {revision or 'main'}) is a partial Parquet conversion (partial-{split} files: the "
+             f"first 5 GB only); read a full copy instead ({full_copy}) or pass --allow_partial=True to use it anyway")
+    try:
+        builder.download_and_prepare(num_proc=num_proc)
+        return builder.as_dataset(split=split), partial
+    except Exception as e:
+        dataset_error(e, path)
 
 
 def dataset_error(e, what):

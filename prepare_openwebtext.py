@@ -5,10 +5,20 @@
     python prepare_openwebtext.py --files='a.jsonl,b.txt' --name=mycorpus --test_size=0.01
 
 Val split as nanoGPT's: train_test_split(test_size=0.0005, seed=2357, shuffle=True) of the `split` split, 'test'
-renamed 'val'. A hub dataset whose loading script the installed datasets refuses (datasets >= 4 runs none, and
-openwebtext has one) is read from the hub's Parquet conversion (revision refs/convert/parquet), with a note. That
-conversion holds at most the first 5 GB of a dataset that was not Parquet already (openwebtext has ~40 GB of text),
-so its documents, and the seeded split of them, are not nanoGPT's; pass --revision=REV to read another revision.
+renamed 'val'.
+
+OpenWebText: nanoGPT read Skylion007/openwebtext through its loading script, which datasets >= 4 no longer runs,
+and the hub's automatic Parquet conversion of it (--revision=refs/convert/parquet) holds only the first 5 GB of its
+~40 GB (~1.1B of the ~9B train tokens). So the default is dvruette/openwebtext, a full Parquet copy on a repo's main
+branch; a Parquet pull-request branch of the original (--revision=refs/pr/N) would do too, but it is unmerged, can be
+closed, and its number could not be looked up offline. Two checks stand in for trusting the copy: the split must
+hold OpenWebText's 8,013,769 documents (--expected_documents), and the token counts are printed beside nanoGPT's
+(both go into meta.json): the same counts, to the token, say the same documents in the same order, so nanoGPT's split.
+Not verified offline, with the hub out of reach: that dvruette/openwebtext has a 'train' split with a 'text' column
+of 8,013,769 documents in the original order, and that datasets reads the hub's partial conversion as partial-<split>
+files (tested on a local folder laid out that way).
+A partial conversion is a one-line error unless --allow_partial=True, which prepares it with a warning and
+partial: true in meta.json; a dataset with a loading script is a one-line error naming a full copy.
 Local --files: .txt = one document per file (UTF-8 text), .jsonl/.json = one per line (field
 --text_key), .parquet = one per row (column --text_key).
 """
@@ -19,10 +29,14 @@ from common import fail
 from configurator import configure
 from data import load_hub_dataset, load_local_files, sha256_file, text_batches, write_dataset
 
+OPENWEBTEXT_DOCUMENTS = 8_013_769  # Skylion007/openwebtext's one split; nanoGPT's prepare.py splits it 8,009,762 + 4,007
+# the token counts nanoGPT's prepare.py printed for that split (test_size=0.0005, seed=2357)
+NANOGPT_TOKENS = {"source": "nanoGPT's data/openwebtext/prepare.py", "train": 9_035_582_198, "val": 4_434_897}
+
 defaults = dict(
-    dataset="openwebtext",  # Hugging Face dataset id or local dataset folder, read when files is ''
+    dataset="dvruette/openwebtext",  # Hugging Face dataset id or local folder, read when files is ''; default: full OpenWebText
     config_name="",  # the dataset's configuration, where it has several
-    revision="",  # branch, tag or commit of the dataset repo; '' = the default branch (its Parquet conversion if datasets refuses its script)
+    revision="",  # branch, tag or commit of the dataset repo; '' = its main branch
     split="train",  # the split that is divided into train and val
     files="",  # comma-separated local files to read instead of `dataset`
     text_key="text",  # the column (or jsonl field) that holds the documents
@@ -31,12 +45,22 @@ defaults = dict(
     seed=2357,
     data_root=os.path.join(os.path.dirname(os.path.abspath(__file__)), "data"),
     num_proc=min(8, os.cpu_count()),
+    expected_documents=-1,  # documents the split must hold; -1 = 8,013,769 for a dataset named openwebtext, else no check; 0 = no check
+    allow_partial=False,  # True: prepare a partial Parquet conversion (the first 5 GB of a larger dataset), with a warning
 )
 
 if __name__ == "__main__":
     cfg = configure(defaults, sys.argv[1:])
     if not 0 < cfg["test_size"] < 1:
         fail(f"test_size={cfg['test_size']} must be a fraction between 0 and 1, such as 0.0005")
+    dataset_name = cfg["dataset"].rstrip("/").split("/")[-1]
+    openwebtext = not cfg["files"] and dataset_name.lower() == "openwebtext"
+    expected = cfg["expected_documents"]
+    if expected == -1:
+        expected = OPENWEBTEXT_DOCUMENTS if openwebtext else 0
+    full_copy = (f"--dataset={defaults['dataset']}, the default, or another's --dataset=/--revision=" if openwebtext
+                 else "its --dataset=/--revision=")
+    partial = False
     if cfg["files"]:
         if not cfg["name"]:
             fail("--files needs --name=NAME, the dataset's folder under data_root")
@@ -45,17 +69,29 @@ if __name__ == "__main__":
         source = "local files: " + ", ".join(files)
         provenance = {"files": [{"path": os.path.abspath(path), "sha256": sha256_file(path)} for path in files]}
     else:
-        ds, revision = load_hub_dataset(cfg["dataset"], cfg["config_name"], split=cfg["split"], revision=cfg["revision"],
-                                        num_proc=cfg["num_proc"])
-        source = f"Hugging Face dataset {cfg['dataset']}" + (f" (revision {revision})" if revision else "")
-        provenance = {**{key: cfg[key] for key in ("dataset", "config_name", "split")}, "revision": revision}
+        ds, partial = load_hub_dataset(cfg["dataset"], cfg["config_name"], split=cfg["split"], revision=cfg["revision"],
+                                       num_proc=cfg["num_proc"], allow_partial=cfg["allow_partial"], full_copy=full_copy)
+        source = f"Hugging Face dataset {cfg['dataset']}" + (f" (revision {cfg['revision']})" if cfg["revision"] else "")
+        provenance = {**{key: cfg[key] for key in ("dataset", "config_name", "split", "revision")}, "partial": partial}
+    if partial:  # allowed: a smaller corpus, said here and in meta.json
+        print(f"warning: {source} is a partial Parquet conversion, {len(ds):,} documents from the first 5 GB of the "
+              f"dataset{f' (the full one has {expected:,})' if expected else ''}; meta.json records partial: true")
+    elif expected and len(ds) != expected:  # before anything is written: a partial or different copy
+        fail(f"the {cfg['split']} split of {source} has {len(ds):,} documents, not {expected:,}; read a full copy instead "
+             f"({full_copy}) or pass --expected_documents=0 to skip the check")
     try:
         parts = ds.train_test_split(test_size=cfg["test_size"], seed=cfg["seed"], shuffle=True)
     except ValueError as e:  # too few documents for this test_size
         fail(f"cannot split {len(ds)} documents into train and val: {e}")
     train, val = parts["train"], parts["test"]
-    write_dataset(os.path.join(cfg["data_root"], cfg["name"] or cfg["dataset"].rstrip("/").split("/")[-1]),
-                  {"train": text_batches(train, cfg["text_key"]), "val": text_batches(val, cfg["text_key"])},
-                  source=source, num_proc=cfg["num_proc"], doc_counts={"train": len(train), "val": len(val)},
-                  extra_meta={**provenance, "val_split": f"train_test_split(test_size={cfg['test_size']}, "
-                                                         f"seed={cfg['seed']}, shuffle=True)"})
+    meta = write_dataset(os.path.join(cfg["data_root"], cfg["name"] or dataset_name),
+                         {"train": text_batches(train, cfg["text_key"]), "val": text_batches(val, cfg["text_key"])},
+                         source=source, num_proc=cfg["num_proc"], doc_counts={"train": len(train), "val": len(val)},
+                         extra_meta={**provenance, "val_split": f"train_test_split(test_size={cfg['test_size']}, "
+                                                                f"seed={cfg['seed']}, shuffle=True)",
+                                     **({"reference_tokens": NANOGPT_TOKENS} if openwebtext else {})})
+    if openwebtext:  # equal counts: nanoGPT's documents, in its order, split as it split them
+        same = all(meta[f"{split}_tokens"] == NANOGPT_TOKENS[split] for split in ("train", "val"))
+        print(f"tokens: train {meta['train_tokens']:,}, val {meta['val_tokens']:,}; {NANOGPT_TOKENS['source']}: "
+              f"train {NANOGPT_TOKENS['train']:,}, val {NANOGPT_TOKENS['val']:,}"
+              + ("" if same else " (not the same: other documents, order or split)"))

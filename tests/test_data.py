@@ -14,6 +14,7 @@ import tiktoken
 import torch
 
 from conftest import REPO, TIKTOKEN_CACHE, run_script
+import data
 from data import EOT_TOKEN, fixed_windows, get_batch, gpt2_encoding, load_meta, open_tokens
 
 enc = gpt2_encoding()  # built from gpt2_bpe/; test_gpt2_encoding_is_tiktokens ties it to tiktoken's own
@@ -85,13 +86,50 @@ def test_shakespeare_corpus(shakespeare_root):
     assert " have " in train_text and " haue " not in train_text  # modern spelling, not the First Folio texts
 
 
+def tiktokens_gpt2(monkeypatch):
+    """tiktoken's own definition of "gpt2" (tiktoken_ext.openai_public.gpt2: pattern, special tokens, vocabulary size)
+    with its two BPE files read from gpt2_bpe/ instead of downloaded, and the sha256 it pins for each file."""
+    from tiktoken_ext import openai_public
+    real, pinned = openai_public.data_gym_to_mergeable_bpe_ranks, {}
+
+    def from_gpt2_bpe(vocab_bpe_file, encoder_json_file, vocab_bpe_hash, encoder_json_hash, **kwargs):
+        pinned.update({vocab_bpe_file.split("/")[-1]: vocab_bpe_hash, encoder_json_file.split("/")[-1]: encoder_json_hash})
+        monkeypatch.setenv("TIKTOKEN_CACHE_DIR", "")  # read the files in place
+        return real(str(REPO / "gpt2_bpe" / "vocab.bpe"), str(REPO / "gpt2_bpe" / "encoder.json"), **kwargs)
+
+    monkeypatch.setattr(openai_public, "data_gym_to_mergeable_bpe_ranks", from_gpt2_bpe)
+    return openai_public.gpt2(), pinned
+
+
+def test_gpt2_bpe_files_are_the_ones_tiktoken_pins(monkeypatch):
+    _, pinned = tiktokens_gpt2(monkeypatch)
+    assert set(pinned) == {"vocab.bpe", "encoder.json"} and data.GPT2_BPE_SHA256 == pinned
+    assert {name: data.sha256_file(REPO / "gpt2_bpe" / name) for name in pinned} == pinned
+
+
 def test_gpt2_encoding_is_tiktokens(shakespeare_root, monkeypatch):
-    """The tokenizer built from gpt2_bpe/ is tiktoken's "gpt2": the same 50257 tokens, the same ids on the val works."""
-    if TIKTOKEN_CACHE.is_dir():  # tiktoken's own download of the files; without it tiktoken fetches them
+    """The tokenizer built from gpt2_bpe/ is tiktoken's "gpt2" definition: the same 50257 tokens, pattern and ids."""
+    spec, _ = tiktokens_gpt2(monkeypatch)
+    official = tiktoken.Encoding(**spec)
+    assert (enc.name, enc.n_vocab, enc.eot_token, enc.special_tokens_set) == ("gpt2", 50257, EOT_TOKEN, {"<|endoftext|>"})
+    assert enc._pat_str == spec["pat_str"] and enc._special_tokens == spec["special_tokens"]
+    assert {enc.decode_single_token_bytes(i): i for i in range(EOT_TOKEN)} == spec["mergeable_ranks"]
+    same_ids_as(official, shakespeare_root)
+
+
+def test_gpt2_encoding_matches_tiktokens_download(shakespeare_root, monkeypatch):
+    """The same against tiktoken.get_encoding("gpt2"), where tiktoken can load it: from its cache or the network."""
+    if TIKTOKEN_CACHE.is_dir():  # tiktoken's own download of the files, where the machine keeps one beside the repo
         monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(TIKTOKEN_CACHE))
-    official = tiktoken.get_encoding("gpt2")
-    assert (enc.n_vocab, enc.eot_token, enc.special_tokens_set) == (official.n_vocab, official.eot_token, {"<|endoftext|>"})
+    try:
+        official = tiktoken.get_encoding("gpt2")
+    except OSError as e:  # offline, no cache: test_gpt2_encoding_is_tiktokens has checked the shipped files
+        pytest.skip(f"tiktoken cannot load its gpt2 files (no cache at {TIKTOKEN_CACHE}, no network: {type(e).__name__})")
     assert all(enc.decode_single_token_bytes(i) == official.decode_single_token_bytes(i) for i in range(official.n_vocab))
+    same_ids_as(official, shakespeare_root)
+
+
+def same_ids_as(official, shakespeare_root):
     val = np.fromfile(shakespeare_root / "shakespeare" / "val.bin", dtype=np.uint16)  # written with gpt2_bpe/
     expected = [i for doc in documents(val) for i in official.encode_ordinary(doc) + [EOT_TOKEN]]
     np.testing.assert_array_equal(val, expected)
@@ -111,7 +149,6 @@ def test_gpt2_encoding_needs_no_network_or_cache(tmp_path):
 
 
 def test_damaged_gpt2_bpe_files_give_one_line_error(tmp_path, monkeypatch):
-    import data
     shutil.copytree(REPO / "gpt2_bpe", tmp_path / "gpt2_bpe")
     (tmp_path / "gpt2_bpe" / "vocab.bpe").write_text("#version: 0.2\nĠ t\n")
     monkeypatch.setattr(data, "GPT2_BPE_DIR", str(tmp_path / "gpt2_bpe"))
@@ -242,39 +279,93 @@ def test_readers(shakespeare_root, tmp_path):
     assert open_tokens(char, "val")[99] == 99
 
 
-def test_loading_script_refused_falls_back_to_parquet_conversion(tmp_path, monkeypatch, hf_cache, capsys):
-    """datasets >= 4 refuses a hub dataset's loading script; prepare_openwebtext.py then reads the hub's Parquet
-    conversion (revision refs/convert/parquet), says so in one line and records it. The hub is simulated: the
-    refusal is the exception datasets raises, the conversion a local Parquet file."""
-    texts = [f"Web page {i}: some text." for i in range(8)]
-    pd.DataFrame({"text": texts}).to_parquet(tmp_path / "0000.parquet")
-    real_load_dataset, calls = datasets.load_dataset, []
+@pytest.fixture
+def fake_hub(tmp_path, monkeypatch, hf_cache):
+    """The hub, simulated offline for prepare_openwebtext.py: datasets' own builder on local folders laid out as the
+    hub's repos are. Skylion007/openwebtext has a loading script (datasets >= 4 refuses it) and, at refs/convert/parquet,
+    the partial conversion (8 documents in plain_text/partial-train/); dvruette/openwebtext, Skylion007/openwebtext at
+    refs/pr/1 and someone/corpus are full copies (12 documents). Returns (documents by copy, calls made)."""
+    texts = {"partial": [f"Web page {i}: some text." for i in range(8)]}
+    texts["full"] = texts["partial"] + [f"Web page {i}, past the first 5 GB." for i in range(8, 12)]
+    for copy, file in (("partial", "plain_text/partial-train/0000.parquet"), ("full", "data/train-00000-of-00001.parquet")):
+        (tmp_path / "hub" / copy / file).parent.mkdir(parents=True)
+        pd.DataFrame({"text": texts[copy]}).to_parquet(tmp_path / "hub" / copy / file)
+    real_builder, calls = datasets.load_dataset_builder, []
 
-    def hub(path, name=None, split=None, revision=None, **kwargs):
-        calls.append(revision)
-        if path != "Skylion007/openwebtext":
-            raise ConnectionError(f"Couldn't reach '{path}' on the Hub (offline)")
-        if revision is None:
+    def hub(path, name=None, revision=None, **kwargs):
+        calls.append((path, revision))
+        if (path, revision) == ("Skylion007/openwebtext", None):
             raise RuntimeError("Dataset scripts are no longer supported, but found openwebtext.py")
-        if revision != "refs/convert/parquet":
-            raise FileNotFoundError(f"Revision '{revision}' doesn't exist for dataset '{path}' on the Hub.")
-        return real_load_dataset("parquet", data_files=str(tmp_path / "0000.parquet"), split=split, **kwargs)
+        copy = {("Skylion007/openwebtext", "refs/convert/parquet"): "partial", ("Skylion007/openwebtext", "refs/pr/1"): "full",
+                ("dvruette/openwebtext", None): "full", ("someone/corpus", None): "full"}.get((path, revision))
+        if copy is None:
+            raise ConnectionError(f"Couldn't reach '{path}' on the Hub (offline)")
+        return real_builder(str(tmp_path / "hub" / copy), name, **kwargs)
 
-    monkeypatch.setattr(datasets, "load_dataset", hub)
+    monkeypatch.setattr(datasets, "load_dataset_builder", hub)
+    return texts, calls
+
+
+def val_stream(texts, test_size=0.25):
+    """What val.bin must hold: the documents nanoGPT's seeded split puts in val (it depends only on their number)."""
+    split = datasets.Dataset.from_dict({"i": list(range(len(texts)))}).train_test_split(test_size=test_size, seed=2357, shuffle=True)
+    return stream([texts[i] for i in split["test"]["i"]])
+
+
+def test_openwebtext_loading_script_and_unreachable_datasets_give_one_line_errors(tmp_path, monkeypatch, fake_hub):
+    """datasets >= 4 refuses the original repo's loading script: a one-line error naming the full copy, even with
+    --allow_partial=True (no fallback to the partial conversion), and nothing written."""
+    _, calls = fake_hub
     out = f"--data_root={tmp_path / 'data'}"
-    run_main(monkeypatch, "prepare_openwebtext.py", "--dataset=Skylion007/openwebtext", out, "--test_size=0.25", "--num_proc=1")
-    assert calls == [None, "refs/convert/parquet"]
-    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note:")]
-    assert len(notes) == 1 and "loading script of Skylion007/openwebtext" in notes[0] and "refs/convert/parquet" in notes[0]
+    for extra in ([], ["--allow_partial=True"]):
+        msg = error_of(monkeypatch, "prepare_openwebtext.py", "--dataset=Skylion007/openwebtext", out, *extra)
+        assert "runs no loading scripts and Skylion007/openwebtext has one" in msg
+        assert "(--dataset=dvruette/openwebtext, the default, or another" in msg and "holds only the first 5 GB" in msg
+    assert calls == [("Skylion007/openwebtext", None)] * 2
+    msg = error_of(monkeypatch, "prepare_openwebtext.py", "--dataset=someone/else", out)
+    assert "ConnectionError: Couldn't reach 'someone/else'" in msg
+    assert not (tmp_path / "data").exists()
+
+
+def test_openwebtext_partial_conversion_needs_allow_partial(tmp_path, monkeypatch, fake_hub, capsys):
+    texts, _ = fake_hub
+    args = ["--dataset=Skylion007/openwebtext", "--revision=refs/convert/parquet", f"--data_root={tmp_path / 'data'}",
+            "--test_size=0.25", "--num_proc=1"]
+    msg = error_of(monkeypatch, "prepare_openwebtext.py", *args)
+    assert "Skylion007/openwebtext (revision refs/convert/parquet) is a partial Parquet conversion" in msg
+    assert "--allow_partial=True" in msg and "--dataset=dvruette/openwebtext" in msg
+    assert not (tmp_path / "data").exists() and not list((tmp_path / "hf_cache").rglob("*.arrow"))  # refused before reading
+    run_main(monkeypatch, "prepare_openwebtext.py", *args, "--allow_partial=True")
+    warnings = [line for line in capsys.readouterr().out.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "partial Parquet conversion, 8 documents" in warnings[0] and "8,013,769" in warnings[0]
     d = tmp_path / "data" / "openwebtext"
     meta = json.loads((d / "meta.json").read_text())
-    assert meta["revision"] == "refs/convert/parquet" and "(revision refs/convert/parquet)" in meta["source"]
-    split = datasets.Dataset.from_dict({"i": list(range(len(texts)))}).train_test_split(test_size=0.25, seed=2357, shuffle=True)
-    np.testing.assert_array_equal(np.fromfile(d / "val.bin", dtype=np.uint16), stream([texts[i] for i in split["test"]["i"]]))
+    assert meta["partial"] is True and meta["revision"] == "refs/convert/parquet" and meta["train_documents"] == 6
+    np.testing.assert_array_equal(np.fromfile(d / "val.bin", dtype=np.uint16), val_stream(texts["partial"]))
 
-    # a revision the user chose, or any other failure: no fallback, a one-line error
-    calls.clear()
-    msg = error_of(monkeypatch, "prepare_openwebtext.py", "--dataset=Skylion007/openwebtext", "--revision=v1", "--name=x", out)
-    assert calls == ["v1"] and "Revision 'v1' doesn't exist" in msg
-    msg = error_of(monkeypatch, "prepare_openwebtext.py", "--dataset=someone/else", out)
-    assert "ConnectionError: Couldn't reach 'someone/else'" in msg and not (tmp_path / "data" / "else").exists()
+
+def test_openwebtext_full_copy_document_count_and_nanogpt_token_counts(tmp_path, monkeypatch, fake_hub, capsys):
+    texts, calls = fake_hub
+    out = [f"--data_root={tmp_path / 'data'}", "--test_size=0.25", "--num_proc=1"]
+    msg = error_of(monkeypatch, "prepare_openwebtext.py", *out)  # the default dataset, checked against 8,013,769
+    assert "the train split of Hugging Face dataset dvruette/openwebtext has 12 documents, not 8,013,769" in msg
+    assert "--expected_documents=0" in msg and not (tmp_path / "data").exists()
+    run_main(monkeypatch, "prepare_openwebtext.py", *out, "--expected_documents=12")
+    assert calls == [("dvruette/openwebtext", None)] * 2
+    d = tmp_path / "data" / "openwebtext"
+    meta = json.loads((d / "meta.json").read_text())
+    assert meta["reference_tokens"] == {"source": "nanoGPT's data/openwebtext/prepare.py", "train": 9_035_582_198, "val": 4_434_897}
+    assert meta["partial"] is False and meta["dataset"] == "dvruette/openwebtext" and meta["val_documents"] == 3
+    val = np.fromfile(d / "val.bin", dtype=np.uint16)
+    np.testing.assert_array_equal(val, val_stream(texts["full"]))
+    train_tokens = len(stream(texts["full"])) - len(val)
+    assert meta["train_tokens"] == train_tokens and meta["val_tokens"] == len(val)
+    printed = capsys.readouterr().out.splitlines()[-1]
+    assert printed == (f"tokens: train {train_tokens:,}, val {len(val):,}; nanoGPT's data/openwebtext/prepare.py: "
+                       "train 9,035,582,198, val 4,434,897 (not the same: other documents, order or split)")
+    # a full copy of the original at a Parquet branch reads the same; another dataset has neither check nor reference
+    run_main(monkeypatch, "prepare_openwebtext.py", *out, "--dataset=Skylion007/openwebtext", "--revision=refs/pr/1",
+             "--name=owt_pr", "--expected_documents=12")
+    assert (tmp_path / "data" / "owt_pr" / "val.bin").read_bytes() == (d / "val.bin").read_bytes()
+    run_main(monkeypatch, "prepare_openwebtext.py", *out, "--dataset=someone/corpus")
+    assert "reference_tokens" not in json.loads((tmp_path / "data" / "corpus" / "meta.json").read_text())

@@ -5,10 +5,9 @@ import pickle
 
 import numpy as np
 import pytest
-import tiktoken
 
 from conftest import run_script
-from data import EOT_TOKEN, fixed_windows, load_meta, open_tokens
+from data import EOT_TOKEN, fixed_windows, gpt2_encoding, load_meta, open_tokens
 from ngram_baseline import ngram_losses
 
 
@@ -25,7 +24,7 @@ def test_char_corpus_holds_the_same_works_as_the_bpe_corpus(char_root):
         meta = pickle.load(f)
     assert (meta["vocab_size"], meta["train_tokens"], meta["val_tokens"]) == (84, 4_615_688, 441_590)
     assert load_meta(d)["tokenizer"] == "char" and meta["val_works"] == ["hamlet", "twelfth_night", "henry_v"]
-    enc = tiktoken.get_encoding("gpt2")
+    enc = gpt2_encoding()  # the repo's own GPT-2 tokenizer (gpt2_bpe/), which tests/test_data.py ties to tiktoken's
     for split in ("train", "val"):
         chars = open_tokens(d, split)
         text = "".join(meta["itos"][i] for i in chars.tolist())
