@@ -2,7 +2,8 @@
 
 Differences from nanoGPT that matter for Inheritune:
 - GELU is GPT-2's tanh approximation, so imported Hugging Face GPT-2 weights give the same logits (checkpoints
-  written by nanoGPT, which uses the exact GELU, keep theirs: gelu_approximate='none').
+  written by nanoGPT, which uses the exact GELU, keep theirs: gelu_approximate='none'; GPTConfig.from_dict tells
+  them from the paper authors' fork, which uses the tanh GELU).
 - scale_attn_by_inverse_layer_idx divides block i's attention logits by an extra (i+1), as HF GPT-2 and the
   paper's models do.
 - An explicit attention path hands every layer's post-softmax attention matrix to a hook, for the lazy-layer probe.
@@ -38,12 +39,18 @@ class GPTConfig:
 
     @classmethod
     def from_dict(cls, args):
+        """The config of a checkpoint's model_args. Without gelu_approximate (a checkpoint not written here) the GELU
+        is the writer's: tanh where scale_attn_by_inverse_layer_idx is present, exact where it is absent."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(args) - known)
         if unknown:
-            fail(f"model_args has unknown keys {unknown}; this checkpoint is not from a GPT-2 model of this project or nanoGPT")
-        if "gelu_approximate" not in args:  # a nanoGPT checkpoint: keep its exact GELU so the logits stay its own
-            args = {**args, "gelu_approximate": "none"}
+            fail(f"model_args has unknown keys {unknown}; this checkpoint is not from a GPT-2 model of this project, "
+                 "nanoGPT or the paper authors' fork")
+        if "gelu_approximate" not in args:
+            # the paper authors' nanoGPT fork uses GPT-2's tanh GELU and is the only writer that records
+            # scale_attn_by_inverse_layer_idx (whatever its value); nanoGPT itself uses the exact GELU
+            authors_fork = "scale_attn_by_inverse_layer_idx" in args
+            args = {**args, "gelu_approximate": "tanh" if authors_fork else "none"}
         return cls(**args)
 
 

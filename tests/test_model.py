@@ -301,6 +301,66 @@ def test_load_model_reads_a_nanogpt_checkpoint(tmp_path):
             assert torch.equal(full_logits(loaded.eval(), idx), full_logits(model.eval(), idx))
 
 
+@pytest.mark.parametrize("extra, gelu", [
+    ({}, "none"),  # nanoGPT: no scale_attn_by_inverse_layer_idx, exact GELU
+    ({"scale_attn_by_inverse_layer_idx": True}, "tanh"),  # the paper authors' fork records it and uses the tanh GELU
+    ({"scale_attn_by_inverse_layer_idx": False}, "tanh"),  # whatever its value
+    ({"scale_attn_by_inverse_layer_idx": True, "gelu_approximate": "none"}, "none"),  # as written
+    ({"gelu_approximate": "tanh"}, "tanh"),
+])
+def test_gelu_of_model_args(extra, gelu):
+    assert GPTConfig.from_dict({**SMALL, **extra}).gelu_approximate == gelu
+
+
+def authors_checkpoint(path, reference_n_layer):
+    """A sliced checkpoint as the paper authors' train script saves it: their model_args (no gelu_approximate,
+    scale_attn_by_inverse_layer_idx recorded, the reference's n_layer), compiled keys and causal-mask buffers."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(**SMALL, scale_attn_by_inverse_layer_idx=True, gelu_approximate="tanh")).eval()
+    args = dict(SMALL, n_layer=reference_n_layer, bias=True, dropout=0.0, scale_attn_by_inverse_layer_idx=True)
+    sd = {"_orig_mod." + k: v for k, v in model.state_dict().items()}
+    T = SMALL["block_size"]
+    for i in range(SMALL["n_layer"]):
+        sd[f"_orig_mod.transformer.h.{i}.attn.bias"] = torch.tril(torch.ones(T, T)).view(1, 1, T, T)
+    torch.save({"model": sd, "model_args": args, "iter_num": 100, "best_val_loss": torch.tensor(3.0), "config": {}}, path)
+    return model
+
+
+@pytest.mark.parametrize("reference_n_layer", [SMALL["n_layer"], 5])
+def test_load_model_reads_the_authors_checkpoints(tmp_path, capsys, reference_n_layer):
+    path = tmp_path / "ckpt.pt"
+    model = authors_checkpoint(path, reference_n_layer)
+    loaded, info = load_model(str(path))
+    assert info["model_args"]["gelu_approximate"] == "tanh" and info["model_args"]["n_layer"] == SMALL["n_layer"]
+    idx = tokens()
+    with torch.no_grad():
+        assert torch.equal(full_logits(loaded.eval(), idx), full_logits(model, idx))
+    notes = capsys.readouterr().out.splitlines()
+    if reference_n_layer == SMALL["n_layer"]:
+        assert notes == []
+    else:
+        assert notes == [f"note: {path} says n_layer=5 but holds 3 blocks; loading 3"]
+
+
+def test_checkpoint_blocks_with_gaps_or_other_mismatches_are_one_line_errors(tmp_path):
+    model = GPT(GPTConfig(**SMALL))
+    sd, args = model.state_dict(), vars(model.config)
+    renumbered = {k.replace("transformer.h.2.", "transformer.h.3."): v for k, v in sd.items()}
+    cases = {
+        "gap": (renumbered, dict(args, n_layer=5), "says n_layer=5 but holds 3 blocks numbered 0..3, not 0..2"),
+        "gap, right count": (renumbered, args, "12 missing and 12 unexpected keys"),
+        "width": (sd, dict(args, n_embd=64, n_layer=2), "has shape"),
+        "no ln_f": ({k: v for k, v in sd.items() if "ln_f" not in k}, dict(args, n_layer=4), "missing"),
+    }
+    for case, (state, model_args, words) in cases.items():
+        path = tmp_path / f"{case}.pt"
+        torch.save({"model": state, "model_args": model_args}, path)
+        with pytest.raises(SystemExit) as e:
+            load_model(str(path))
+        msg = str(e.value)
+        assert msg.startswith("error: ") and "\n" not in msg and words in msg, (case, msg)
+
+
 def test_load_model_takes_a_checkpoint_without_history(tmp_path):
     """A checkpoint written by hand (weights and model_args, best_val_loss None) loads with no history."""
     model = GPT(GPTConfig(**SMALL))
