@@ -21,8 +21,8 @@ from torch.nn import functional as F
 from common import fail
 from losses import fused_linear_cross_entropy
 
-# Under CPU autocast, attention over at most this many tokens runs in float32: torch's CPU flash attention (fwd +
-# bwd) took 2.7-3.3x longer in bf16 than in float32 at 128 tokens, about the same at 256, and less from 512 on
+# On CPU, bf16 attention over at most this many tokens runs in float32: torch's CPU flash attention (fwd + bwd)
+# took 2.7-3.3x longer in bf16 than in float32 at 128 tokens, about the same at 256, and less from 512 on
 CPU_FP32_ATTENTION_T = 256
 
 @dataclass
@@ -93,11 +93,12 @@ class CausalSelfAttention(nn.Module):
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
-        if attention_hook is None and x.device.type == "cpu" and q.dtype != torch.float32 and T <= CPU_FP32_ATTENTION_T:
-            # torch's CPU flash attention runs short sequences slower in bf16 than in float32 (README, Speed),
-            # so under CPU autocast the attention itself runs in float32 there
+        if attention_hook is None and x.device.type == "cpu" and q.dtype == torch.bfloat16 and T <= CPU_FP32_ATTENTION_T:
+            # torch's CPU flash attention runs short sequences slower in bf16 than in float32 (README, Speed), so
+            # there the attention itself runs in float32 (under autocast or in a model cast to bf16); c_proj gets
+            # bf16 back, which a bf16 model's weights need and autocast would cast to anyway
             with torch.autocast("cpu", enabled=False):
-                y = self.attend(q.float(), k.float(), v.float())
+                y = self.attend(q.float(), k.float(), v.float()).to(q.dtype)
         elif attention_hook is None:
             y = self.attend(q, k, v)
         else:

@@ -117,6 +117,28 @@ def test_cpu_autocast_runs_short_attention_in_float32(T, attention_dtype, monkey
     assert (logits.float() - exact).abs().max() < 0.05  # bf16 rounding only
 
 
+@pytest.mark.parametrize("T", [model_module.CPU_FP32_ATTENTION_T, model_module.CPU_FP32_ATTENTION_T + 1])
+@pytest.mark.parametrize("dtype, attention_dtype, tolerance", [
+    (torch.bfloat16, {True: torch.float32, False: torch.bfloat16}, 0.02),  # bf16 rounding only (logits up to ~0.7)
+    (torch.float64, {True: torch.float64, False: torch.float64}, 1e-5),
+])
+def test_model_cast_to_another_dtype_runs_on_cpu_without_autocast(T, dtype, attention_dtype, tolerance, monkeypatch):
+    """model.to(dtype) with no autocast: the short-sequence float32 attention is for bf16 only and hands c_proj bf16."""
+    seen = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    monkeypatch.setattr(model_module.F, "scaled_dot_product_attention",
+                        lambda q, k, v, **kw: seen.append(q.dtype) or sdpa(q, k, v, **kw))
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=T, vocab_size=64)).eval()
+    idx = torch.randint(64, (1, T))
+    with torch.no_grad():
+        exact = full_logits(model, idx)
+        logits = full_logits(model.to(dtype), idx)
+    assert logits.dtype == dtype
+    assert seen == [torch.float32] * 2 + [attention_dtype[T <= model_module.CPU_FP32_ATTENTION_T]] * 2
+    assert (logits.double() - exact.double()).abs().max() < tolerance
+
+
 @pytest.mark.parametrize("scale", [False, True])
 def test_attention_maps_are_the_causal_softmax_of_each_layer(scale):
     torch.manual_seed(0)
