@@ -294,14 +294,19 @@ class GPT(nn.Module):
                 sd[k].copy_(w)
         return model
 
-    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type, fused=True):
-        """AdamW with weight decay on matrices and embeddings only (>= 2-D). fused=True uses the fused kernel wherever
-        the installed torch has one for device_type (CUDA, and CPU since torch 2.4: 5x faster than the per-tensor
-        loop on the 124M model); fused=False is nanoGPT's choice off CUDA (the baseline of bench.py)."""
-        params = [p for p in self.parameters() if p.requires_grad]
+    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type, fused=True, decay_embeddings=True):
+        """AdamW with weight decay on matrices and embeddings only (>= 2-D), as today's nanoGPT.
+        decay_embeddings=False decays the Linear weights only, as the paper authors' fork (older nanoGPT) did: no decay
+        on wte and wpe, and since wte is lm_head's weight (tied), none on the output layer either.
+        fused=True uses the fused kernel wherever the installed torch has one for device_type (CUDA, and CPU since
+        torch 2.4: 5x faster than the per-tensor loop on the 124M model); fused=False is nanoGPT's choice off CUDA
+        (the baseline of bench.py)."""
+        params = [p for p in self.parameters() if p.requires_grad]  # the tied wte/lm_head weight once
+        embeddings = {id(self.transformer.wte.weight), id(self.transformer.wpe.weight)}
+        decays = lambda p: p.dim() >= 2 and (decay_embeddings or id(p) not in embeddings)
         optim_groups = [
-            {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+            {"params": [p for p in params if decays(p)], "weight_decay": weight_decay},
+            {"params": [p for p in params if not decays(p)], "weight_decay": 0.0},
         ]
         use_fused = fused and "fused" in inspect.signature(torch.optim.AdamW).parameters and device_type in fused_adamw_devices()
         return torch.optim.AdamW(optim_groups, lr=learning_rate, betas=betas, **({"fused": True} if use_fused else {}))

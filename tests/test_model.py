@@ -202,18 +202,33 @@ def test_tied_embedding_and_param_count():
 
 
 @pytest.mark.parametrize("bias", [True, False])
-def test_configure_optimizers_decays_matrices_only(bias):
+@pytest.mark.parametrize("decay_embeddings", [True, False])
+def test_configure_optimizers_groups(bias, decay_embeddings):
     torch.manual_seed(0)
     model = GPT(GPTConfig(**SMALL, bias=bias))
-    opt = model.configure_optimizers(weight_decay=0.1, learning_rate=6e-4, betas=(0.9, 0.95), device_type="cpu")
+    opt = model.configure_optimizers(weight_decay=0.1, learning_rate=6e-4, betas=(0.9, 0.95), device_type="cpu",
+                                     decay_embeddings=decay_embeddings)
     decay, no_decay = opt.param_groups
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
     assert decay["lr"] == 6e-4 and decay["betas"] == (0.9, 0.95)
-    assert all(p.dim() >= 2 for p in decay["params"]) and all(p.dim() < 2 for p in no_decay["params"])
-    # every parameter exactly once (the tied wte/lm_head weight is one parameter)
-    ids = [id(p) for g in opt.param_groups for p in g["params"]]
-    assert sorted(ids) == sorted(id(p) for p in model.parameters())
-    assert len(decay["params"]) == 2 + 4 * SMALL["n_layer"]  # wte, wpe, and four matrices per block
+    # by name: named_parameters() lists the tied wte/lm_head weight once, as transformer.wte.weight
+    names = {id(p): n for n, p in model.named_parameters()}
+    decayed, not_decayed = ({names[id(p)] for p in g["params"]} for g in (decay, no_decay))
+    matrices = {f"transformer.h.{i}.{k}" for i in range(SMALL["n_layer"])
+                for k in ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")}
+    embeddings = {"transformer.wte.weight", "transformer.wpe.weight"}
+    assert decayed == (matrices | embeddings if decay_embeddings else matrices)
+    assert not_decayed == set(names.values()) - decayed  # every parameter exactly once
+    assert all(model.get_parameter(n).dim() < 2 for n in not_decayed - embeddings)  # biases and LayerNorm gains
+    # the tied output layer goes with wte
+    assert any(p is model.lm_head.weight for p in (decay if decay_embeddings else no_decay)["params"])
+    # with zero gradients AdamW's step is the decay alone: it shrinks exactly the decayed weights
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(p, before[n] * (1 - 6e-4 * 0.1) if n in decayed else before[n], rtol=0, atol=1e-9, msg=n)
     assert opt.defaults["fused"]  # the installed torch has a fused AdamW for CPU
     assert not model.configure_optimizers(0.1, 6e-4, (0.9, 0.95), "cpu", fused=False).defaults.get("fused")
 
