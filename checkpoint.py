@@ -46,9 +46,20 @@ def load_checkpoint(path, map_location="cpu", mmap=False):
 
 
 def model_from_checkpoint(ckpt, path="checkpoint"):
-    """Build a GPT from a loaded checkpoint dict, with a clear error when the weights do not fit model_args."""
-    model = GPT(GPTConfig.from_dict(ckpt["model_args"]))
+    """Build a GPT from a loaded checkpoint dict, with a clear error when the weights do not fit model_args.
+    One mismatch is forgiven, with a note: a block count other than model_args' n_layer; the weights' count wins."""
+    config = GPTConfig.from_dict(ckpt["model_args"])
     state = {k: v for k, v in ckpt["model"].items() if not k.endswith(".attn.bias")}  # old nanoGPT mask buffers
+    # the paper authors' sliced checkpoints keep the reference's n_layer in model_args (24 for 16 blocks)
+    block_ids = {k.split(".")[2] for k in state if k.startswith("transformer.h.")}
+    blocks = sorted(int(i) for i in block_ids if i.isdigit())
+    if blocks and len(blocks) != config.n_layer:
+        if blocks != list(range(len(blocks))):
+            fail(f"{path} says n_layer={config.n_layer} but holds {len(blocks)} blocks numbered {blocks[0]}..{blocks[-1]}, "
+                 f"not 0..{len(blocks) - 1}; a GPT's blocks are numbered from 0 without gaps")
+        print(f"note: {path} says n_layer={config.n_layer} but holds {len(blocks)} blocks; loading {len(blocks)}")
+        config.n_layer = len(blocks)
+    model = GPT(config)
     expected = model.state_dict()
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     if missing or unexpected:

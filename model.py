@@ -2,7 +2,8 @@
 
 Differences from nanoGPT that matter for Inheritune:
 - GELU is GPT-2's tanh approximation, so imported Hugging Face GPT-2 weights give the same logits (checkpoints
-  written by nanoGPT, which uses the exact GELU, keep theirs: gelu_approximate='none').
+  written by nanoGPT, which uses the exact GELU, keep theirs: gelu_approximate='none'; GPTConfig.from_dict tells
+  them from the paper authors' fork, which uses the tanh GELU).
 - scale_attn_by_inverse_layer_idx divides block i's attention logits by an extra (i+1), as HF GPT-2 and the
   paper's models do.
 - An explicit attention path hands every layer's post-softmax attention matrix to a hook, for the lazy-layer probe.
@@ -20,8 +21,8 @@ from torch.nn import functional as F
 from common import fail
 from losses import fused_linear_cross_entropy
 
-# Under CPU autocast, attention over at most this many tokens runs in float32: torch's CPU flash attention (fwd +
-# bwd) took 2.7-3.3x longer in bf16 than in float32 at 128 tokens, about the same at 256, and less from 512 on
+# On CPU, bf16 attention over at most this many tokens runs in float32: torch's CPU flash attention (fwd + bwd)
+# took 2.7-3.3x longer in bf16 than in float32 at 128 tokens, about the same at 256, and less from 512 on
 CPU_FP32_ATTENTION_T = 256
 
 @dataclass
@@ -38,12 +39,18 @@ class GPTConfig:
 
     @classmethod
     def from_dict(cls, args):
+        """The config of a checkpoint's model_args. Without gelu_approximate (a checkpoint not written here) the GELU
+        is the writer's: tanh where scale_attn_by_inverse_layer_idx is present, exact where it is absent."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(args) - known)
         if unknown:
-            fail(f"model_args has unknown keys {unknown}; this checkpoint is not from a GPT-2 model of this project or nanoGPT")
-        if "gelu_approximate" not in args:  # a nanoGPT checkpoint: keep its exact GELU so the logits stay its own
-            args = {**args, "gelu_approximate": "none"}
+            fail(f"model_args has unknown keys {unknown}; this checkpoint is not from a GPT-2 model of this project, "
+                 "nanoGPT or the paper authors' fork")
+        if "gelu_approximate" not in args:
+            # the paper authors' nanoGPT fork uses GPT-2's tanh GELU and is the only writer that records
+            # scale_attn_by_inverse_layer_idx (whatever its value); nanoGPT itself uses the exact GELU
+            authors_fork = "scale_attn_by_inverse_layer_idx" in args
+            args = {**args, "gelu_approximate": "tanh" if authors_fork else "none"}
         return cls(**args)
 
 
@@ -86,11 +93,12 @@ class CausalSelfAttention(nn.Module):
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
-        if attention_hook is None and x.device.type == "cpu" and q.dtype != torch.float32 and T <= CPU_FP32_ATTENTION_T:
-            # torch's CPU flash attention runs short sequences slower in bf16 than in float32 (README, Speed),
-            # so under CPU autocast the attention itself runs in float32 there
+        if attention_hook is None and x.device.type == "cpu" and q.dtype == torch.bfloat16 and T <= CPU_FP32_ATTENTION_T:
+            # torch's CPU flash attention runs short sequences slower in bf16 than in float32 (README, Speed), so
+            # there the attention itself runs in float32 (under autocast or in a model cast to bf16); c_proj gets
+            # bf16 back, which a bf16 model's weights need and autocast would cast to anyway
             with torch.autocast("cpu", enabled=False):
-                y = self.attend(q.float(), k.float(), v.float())
+                y = self.attend(q.float(), k.float(), v.float()).to(q.dtype)
         elif attention_hook is None:
             y = self.attend(q, k, v)
         else:
@@ -286,14 +294,19 @@ class GPT(nn.Module):
                 sd[k].copy_(w)
         return model
 
-    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type, fused=True):
-        """AdamW with weight decay on matrices and embeddings only (>= 2-D). fused=True uses the fused kernel wherever
-        the installed torch has one for device_type (CUDA, and CPU since torch 2.4: 5x faster than the per-tensor
-        loop on the 124M model); fused=False is nanoGPT's choice off CUDA (the baseline of bench.py)."""
-        params = [p for p in self.parameters() if p.requires_grad]
+    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type, fused=True, decay_embeddings=True):
+        """AdamW with weight decay on matrices and embeddings only (>= 2-D), as today's nanoGPT.
+        decay_embeddings=False decays the Linear weights only, as the paper authors' fork (older nanoGPT) did: no decay
+        on wte and wpe, and since wte is lm_head's weight (tied), none on the output layer either.
+        fused=True uses the fused kernel wherever the installed torch has one for device_type (CUDA, and CPU since
+        torch 2.4: 5x faster than the per-tensor loop on the 124M model); fused=False is nanoGPT's choice off CUDA
+        (the baseline of bench.py)."""
+        params = [p for p in self.parameters() if p.requires_grad]  # the tied wte/lm_head weight once
+        embeddings = {id(self.transformer.wte.weight), id(self.transformer.wpe.weight)}
+        decays = lambda p: p.dim() >= 2 and (decay_embeddings or id(p) not in embeddings)
         optim_groups = [
-            {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+            {"params": [p for p in params if decays(p)], "weight_decay": weight_decay},
+            {"params": [p for p in params if not decays(p)], "weight_decay": 0.0},
         ]
         use_fused = fused and "fused" in inspect.signature(torch.optim.AdamW).parameters and device_type in fused_adamw_devices()
         return torch.optim.AdamW(optim_groups, lr=learning_rate, betas=betas, **({"fused": True} if use_fused else {}))

@@ -75,6 +75,7 @@ vocab_size = None  # None: the dataset's vocab rounded up to a multiple of 64 (5
 learning_rate = 6e-4
 max_iters = 600000
 weight_decay = 1e-1
+decay_embeddings = True  # decay wte/lm_head (tied) and wpe too, as today's nanoGPT; False: Linear weights only, as the paper authors' runs
 beta1 = 0.9
 beta2 = 0.95
 grad_clip = 1.0  # 0 disables clipping
@@ -249,7 +250,8 @@ def train(cfg):
     model.to(device)
 
     scaler = torch.amp.GradScaler(device_type, enabled=(ptdtype == torch.float16))
-    optimizer = model.configure_optimizers(cfg['weight_decay'], cfg['learning_rate'], (cfg['beta1'], cfg['beta2']), device_type)
+    optimizer = model.configure_optimizers(cfg['weight_decay'], cfg['learning_rate'], (cfg['beta1'], cfg['beta2']), device_type,
+                                           decay_embeddings=cfg['decay_embeddings'])
     # every rank draws the offsets of the whole global batch from the same generator and keeps its own share, so a
     # run's data does not depend on the number of processes
     data_gen = torch.Generator().manual_seed(cfg['seed'])

@@ -23,6 +23,7 @@ max_iters = 100000
 lr_decay_iters = 100000
 warmup_iters = 2000
 weight_decay = 1e-1
+decay_embeddings = False  # as the authors' runs: their (older nanoGPT) AdamW decays Linear weights only, not wte/lm_head or wpe
 beta1 = 0.9
 beta2 = 0.95
 grad_clip = 1.0

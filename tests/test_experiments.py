@@ -69,6 +69,8 @@ def test_every_paper_config_runs_at_mini_scale(mini_runs):
         run_dir = os.path.join(cfg['out_dir'], f"round_{cfg['start_layers']}") if is_grow else cfg['out_dir']
         ckpt = torch.load(os.path.join(run_dir, 'ckpt.pt'), weights_only=True)
         assert ckpt['iter_num'] == 2 and ckpt['eval_set']['windows'] == 4, name
+        decayed = ckpt['optimizer']['param_groups'][0]['params']
+        assert len(decayed) == 4 * ckpt['model_args']['n_layer'], name  # decay_embeddings=False: Linear weights only
         if is_grow:
             assert ckpt['inherit']['source'] == cfg['reference'] and ckpt['inherit']['layers'] == list(range(12))
         elif cfg['init_from'] == 'scratch':
@@ -87,6 +89,15 @@ def test_paper_configs_share_one_eval_set():
     for name in names:
         cfg = configure(grow.DEFAULTS if name.startswith('grow') else train.DEFAULTS, [f'config/{name}'])
         assert (cfg['eval_windows'], cfg['block_size'], cfg['dataset']) == (2400, 1024, 'fineweb_edu' if 'dagger' in name or 'fineweb' in name else 'openwebtext'), name
+
+
+def test_paper_configs_decay_no_embeddings_as_the_authors_runs():
+    """The authors' AdamW (older nanoGPT's grouping) decays Linear weights only; nanoGPT's recipe and the CPU runs keep
+    today's nanoGPT default."""
+    os.chdir(REPO)
+    for name in sorted(os.path.basename(p) for p in glob.glob(str(REPO / 'config' / '*.py'))):
+        cfg = configure(grow.DEFAULTS if 'grow' in name else train.DEFAULTS, [f'config/{name}'])
+        assert cfg['decay_embeddings'] == (name not in paper_configs()), name
 
 
 def block(state, i):

@@ -117,6 +117,28 @@ def test_cpu_autocast_runs_short_attention_in_float32(T, attention_dtype, monkey
     assert (logits.float() - exact).abs().max() < 0.05  # bf16 rounding only
 
 
+@pytest.mark.parametrize("T", [model_module.CPU_FP32_ATTENTION_T, model_module.CPU_FP32_ATTENTION_T + 1])
+@pytest.mark.parametrize("dtype, attention_dtype, tolerance", [
+    (torch.bfloat16, {True: torch.float32, False: torch.bfloat16}, 0.02),  # bf16 rounding only (logits up to ~0.7)
+    (torch.float64, {True: torch.float64, False: torch.float64}, 1e-5),
+])
+def test_model_cast_to_another_dtype_runs_on_cpu_without_autocast(T, dtype, attention_dtype, tolerance, monkeypatch):
+    """model.to(dtype) with no autocast: the short-sequence float32 attention is for bf16 only and hands c_proj bf16."""
+    seen = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    monkeypatch.setattr(model_module.F, "scaled_dot_product_attention",
+                        lambda q, k, v, **kw: seen.append(q.dtype) or sdpa(q, k, v, **kw))
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=T, vocab_size=64)).eval()
+    idx = torch.randint(64, (1, T))
+    with torch.no_grad():
+        exact = full_logits(model, idx)
+        logits = full_logits(model.to(dtype), idx)
+    assert logits.dtype == dtype
+    assert seen == [torch.float32] * 2 + [attention_dtype[T <= model_module.CPU_FP32_ATTENTION_T]] * 2
+    assert (logits.double() - exact.double()).abs().max() < tolerance
+
+
 @pytest.mark.parametrize("scale", [False, True])
 def test_attention_maps_are_the_causal_softmax_of_each_layer(scale):
     torch.manual_seed(0)
@@ -180,18 +202,33 @@ def test_tied_embedding_and_param_count():
 
 
 @pytest.mark.parametrize("bias", [True, False])
-def test_configure_optimizers_decays_matrices_only(bias):
+@pytest.mark.parametrize("decay_embeddings", [True, False])
+def test_configure_optimizers_groups(bias, decay_embeddings):
     torch.manual_seed(0)
     model = GPT(GPTConfig(**SMALL, bias=bias))
-    opt = model.configure_optimizers(weight_decay=0.1, learning_rate=6e-4, betas=(0.9, 0.95), device_type="cpu")
+    opt = model.configure_optimizers(weight_decay=0.1, learning_rate=6e-4, betas=(0.9, 0.95), device_type="cpu",
+                                     decay_embeddings=decay_embeddings)
     decay, no_decay = opt.param_groups
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
     assert decay["lr"] == 6e-4 and decay["betas"] == (0.9, 0.95)
-    assert all(p.dim() >= 2 for p in decay["params"]) and all(p.dim() < 2 for p in no_decay["params"])
-    # every parameter exactly once (the tied wte/lm_head weight is one parameter)
-    ids = [id(p) for g in opt.param_groups for p in g["params"]]
-    assert sorted(ids) == sorted(id(p) for p in model.parameters())
-    assert len(decay["params"]) == 2 + 4 * SMALL["n_layer"]  # wte, wpe, and four matrices per block
+    # by name: named_parameters() lists the tied wte/lm_head weight once, as transformer.wte.weight
+    names = {id(p): n for n, p in model.named_parameters()}
+    decayed, not_decayed = ({names[id(p)] for p in g["params"]} for g in (decay, no_decay))
+    matrices = {f"transformer.h.{i}.{k}" for i in range(SMALL["n_layer"])
+                for k in ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")}
+    embeddings = {"transformer.wte.weight", "transformer.wpe.weight"}
+    assert decayed == (matrices | embeddings if decay_embeddings else matrices)
+    assert not_decayed == set(names.values()) - decayed  # every parameter exactly once
+    assert all(model.get_parameter(n).dim() < 2 for n in not_decayed - embeddings)  # biases and LayerNorm gains
+    # the tied output layer goes with wte
+    assert any(p is model.lm_head.weight for p in (decay if decay_embeddings else no_decay)["params"])
+    # with zero gradients AdamW's step is the decay alone: it shrinks exactly the decayed weights
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(p, before[n] * (1 - 6e-4 * 0.1) if n in decayed else before[n], rtol=0, atol=1e-9, msg=n)
     assert opt.defaults["fused"]  # the installed torch has a fused AdamW for CPU
     assert not model.configure_optimizers(0.1, 6e-4, (0.9, 0.95), "cpu", fused=False).defaults.get("fused")
 
@@ -299,6 +336,66 @@ def test_load_model_reads_a_nanogpt_checkpoint(tmp_path):
         idx = tokens(t=20)
         with torch.no_grad():
             assert torch.equal(full_logits(loaded.eval(), idx), full_logits(model.eval(), idx))
+
+
+@pytest.mark.parametrize("extra, gelu", [
+    ({}, "none"),  # nanoGPT: no scale_attn_by_inverse_layer_idx, exact GELU
+    ({"scale_attn_by_inverse_layer_idx": True}, "tanh"),  # the paper authors' fork records it and uses the tanh GELU
+    ({"scale_attn_by_inverse_layer_idx": False}, "tanh"),  # whatever its value
+    ({"scale_attn_by_inverse_layer_idx": True, "gelu_approximate": "none"}, "none"),  # as written
+    ({"gelu_approximate": "tanh"}, "tanh"),
+])
+def test_gelu_of_model_args(extra, gelu):
+    assert GPTConfig.from_dict({**SMALL, **extra}).gelu_approximate == gelu
+
+
+def authors_checkpoint(path, reference_n_layer):
+    """A sliced checkpoint as the paper authors' train script saves it: their model_args (no gelu_approximate,
+    scale_attn_by_inverse_layer_idx recorded, the reference's n_layer), compiled keys and causal-mask buffers."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(**SMALL, scale_attn_by_inverse_layer_idx=True, gelu_approximate="tanh")).eval()
+    args = dict(SMALL, n_layer=reference_n_layer, bias=True, dropout=0.0, scale_attn_by_inverse_layer_idx=True)
+    sd = {"_orig_mod." + k: v for k, v in model.state_dict().items()}
+    T = SMALL["block_size"]
+    for i in range(SMALL["n_layer"]):
+        sd[f"_orig_mod.transformer.h.{i}.attn.bias"] = torch.tril(torch.ones(T, T)).view(1, 1, T, T)
+    torch.save({"model": sd, "model_args": args, "iter_num": 100, "best_val_loss": torch.tensor(3.0), "config": {}}, path)
+    return model
+
+
+@pytest.mark.parametrize("reference_n_layer", [SMALL["n_layer"], 5])
+def test_load_model_reads_the_authors_checkpoints(tmp_path, capsys, reference_n_layer):
+    path = tmp_path / "ckpt.pt"
+    model = authors_checkpoint(path, reference_n_layer)
+    loaded, info = load_model(str(path))
+    assert info["model_args"]["gelu_approximate"] == "tanh" and info["model_args"]["n_layer"] == SMALL["n_layer"]
+    idx = tokens()
+    with torch.no_grad():
+        assert torch.equal(full_logits(loaded.eval(), idx), full_logits(model, idx))
+    notes = capsys.readouterr().out.splitlines()
+    if reference_n_layer == SMALL["n_layer"]:
+        assert notes == []
+    else:
+        assert notes == [f"note: {path} says n_layer=5 but holds 3 blocks; loading 3"]
+
+
+def test_checkpoint_blocks_with_gaps_or_other_mismatches_are_one_line_errors(tmp_path):
+    model = GPT(GPTConfig(**SMALL))
+    sd, args = model.state_dict(), vars(model.config)
+    renumbered = {k.replace("transformer.h.2.", "transformer.h.3."): v for k, v in sd.items()}
+    cases = {
+        "gap": (renumbered, dict(args, n_layer=5), "says n_layer=5 but holds 3 blocks numbered 0..3, not 0..2"),
+        "gap, right count": (renumbered, args, "12 missing and 12 unexpected keys"),
+        "width": (sd, dict(args, n_embd=64, n_layer=2), "has shape"),
+        "no ln_f": ({k: v for k, v in sd.items() if "ln_f" not in k}, dict(args, n_layer=4), "missing"),
+    }
+    for case, (state, model_args, words) in cases.items():
+        path = tmp_path / f"{case}.pt"
+        torch.save({"model": state, "model_args": model_args}, path)
+        with pytest.raises(SystemExit) as e:
+            load_model(str(path))
+        msg = str(e.value)
+        assert msg.startswith("error: ") and "\n" not in msg and words in msg, (case, msg)
 
 
 def test_load_model_takes_a_checkpoint_without_history(tmp_path):
