@@ -52,7 +52,7 @@ group_size = 4  # AvgRank is also reported over consecutive groups of this many 
 batch_size = 50  # sequences per forward pass; only one layer's maps of one batch are alive at a time
 seed = 1337  # picks the windows
 device = 'auto'
-dtype = 'auto'  # of the forward pass (autocast); the metrics are computed in float32/float64 regardless
+dtype = 'auto'  # of the ablation's forward passes (autocast); the probe's attention maps are always float32
 ablate_attention = False  # also measure each layer's attention-ablation delta (val-loss increase without its attention)
 ablation_windows = 256  # fixed val windows of the model's block_size for the ablation
 # -----------------------------------------------------------------------------
@@ -117,11 +117,13 @@ def attention_mass(A, eta=0.9):
     return _leading_count(column_mass, eta)[0].cpu()
 
 
-def probe(model, tokens, num_seqs=100, seq_len=100, tau=0.9, eta=0.9, batch_size=50, seed=1337, device='cpu',
-          autocast=None):
+def probe(model, tokens, num_seqs=100, seq_len=100, tau=0.9, eta=0.9, batch_size=50, seed=1337, device='cpu'):
     """Rank(l, h) and per-head mean mass, float64 (n_layer, n_head), averaged over num_seqs windows of seq_len tokens
     from `tokens` (chosen by seed). Each layer's maps are reduced to two numbers per matrix as soon as the model
-    yields them, so memory holds one layer's maps of one batch, whatever the depth."""
+    yields them, so memory holds one layer's maps of one batch, whatever the depth.
+    The forward passes run in float32 with autocast off, whatever the caller's autocast: tau = eta = 0.9 and
+    MaxRank = 1 sit where bf16 rounding of the attention logits can move a layer across the lazy line, and at
+    100 x 100 tokens float32 costs little."""
     n_layer, n_head = model.config.n_layer, model.config.n_head
     offsets = fixed_windows(len(tokens), seq_len, num_seqs, seed=seed)
     rank_sum = torch.zeros(n_layer, n_head, dtype=torch.float64)
@@ -130,7 +132,7 @@ def probe(model, tokens, num_seqs=100, seq_len=100, tau=0.9, eta=0.9, batch_size
     with tqdm(total=math.ceil(num_seqs / batch_size) * n_layer, unit='layer', desc='probe', leave=False) as bar:
         for start in range(0, num_seqs, batch_size):
             x, _ = get_batch(tokens, offsets[start:start + batch_size], seq_len, device)
-            with autocast or nullcontext():
+            with torch.autocast(torch.device(device).type, enabled=False):
                 for layer, att in model.attention_maps(x):
                     if not torch.isfinite(att).all():
                         fail(f"layer {layer} produced non-finite attention; run with --dtype=float32")
@@ -317,11 +319,12 @@ def run(cfg):
              f"block_size {mc.block_size}; run without --ablate_attention")
 
     print(f"probing {cfg['source']} ({mc.n_layer} layers, {mc.n_head} heads, {mc.n_embd} wide) on {cfg['num_seqs']} "
-          f"x {cfg['seq_len']} tokens of {data_dir}/val.bin, {dev} {str(ptdtype).removeprefix('torch.')}, "
-          f"{torch.get_num_threads()} threads")
+          f"x {cfg['seq_len']} tokens of {data_dir}/val.bin, {dev} float32"
+          + (f" (ablation {str(ptdtype).removeprefix('torch.')})" if cfg['ablate_attention'] else "")
+          + f", {torch.get_num_threads()} threads")
     t0 = time.time()
     rank, mass = probe(model, tokens, cfg['num_seqs'], cfg['seq_len'], cfg['tau'], cfg['eta'], cfg['batch_size'],
-                       cfg['seed'], dev, autocast)
+                       cfg['seed'], dev)
     wall_s = time.time() - t0
     result = summarize(rank, mass, cfg['near_lazy'], cfg['group_size'])
     if cfg['ablate_attention']:
@@ -331,7 +334,8 @@ def run(cfg):
                                         "block_size": mc.block_size, "wall_s": time.time() - t0}
     result["settings"] = {**{k: cfg[k] for k in ('source', 'dataset', 'data_root', 'num_seqs', 'seq_len', 'tau', 'eta',
                                                   'near_lazy', 'group_size', 'batch_size', 'seed', 'ablate_attention')},
-                          "device": dev, "dtype": str(ptdtype).removeprefix('torch.')}
+                          "device": dev, "dtype": "float32",
+                          "ablation_dtype": str(ptdtype).removeprefix('torch.')}
     result["model"] = {**info["model_args"], "kind": info["kind"], "iter_num": info.get("iter_num"),
                        "best_val_loss": info.get("best_val_loss")}
     result["wall_s"] = wall_s

@@ -5,7 +5,7 @@ and peak memory.
     python bench_probe.py                                                      # 24 layers, 16 heads, 1024 wide; 100 x 100
     python bench_probe.py --n_layer=48 --n_head=25 --n_embd=1600 --device=cuda  # GPT-2 XL's shape
 
-It takes attention_probe.py's settings (num_seqs, seq_len, batch_size, tau, eta, seed, device, dtype) and the
+It takes attention_probe.py's settings (num_seqs, seq_len, batch_size, tau, eta, seed, device; float32 as the probe) and the
 model's shape. Random token ids stand in for text, so nothing needs preparing: the probe does the same work
 whatever the tokens. The forward passes are timed once on their own, then the whole probe() once.
 Forward FLOPs per token: 2 x the blocks' parameters (the matmuls; the probe never runs lm_head) plus
@@ -27,7 +27,7 @@ from configurator import configure
 from data import fixed_windows, get_batch
 from model import GPT, GPTConfig
 
-PROBE_KEYS = ('num_seqs', 'seq_len', 'tau', 'eta', 'batch_size', 'seed', 'device', 'dtype')
+PROBE_KEYS = ('num_seqs', 'seq_len', 'tau', 'eta', 'batch_size', 'seed', 'device')
 DEFAULTS = dict({k: PROBE_DEFAULTS[k] for k in PROBE_KEYS}, n_layer=24, n_head=16, n_embd=1024, bias=True,
                 scale_attn_by_inverse_layer_idx=False, vocab_size=50304, block_size=1024)
 TEXT_TOKENS = 1_000_000  # the random "val split" the windows are drawn from
@@ -38,7 +38,7 @@ def bench_probe(cfg):
         fail(f"n_embd={cfg['n_embd']} is not divisible by n_head={cfg['n_head']}")
     if cfg['seq_len'] > cfg['block_size'] or min(cfg['num_seqs'], cfg['seq_len'], cfg['batch_size']) < 1:
         fail(f"num_seqs, seq_len and batch_size must be at least 1 and seq_len <= block_size={cfg['block_size']}")
-    device, device_type, ptdtype, autocast = setup_device(cfg['device'], cfg['dtype'])
+    device, device_type, _, _ = setup_device(cfg['device'], 'float32')  # the probe's forward passes are float32
     torch.manual_seed(cfg['seed'])
     model = GPT(GPTConfig(**{k: cfg[k] for k in ('n_layer', 'n_head', 'n_embd', 'bias', 'vocab_size', 'block_size',
                                                  'scale_attn_by_inverse_layer_idx')}, dropout=0.0)).to(device).eval()
@@ -48,7 +48,7 @@ def bench_probe(cfg):
     offsets = fixed_windows(len(tokens), seq_len, num_seqs, seed=cfg['seed'])
 
     def forward_passes(count):
-        with torch.no_grad(), autocast:
+        with torch.no_grad():
             for start in range(0, count, batch_size):
                 x, _ = get_batch(tokens, offsets[start:min(start + batch_size, count)], seq_len, device)
                 for _ in model.attention_maps(x):
@@ -62,7 +62,7 @@ def bench_probe(cfg):
     forward_passes(num_seqs)
     forward_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    rank, _ = probe(model, tokens, num_seqs, seq_len, cfg['tau'], cfg['eta'], batch_size, cfg['seed'], device, autocast)
+    rank, _ = probe(model, tokens, num_seqs, seq_len, cfg['tau'], cfg['eta'], batch_size, cfg['seed'], device)
     probe_s = time.perf_counter() - t0
 
     block_params = sum(p.numel() for p in model.transformer.h.parameters())
@@ -70,7 +70,7 @@ def bench_probe(cfg):
     forward_gflop = flops_per_token * num_seqs * seq_len / 1e9
     peak_mib, memory_kind = peak_memory(device_type)
     return {
-        "device": device, "device_name": device_name(device_type), "dtype": str(ptdtype).removeprefix("torch."),
+        "device": device, "device_name": device_name(device_type), "dtype": "float32",
         "n_layer": cfg['n_layer'], "n_head": cfg['n_head'], "n_embd": cfg['n_embd'], "num_seqs": num_seqs,
         "seq_len": seq_len, "batch_size": batch_size, "probe_s": probe_s, "forward_s": forward_s,
         "metrics_s": max(probe_s - forward_s, 0.0), "forward_gflop": forward_gflop,

@@ -57,7 +57,8 @@ def model_from_checkpoint(ckpt, path="checkpoint"):
         if blocks != list(range(len(blocks))):
             fail(f"{path} says n_layer={config.n_layer} but holds {len(blocks)} blocks numbered {blocks[0]}..{blocks[-1]}, "
                  f"not 0..{len(blocks) - 1}; a GPT's blocks are numbered from 0 without gaps")
-        print(f"note: {path} says n_layer={config.n_layer} but holds {len(blocks)} blocks; loading {len(blocks)}")
+        if int(os.environ.get("RANK", 0)) == 0:  # once per run, not once per DDP rank
+            print(f"note: {path} says n_layer={config.n_layer} but holds {len(blocks)} blocks; loading {len(blocks)}")
         config.n_layer = len(blocks)
     model = GPT(config)
     expected = model.state_dict()
@@ -87,7 +88,9 @@ def load_model(source, device="cpu"):
             # a bare name that is no file: most likely a mistyped hub name, so list what is accepted
             fail(f"model source {source!r} not found: give a checkpoint file, a run directory with ckpt.pt, "
                  f"one of {', '.join(HUB_MODELS)}, or a local HF GPT-2 directory")
-        ckpt = load_checkpoint(source)
+        # memory-mapped: only the weights' pages are read (an xl checkpoint with its AdamW state is ~18.6 GB, its
+        # weights a third of that), and the page cache shares them between the ranks of a node
+        ckpt = load_checkpoint(source, mmap=True)
         model = model_from_checkpoint(ckpt, source)
         info = {"kind": "checkpoint", "source": source, "iter_num": ckpt.get("iter_num"),
                 "best_val_loss": None if ckpt.get("best_val_loss") is None else float(ckpt["best_val_loss"]),

@@ -1,5 +1,6 @@
 """Small helpers shared by every script: user-facing errors, atomic writes, device/dtype choice, DDP setup."""
 import ctypes
+import datetime
 import json
 import os
 import tempfile
@@ -21,7 +22,9 @@ def current_umask():
 
 @contextmanager
 def atomic_write(path):
-    """Yield a temp path beside `path`; it replaces `path` only if the block finishes, so readers never see half a file."""
+    """Yield a temp path beside `path`; it replaces `path` only if the block finishes, so readers never see half a file.
+    The data reaches the disk before the rename and the rename before we return (fsync of both), so a node that
+    crashes leaves the old file or the new one under `path`, never a cut one."""
     path = str(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-", suffix="-" + os.path.basename(path))
@@ -29,10 +32,21 @@ def atomic_write(path):
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp creates 0600; give the file the permissions open() would
+        fsync(tmp)
         os.replace(tmp, path)
+        fsync(os.path.dirname(os.path.abspath(path)))
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def fsync(path):
+    """Flush a file's (or a directory's) data to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_json(obj, path):
@@ -87,8 +101,9 @@ def setup_device(device="auto", dtype="auto"):
     return device, device_type, ptdtype, ctx
 
 
-def init_distributed(backend="auto", device="auto"):
-    """Join the process group when launched by torchrun. Returns (ddp, rank, local_rank, world_size, device)."""
+def init_distributed(backend="auto", device="auto", timeout_minutes=30):
+    """Join the process group when launched by torchrun. Returns (ddp, rank, local_rank, world_size, device).
+    timeout_minutes bounds every collective, the barriers included: ranks wait in one while rank 0 saves a checkpoint."""
     if int(os.environ.get("RANK", -1)) == -1:
         return False, 0, 0, 1, device
     import torch.distributed as dist
@@ -105,5 +120,5 @@ def init_distributed(backend="auto", device="auto"):
     if on_cuda:
         device = f"cuda:{local_rank}"
         torch.cuda.set_device(device)
-    dist.init_process_group(backend=backend)
+    dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=timeout_minutes))
     return True, rank, local_rank, world_size, device

@@ -46,8 +46,8 @@ DEFAULTS = {**train.DEFAULTS, 'out_dir': 'out/grow', **GROW_DEFAULTS}
 # keys that change no round's result (where files are, what is shown, which hardware runs it): a rerun may change
 # them freely. Every other key is stored in grow.json and compared on a rerun.
 RERUN_FREE_KEYS = ('out_dir', 'data_root', 'log_interval', 'log_seconds', 'eval_interval', 'always_save_checkpoint',
-                   'wandb_log', 'wandb_project', 'wandb_run_name', 'backend', 'device', 'compile', 'compare_runs',
-                   'allow_changes')
+                   'wandb_log', 'wandb_project', 'wandb_run_name', 'backend', 'device', 'compile', 'dist_timeout',
+                   'compare_runs', 'allow_changes')
 
 
 def round_init(cfg, depth, ref_model, ref_info, previous_round_dir):
@@ -58,7 +58,7 @@ def round_init(cfg, depth, ref_model, ref_info, previous_round_dir):
     ckpt['inherit']['grow_mode'] = cfg['grow_mode']
     if cfg['grow_mode'] == 'continue' and previous_round_dir is not None:
         # keep everything the previous round trained (embeddings, its blocks, ln_f); only the new blocks come from the reference
-        trained = load_checkpoint(previous_round_dir)['model']
+        trained = load_checkpoint(previous_round_dir, mmap=True)['model']
         ckpt['model'].update(trained)
         ckpt['inherit']['trained_from'] = os.path.abspath(previous_round_dir)
     return ckpt
@@ -96,7 +96,7 @@ def grow(cfg):
     for run_dir in compare_runs:
         if not os.path.exists(os.path.join(run_dir, 'metrics.jsonl')):  # fail now, not after hours of training
             fail(f"{run_dir}/metrics.jsonl not found; compare_runs takes out_dirs of finished train.py runs")
-    ddp, rank, _, _, _ = init_distributed(cfg['backend'], cfg['device'])
+    ddp, rank, _, _, _ = init_distributed(cfg['backend'], cfg['device'], cfg['dist_timeout'])
     master = rank == 0
     ref_model, ref_info = load_model(cfg['reference'])
     ref_depth = ref_model.config.n_layer

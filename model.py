@@ -311,18 +311,22 @@ class GPT(nn.Module):
         use_fused = fused and "fused" in inspect.signature(torch.optim.AdamW).parameters and device_type in fused_adamw_devices()
         return torch.optim.AdamW(optim_groups, lr=learning_rate, betas=betas, **({"fused": True} if use_fused else {}))
 
-    def flops_per_token(self):
-        """Training FLOPs per token (PaLM appendix B: 6N plus attention)."""
+    def flops_per_token(self, backward=True):
+        """FLOPs per token of a training step (PaLM appendix B: 6N plus attention), or of the forward pass alone
+        (a third of it: 2N plus attention's forward)."""
         cfg = self.config
         L, H, Q, T = cfg.n_layer, cfg.n_head, cfg.n_embd // cfg.n_head, cfg.block_size
-        return 6 * self.get_num_params() + 12 * L * H * Q * T
+        per_matmul_pass = 2 * self.get_num_params() + 4 * L * H * Q * T
+        return per_matmul_pass * (3 if backward else 1)
 
-    def estimate_mfu(self, fwdbwd_per_iter, dt, ptdtype=torch.bfloat16):
-        """Model FLOPs utilisation against the detected GPU's dense peak; None when the peak is not known."""
+    def estimate_mfu(self, fwdbwd_per_iter, dt, ptdtype=torch.bfloat16, teacher=None):
+        """Model FLOPs utilisation against the detected GPU's dense peak; None when the peak is not known.
+        A KD teacher's forward pass on the same tokens counts too."""
         peak = peak_flops(self.lm_head.weight.device, ptdtype)
         if peak is None or dt <= 0:
             return None
-        return self.flops_per_token() * self.config.block_size * fwdbwd_per_iter / dt / peak
+        flops = self.flops_per_token() + (teacher.flops_per_token(backward=False) if teacher is not None else 0)
+        return flops * self.config.block_size * fwdbwd_per_iter / dt / peak
 
     @torch.no_grad()
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None):

@@ -86,6 +86,7 @@ lr_decay_iters = 600000
 min_lr = 6e-5
 # system
 backend = 'auto'  # auto: nccl on CUDA, gloo on CPU
+dist_timeout = 30  # minutes any collective may wait, e.g. the other ranks while rank 0 writes a checkpoint (NCCL's default: 10)
 device = 'auto'  # auto, cpu, cuda, cuda:1, ...
 dtype = 'auto'  # auto: bfloat16 where the hardware has it (CUDA, or CPUs with AMX/AVX512-BF16), else float16 on CUDA / float32 on CPU
 compile = None  # torch.compile; None: on for CUDA, off for CPU (inductor's CPU build takes minutes)
@@ -128,6 +129,8 @@ def check_config(cfg):
     windows = cfg['eval_windows']
     if windows is not None and (isinstance(windows, bool) or not isinstance(windows, int) or windows < 1):
         fail(f"eval_windows must be a positive integer or None (eval_iters * batch_size), got {windows!r}")
+    if cfg['dist_timeout'] <= 0:
+        fail(f"dist_timeout must be a positive number of minutes, got {cfg['dist_timeout']}")
     if not 0 <= cfg['kd_alpha'] <= 1 or cfg['kd_temperature'] <= 0:
         fail(f"kd_alpha must be in [0, 1] and kd_temperature positive, got {cfg['kd_alpha']} and {cfg['kd_temperature']}")
 
@@ -219,7 +222,7 @@ def train(cfg):
     """Run one training (or eval_only) job described by cfg, a dict of DEFAULTS' keys. Every rank calls it.
     Returns {'val_loss', 'train_loss', 'best_val_loss', 'iter_num', 'tokens', 'wall_s'} from the final evaluation."""
     check_config(cfg)
-    ddp, rank, _, world_size, dev = init_distributed(cfg['backend'], cfg['device'])
+    ddp, rank, _, world_size, dev = init_distributed(cfg['backend'], cfg['device'], cfg['dist_timeout'])
     master = rank == 0
     device, device_type, ptdtype, autocast = setup_device(dev, cfg['dtype'])
     grad_accum = cfg['gradient_accumulation_steps']
@@ -257,6 +260,11 @@ def train(cfg):
     data_gen = torch.Generator().manual_seed(cfg['seed'])
     iter_num, best_val_loss = 0, 1e9
     if resume_ckpt is not None:
+        saved_groups = [len(g['params']) for g in resume_ckpt['optimizer']['param_groups']]
+        if saved_groups != [len(g['params']) for g in optimizer.param_groups]:
+            saved = resume_ckpt.get('config', {}).get('decay_embeddings', True)
+            fail(f"{cfg['out_dir']}/ckpt.pt groups its parameters for weight decay otherwise (decay_embeddings={saved}); "
+                 f"resume it with --decay_embeddings={saved}")
         optimizer.load_state_dict(resume_ckpt['optimizer'])
         if 'scaler' in resume_ckpt:
             scaler.load_state_dict(resume_ckpt['scaler'])
@@ -326,6 +334,8 @@ def train(cfg):
                              'model_args': model_args, 'iter_num': iter_num, 'best_val_loss': best_val_loss,
                              'config': cfg, 'rng': rng, 'inherit': provenance, 'eval_set': eval_set},
                             os.path.join(cfg['out_dir'], 'ckpt.pt'))
+        if ddp:
+            dist.barrier()  # the other ranks wait here (dist_timeout), not in the next step's all-reduce
 
     metrics_path = os.path.join(cfg['out_dir'], 'metrics.jsonl')
     if master and not cfg['eval_only']:
@@ -419,16 +429,15 @@ def train(cfg):
                 pace = torch.tensor([dt], device=device)
                 dist.broadcast(pace, 0)
                 next_timed_log = iter_num + max(1, int(cfg['log_seconds'] / pace.item()))
-            mfu = raw_model.estimate_mfu(cfg['batch_size'] * micro_steps, dt, ptdtype)
+            mfu = raw_model.estimate_mfu(cfg['batch_size'] * micro_steps, dt, ptdtype, teacher)
             if master:
                 terms = f" (ce {ce:.4f}, kd {kd:.4f})" if teacher is not None else ""
+                mfu_text = "" if mfu is None else f", mfu {mfu * 100:.1f}%" + (" incl. the teacher's forward" if teacher is not None else "")
                 print(f"iter {iter_num}: loss {lossf:.4f}{terms}, lr {lr:.3e}, {dt * 1000:.1f} ms/iter, "
-                      f"{tokens_per_iter / dt:,.0f} tok/s" + (f", mfu {mfu * 100:.1f}%" if mfu is not None else "") + f", {progress(iter_num)}")
+                      f"{tokens_per_iter / dt:,.0f} tok/s{mfu_text}, {progress(iter_num)}")
             log({'iter': iter_num, 'loss': lossf, 'lr': lr, 'ms_per_iter': dt * 1000, 'tokens_per_s': tokens_per_iter / dt,
                  'mfu': mfu, **({'ce': ce, 'kd': kd} if teacher is not None else {})})
-    losses = evaluate_and_save(iter_num)
-    if ddp:
-        dist.barrier()  # rank 0 may still be writing the checkpoint others are about to read (grow.py)
+    losses = evaluate_and_save(iter_num)  # save() holds every rank until rank 0's checkpoint is written (grow.py reads it)
     return {'val_loss': losses['val'], 'train_loss': losses['train'], 'best_val_loss': best_val_loss, 'iter_num': iter_num,
             'tokens': (iter_num - start_iter) * tokens_per_iter, 'wall_s': time.time() - t_start}
 

@@ -58,7 +58,7 @@ def test_bench_rejects_unknown_keys():
 
 def test_bench_probe_counts_the_forward_flops():
     proc = run_script("bench_probe.py", "--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=64", "--vocab_size=128",
-                      "--num_seqs=10", "--seq_len=16", "--batch_size=4", "--device=cpu", "--dtype=float32")
+                      "--num_seqs=10", "--seq_len=16", "--batch_size=4", "--device=cpu")
     summary, line = proc.stdout.strip().splitlines()
     r = json.loads(line)
     # a block with biases holds 12 d^2 + 13 d parameters; attention adds 4 T d per layer and token; 10 x 16 tokens

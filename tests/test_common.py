@@ -1,9 +1,14 @@
-"""common.py: the CPU allocator setting that keeps freed tensors' memory in the process."""
+"""common.py: the CPU allocator setting that keeps freed tensors' memory in the process, atomic writes that reach
+the disk, and the process group's timeout."""
+import datetime
+import os
 import subprocess
 import sys
 
 import pytest
+import torch.distributed as dist
 
+from common import atomic_write, init_distributed
 from conftest import REPO
 
 TRAIN_STEPS = """
@@ -38,3 +43,30 @@ def test_training_steps_reuse_freed_memory_instead_of_page_faulting():
                                        capture_output=True, text=True).stdout) for mode in ("default", "keep")}
     assert faults["default"] > 5 * 50_000
     assert faults["keep"] < faults["default"] / 5
+
+
+def test_atomic_write_reaches_the_disk_before_and_after_the_rename(tmp_path, monkeypatch):
+    synced = []  # (path, whether the final file existed yet)
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        synced.append((os.readlink(f"/proc/self/fd/{fd}"), (tmp_path / "ckpt.pt").exists()))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with atomic_write(tmp_path / "ckpt.pt") as tmp:
+        with open(tmp, "wb") as f:
+            f.write(b"weights")
+    assert (tmp_path / "ckpt.pt").read_bytes() == b"weights"
+    assert synced[0][0].startswith(str(tmp_path / ".tmp-")) and not synced[0][1]  # the data, before the rename
+    assert synced[1] == (str(tmp_path), True)  # the directory entry, after it
+    assert os.listdir(tmp_path) == ["ckpt.pt"]
+
+
+def test_init_distributed_passes_the_timeout(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda **kwargs: seen.update(kwargs))
+    monkeypatch.setenv("RANK", "0"), monkeypatch.setenv("LOCAL_RANK", "0"), monkeypatch.setenv("WORLD_SIZE", "1")
+    assert init_distributed("gloo", "cpu", timeout_minutes=7)[:4] == (True, 0, 0, 1)
+    assert seen == {"backend": "gloo", "timeout": datetime.timedelta(minutes=7)}

@@ -292,6 +292,20 @@ def test_estimate_mfu_unknown_on_cpu():
     assert model.estimate_mfu(fwdbwd_per_iter=8, dt=0.1) is None
 
 
+def test_mfu_counts_a_kd_teachers_forward_pass(monkeypatch):
+    student = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=16, vocab_size=64))
+    teacher = GPT(GPTConfig(n_layer=3, n_head=2, n_embd=48, block_size=16, vocab_size=64))
+    n_student, n_teacher = student.get_num_params(), teacher.get_num_params()
+    # PaLM's count by hand: 6N + 12 L H Q T per trained token, 2N + 4 L H Q T per token of a forward pass
+    assert student.flops_per_token() == 6 * n_student + 12 * 2 * 2 * 16 * 16
+    assert teacher.flops_per_token(backward=False) == 2 * n_teacher + 4 * 3 * 2 * 24 * 16
+    monkeypatch.setattr(model_module, "peak_flops", lambda device, dtype: 1e12)
+    tokens = 8 * 16  # 8 sequences of 16 tokens in 0.5 s
+    assert student.estimate_mfu(8, 0.5) == pytest.approx(student.flops_per_token() * tokens / 0.5 / 1e12)
+    with_teacher = (student.flops_per_token() + teacher.flops_per_token(backward=False)) * tokens / 0.5 / 1e12
+    assert student.estimate_mfu(8, 0.5, teacher=teacher) == pytest.approx(with_teacher)
+
+
 NANOGPT_BLOCK_KEYS = ["ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight",
                       "attn.c_proj.bias", "ln_2.weight", "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias",
                       "mlp.c_proj.weight", "mlp.c_proj.bias"]

@@ -251,6 +251,27 @@ def test_crafted_lazy_layers_are_found(setup, tmp_path):
     assert [l['rank_per_head'] for l in again['layers']] == [l['rank_per_head'] for l in layers]
 
 
+def test_probe_attention_is_float32_whatever_dtype_says(setup, tmp_path, monkeypatch):
+    """--dtype=bfloat16 (the default on CUDA) must not round the attention logits the probe measures: the maps it
+    reduces equal float32 ones bit for bit, and so do the ranks and masses."""
+    maps = {}
+    attention_maps = GPT.attention_maps
+
+    def recording(model, idx):
+        for layer, att in attention_maps(model, idx):
+            maps.setdefault(torch.get_autocast_dtype('cpu') if torch.is_autocast_enabled('cpu') else 'off', []).append(att)
+            yield layer, att
+
+    monkeypatch.setattr(GPT, 'attention_maps', recording)
+    results = {dtype: attention_probe.run(config(setup, tmp_path, dtype=dtype, out_dir=str(tmp_path / dtype), num_seqs=4))
+               for dtype in ('float32', 'bfloat16')}
+    assert list(maps) == ['off'] and len(maps['off']) == 2 * ARGS['n_layer']
+    for a, b in zip(maps['off'][:ARGS['n_layer']], maps['off'][ARGS['n_layer']:]):
+        assert a.dtype == torch.float32 and torch.equal(a, b)
+    assert results['bfloat16']['layers'] == results['float32']['layers']
+    assert results['bfloat16']['settings']['dtype'] == 'float32'
+
+
 def test_sources_nanogpt_ckpt_and_run_dir(setup, tmp_path):
     """A nanoGPT checkpoint (torch.compile key prefixes, no scale_attn key) and a run directory give the same probe."""
     model, _ = load_model(setup['ckpt'])

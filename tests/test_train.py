@@ -196,6 +196,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(shakespeare_root, tmp_pat
     (["--dtype=float8"], "dtype"),
     (["--block_size=10000000"], "has 1,430,058 tokens, fewer than block_size + 1 = 10,000,001"),  # before a 1.3 GB wpe is built
     (["--kd_alpha=1.5"], "kd_alpha must be in [0, 1]"),
+    (["--dist_timeout=0"], "dist_timeout must be a positive number of minutes"),
     (["--teacher=gpt3"], "model source 'gpt3' not found"),
     (["config/does_not_exist.py"], "not found"),
 ])
@@ -237,6 +238,16 @@ def test_timed_log_lines_with_elapsed_and_eta(shakespeare_root, tmp_path):
     untimed = run_script(*tiny(shakespeare_root, tmp_path / "untimed", "--max_iters=5", "--eval_interval=100",
                                "--log_interval=100", "--log_seconds=0")).stdout
     assert [line.split(":")[0] for line in untimed.splitlines() if line.startswith("iter ")] == ["iter 5"]
+
+
+def test_resume_with_other_weight_decay_groups_is_one_line_error(shakespeare_root, tmp_path):
+    run_script(*tiny(shakespeare_root, tmp_path / "run", "--max_iters=2", "--eval_interval=2"))
+    before = (tmp_path / "run" / "ckpt.pt").read_bytes()
+    proc = run_script(*tiny(shakespeare_root, tmp_path / "run", "--init_from=resume", "--max_iters=4",
+                            "--decay_embeddings=False"), check=False)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1 and "resume it with --decay_embeddings=True" in lines[0], proc.stderr
+    assert (tmp_path / "run" / "ckpt.pt").read_bytes() == before
 
 
 def test_dropout_applies_on_resume(shakespeare_root, tmp_path):
