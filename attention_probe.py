@@ -28,6 +28,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
+from dataclasses import dataclass
 
 import torch
 from tqdm import tqdm
@@ -37,26 +38,26 @@ from common import atomic_write, fail, setup_device, write_json
 from configurator import configure
 from data import fixed_windows, get_batch, load_meta, open_tokens
 
-# -----------------------------------------------------------------------------
-# default config values
-source = ''  # checkpoint file | run dir with ckpt.pt | gpt2, gpt2-medium, gpt2-large, gpt2-xl | local HF GPT-2 dir
-dataset = 'shakespeare'
-data_root = 'data'  # the dataset is read from data_root/<dataset>/val.bin
-out_dir = 'out-probe'
-num_seqs = 100  # N in the paper
-seq_len = 100  # T in the paper
-tau = 0.9  # spectral energy that k* must hold
-eta = 0.9  # squared-column mass that m* must hold
-near_lazy = 1.5  # MaxRank at or below this is reported as near-lazy
-group_size = 4  # AvgRank is also reported over consecutive groups of this many layers (the paper groups GPT-2 small 4 by 4)
-batch_size = 50  # sequences per forward pass; only one layer's maps of one batch are alive at a time
-seed = 1337  # picks the windows
-device = 'auto'
-dtype = 'auto'  # of the ablation's forward passes (autocast); the probe's attention maps are always float32
-ablate_attention = False  # also measure each layer's attention-ablation delta (val-loss increase without its attention)
-ablation_windows = 256  # fixed val windows of the model's block_size for the ablation
-# -----------------------------------------------------------------------------
-DEFAULTS = {k: v for k, v in globals().items() if not k.startswith('_') and isinstance(v, (int, float, bool, str))}
+@dataclass
+class ProbeConfig:
+    """attention_probe.py's settings."""
+    source: str = ''  # checkpoint file | run dir with ckpt.pt | gpt2, gpt2-medium, gpt2-large, gpt2-xl | local HF GPT-2 dir
+    dataset: str = 'shakespeare'
+    data_root: str = 'data'  # the dataset is read from data_root/<dataset>/val.bin
+    out_dir: str = 'out-probe'
+    num_seqs: int = 100  # N in the paper
+    seq_len: int = 100  # T in the paper
+    tau: float = 0.9  # spectral energy that k* must hold
+    eta: float = 0.9  # squared-column mass that m* must hold
+    near_lazy: float = 1.5  # MaxRank at or below this is reported as near-lazy
+    group_size: int = 4  # AvgRank is also reported over consecutive groups of this many layers (the paper groups GPT-2 small 4 by 4)
+    batch_size: int = 50  # sequences per forward pass; only one layer's maps of one batch are alive at a time
+    seed: int = 1337  # picks the windows
+    device: str = 'auto'
+    dtype: str = 'auto'  # of the ablation's forward passes (autocast); the probe's attention maps are always float32
+    ablate_attention: bool = False  # also measure each layer's attention-ablation delta (val-loss increase without its attention)
+    ablation_windows: int = 256  # fixed val windows of the model's block_size for the ablation
+
 
 # Partial sums within ROUNDOFF (relative) below the target count as reaching it, so exact boundary cases such as
 # the identity at tau = 9/10 get the mathematically exact answer instead of one decided by round-off.
@@ -292,47 +293,47 @@ def plot_ablation(result, path):
 
 
 def run(cfg):
-    """Probe cfg['source'] as configured (a dict of DEFAULTS' keys); writes probe.json and probe.png into
-    cfg['out_dir'] and returns the probe.json content. Every check runs before any work, so a failure writes nothing."""
-    if not cfg['source']:
+    """Probe cfg.source as configured (a ProbeConfig); writes probe.json and probe.png into
+    cfg.out_dir and returns the probe.json content. Every check runs before any work, so a failure writes nothing."""
+    if not cfg.source:
         fail("no model given; pass --source=<checkpoint file | run dir | gpt2* | HF GPT-2 dir>")
-    if cfg['num_seqs'] < 1 or cfg['seq_len'] < 1 or cfg['batch_size'] < 1 or cfg['ablation_windows'] < 1:
+    if cfg.num_seqs < 1 or cfg.seq_len < 1 or cfg.batch_size < 1 or cfg.ablation_windows < 1:
         fail("num_seqs, seq_len, batch_size and ablation_windows must be at least 1")
-    if not (0 < cfg['tau'] <= 1 and 0 < cfg['eta'] <= 1):
-        fail(f"tau={cfg['tau']} and eta={cfg['eta']} must lie in (0, 1]; the paper uses 0.9")
-    data_dir = os.path.join(cfg['data_root'], cfg['dataset'])
+    if not (0 < cfg.tau <= 1 and 0 < cfg.eta <= 1):
+        fail(f"tau={cfg.tau} and eta={cfg.eta} must lie in (0, 1]; the paper uses 0.9")
+    data_dir = os.path.join(cfg.data_root, cfg.dataset)
     tokens = open_tokens(data_dir, 'val')
-    if len(tokens) < cfg['seq_len'] + 1:
-        fail(f"{data_dir}/val.bin has {len(tokens)} tokens, too few for windows of seq_len={cfg['seq_len']}; "
+    if len(tokens) < cfg.seq_len + 1:
+        fail(f"{data_dir}/val.bin has {len(tokens)} tokens, too few for windows of seq_len={cfg.seq_len}; "
              f"use a smaller --seq_len")
-    dev, _, ptdtype, autocast = setup_device(cfg['device'], cfg['dtype'])
-    model, info = load_model(cfg['source'], dev)
+    dev, _, ptdtype, autocast = setup_device(cfg.device, cfg.dtype)
+    model, info = load_model(cfg.source, dev)
     mc = model.config
-    if cfg['seq_len'] > mc.block_size:
-        fail(f"seq_len={cfg['seq_len']} is longer than the model's block_size {mc.block_size}; use --seq_len<={mc.block_size}")
+    if cfg.seq_len > mc.block_size:
+        fail(f"seq_len={cfg.seq_len} is longer than the model's block_size {mc.block_size}; use --seq_len<={mc.block_size}")
     data_vocab = load_meta(data_dir)['vocab_size']
     if data_vocab > mc.vocab_size:
-        fail(f"{cfg['dataset']} has a vocabulary of {data_vocab} tokens but the model only "
+        fail(f"{cfg.dataset} has a vocabulary of {data_vocab} tokens but the model only "
              f"{mc.vocab_size}; probe with a dataset tokenized for this model")
-    if cfg['ablate_attention'] and len(tokens) < mc.block_size + 1:
+    if cfg.ablate_attention and len(tokens) < mc.block_size + 1:
         fail(f"{data_dir}/val.bin has {len(tokens)} tokens, too few for the ablation's windows of the model's "
              f"block_size {mc.block_size}; run without --ablate_attention")
 
-    print(f"probing {cfg['source']} ({mc.n_layer} layers, {mc.n_head} heads, {mc.n_embd} wide) on {cfg['num_seqs']} "
-          f"x {cfg['seq_len']} tokens of {data_dir}/val.bin, {dev} float32"
-          + (f" (ablation {str(ptdtype).removeprefix('torch.')})" if cfg['ablate_attention'] else "")
+    print(f"probing {cfg.source} ({mc.n_layer} layers, {mc.n_head} heads, {mc.n_embd} wide) on {cfg.num_seqs} "
+          f"x {cfg.seq_len} tokens of {data_dir}/val.bin, {dev} float32"
+          + (f" (ablation {str(ptdtype).removeprefix('torch.')})" if cfg.ablate_attention else "")
           + f", {torch.get_num_threads()} threads")
     t0 = time.time()
-    rank, mass = probe(model, tokens, cfg['num_seqs'], cfg['seq_len'], cfg['tau'], cfg['eta'], cfg['batch_size'],
-                       cfg['seed'], dev)
+    rank, mass = probe(model, tokens, cfg.num_seqs, cfg.seq_len, cfg.tau, cfg.eta, cfg.batch_size,
+                       cfg.seed, dev)
     wall_s = time.time() - t0
-    result = summarize(rank, mass, cfg['near_lazy'], cfg['group_size'])
-    if cfg['ablate_attention']:
+    result = summarize(rank, mass, cfg.near_lazy, cfg.group_size)
+    if cfg.ablate_attention:
         t0 = time.time()
-        intact, deltas = attention_ablation(model, tokens, cfg['ablation_windows'], cfg['batch_size'], dev, autocast)
-        result["attention_ablation"] = {"val_loss": intact, "delta": deltas, "windows": cfg['ablation_windows'],
+        intact, deltas = attention_ablation(model, tokens, cfg.ablation_windows, cfg.batch_size, dev, autocast)
+        result["attention_ablation"] = {"val_loss": intact, "delta": deltas, "windows": cfg.ablation_windows,
                                         "block_size": mc.block_size, "wall_s": time.time() - t0}
-    result["settings"] = {**{k: cfg[k] for k in ('source', 'dataset', 'data_root', 'num_seqs', 'seq_len', 'tau', 'eta',
+    result["settings"] = {**{k: getattr(cfg, k) for k in ('source', 'dataset', 'data_root', 'num_seqs', 'seq_len', 'tau', 'eta',
                                                   'near_lazy', 'group_size', 'batch_size', 'seed', 'ablate_attention')},
                           "device": dev, "dtype": "float32",
                           "ablation_dtype": str(ptdtype).removeprefix('torch.')}
@@ -342,16 +343,16 @@ def run(cfg):
     print(format_table(result))
     print(f"probe took {wall_s:.1f}s")
 
-    with atomic_write(os.path.join(cfg['out_dir'], 'probe.png')) as tmp:
+    with atomic_write(os.path.join(cfg.out_dir, 'probe.png')) as tmp:
         plot(result, tmp)
-    if cfg['ablate_attention']:
-        with atomic_write(os.path.join(cfg['out_dir'], 'ablation.png')) as tmp:
+    if cfg.ablate_attention:
+        with atomic_write(os.path.join(cfg.out_dir, 'ablation.png')) as tmp:
             plot_ablation(result, tmp)
-    write_json(result, os.path.join(cfg['out_dir'], 'probe.json'))
-    print(f"wrote {os.path.join(cfg['out_dir'], 'probe.json')} and probe.png" +
-          (", ablation.png" if cfg['ablate_attention'] else ""))
+    write_json(result, os.path.join(cfg.out_dir, 'probe.json'))
+    print(f"wrote {os.path.join(cfg.out_dir, 'probe.json')} and probe.png" +
+          (", ablation.png" if cfg.ablate_attention else ""))
     return result
 
 
 if __name__ == '__main__':
-    run(configure(DEFAULTS, sys.argv[1:]))
+    run(configure(ProbeConfig, sys.argv[1:]))

@@ -32,15 +32,23 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 
 import torch
 
 from common import fail, setup_device
 from configurator import configure
-from train import DEFAULTS as TRAIN_DEFAULTS
-from train import build_model, check_config, train_step
+from train import TrainConfig, build_model, check_config, train_step
 
-DEFAULTS = dict(TRAIN_DEFAULTS, bench_warmup=3, bench_iters=10, baseline=False, bench_path='optimised')
+
+@dataclass
+class BenchConfig(TrainConfig):
+    """train.py's settings plus these."""
+    bench_warmup: int = 3  # untimed iterations first (they also absorb torch.compile)
+    bench_iters: int = 10  # timed iterations; the median is reported
+    baseline: bool = False  # also time nanoGPT's plain path, interleaved in this process, and print the ratio
+    bench_path: str = 'optimised'  # without baseline: which path to time, 'optimised' or 'plain'
+
 PATHS = ('plain', 'optimised')
 GPT2_VOCAB = 50257
 
@@ -67,32 +75,32 @@ def peak_memory(device_type):
 
 
 def random_batches(cfg, vocab_size, device):
-    return [(torch.randint(vocab_size, (cfg["batch_size"], cfg["block_size"]), device=device),
-             torch.randint(vocab_size, (cfg["batch_size"], cfg["block_size"]), device=device))
-            for _ in range(cfg["gradient_accumulation_steps"])]
+    return [(torch.randint(vocab_size, (cfg.batch_size, cfg.block_size), device=device),
+             torch.randint(vocab_size, (cfg.batch_size, cfg.block_size), device=device))
+            for _ in range(cfg.gradient_accumulation_steps)]
 
 
 def build_path(cfg, name, device, device_type):
     """Model and one-iteration step function of the 'plain' or 'optimised' path (see the docstring)."""
     plain = name == 'plain'
-    dtype = 'float32' if plain and device_type == 'cpu' else cfg['dtype']
+    dtype = 'float32' if plain and device_type == 'cpu' else cfg.dtype
     ptdtype, autocast = setup_device(device, dtype)[2:]
-    torch.manual_seed(cfg['seed'])
+    torch.manual_seed(cfg.seed)
     model = build_model(cfg, GPT2_VOCAB, device)[0]
     model.to(device)
     fused_adamw = not plain or device_type == 'cuda'
-    optimizer = model.configure_optimizers(cfg['weight_decay'], cfg['learning_rate'], (cfg['beta1'], cfg['beta2']),
+    optimizer = model.configure_optimizers(cfg.weight_decay, cfg.learning_rate, (cfg.beta1, cfg.beta2),
                                            device_type, fused=fused_adamw)
     scaler = torch.amp.GradScaler(device_type, enabled=(ptdtype == torch.float16))
-    use_compile = cfg['compile'] if cfg['compile'] is not None else device_type == 'cuda'
+    use_compile = cfg.compile if cfg.compile is not None else device_type == 'cuda'
     use_compile = use_compile and not (plain and device_type == 'cpu')
     if use_compile:
         print(f"compiling the {name} path with torch.compile: the warm-up steps take a while", file=sys.stderr)
     step_model = torch.compile(model) if use_compile else model
-    fused_loss = cfg['fused_loss'] and not plain
+    fused_loss = cfg.fused_loss and not plain
 
     def step(batches):
-        train_step(step_model, optimizer, scaler, autocast, batches, cfg['grad_clip'], fused_loss=fused_loss)
+        train_step(step_model, optimizer, scaler, autocast, batches, cfg.grad_clip, fused_loss=fused_loss)
 
     info = {"path": name, "dtype": str(ptdtype).removeprefix("torch."), "compile": use_compile, "fused_loss": fused_loss,
             "fused_adamw": bool(optimizer.defaults.get("fused"))}
@@ -112,48 +120,48 @@ def fresh_process_peak_memory(argv, name):
 def bench(cfg, argv=()):
     """Time the path(s); returns one result dict per path, in PATHS order."""
     check_config(cfg)
-    if cfg["bench_iters"] < 1 or cfg["bench_warmup"] < 0:
+    if cfg.bench_iters < 1 or cfg.bench_warmup < 0:
         fail("bench_iters must be at least 1 and bench_warmup at least 0")
-    if cfg["bench_path"] not in PATHS:
-        fail(f"bench_path must be one of {', '.join(PATHS)}, got {cfg['bench_path']!r}")
-    device, device_type = setup_device(cfg["device"], cfg["dtype"])[:2]
-    names = PATHS if cfg["baseline"] else (cfg["bench_path"],)
+    if cfg.bench_path not in PATHS:
+        fail(f"bench_path must be one of {', '.join(PATHS)}, got {cfg.bench_path!r}")
+    device, device_type = setup_device(cfg.device, cfg.dtype)[:2]
+    names = PATHS if cfg.baseline else (cfg.bench_path,)
     # first, while this process is small: a child starts with its parent's peak RSS as its own
-    fresh_peaks = {name: fresh_process_peak_memory(argv, name) for name in names} if cfg["baseline"] else {}
+    fresh_peaks = {name: fresh_process_peak_memory(argv, name) for name in names} if cfg.baseline else {}
     paths = {name: build_path(cfg, name, device, device_type) for name in names}
     sync = torch.cuda.synchronize if device_type == "cuda" else (lambda: None)
     model = paths[names[0]][0]
     vocab_size = min(model.config.vocab_size, GPT2_VOCAB)
     times = {name: [] for name in names}
-    for i in range(cfg["bench_warmup"] + cfg["bench_iters"]):
-        if i == cfg["bench_warmup"] and device_type == "cuda":
+    for i in range(cfg.bench_warmup + cfg.bench_iters):
+        if i == cfg.bench_warmup and device_type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         batches = random_batches(cfg, vocab_size, device)
         for name in names:  # interleaved, so a burst of load elsewhere slows both paths alike
             t0 = time.perf_counter()
             paths[name][1](batches)
             sync()
-            if i >= cfg["bench_warmup"]:
+            if i >= cfg.bench_warmup:
                 times[name].append(time.perf_counter() - t0)
 
-    block_size = cfg["block_size"]
-    tokens_per_iter = cfg["gradient_accumulation_steps"] * cfg["batch_size"] * block_size
+    block_size = cfg.block_size
+    tokens_per_iter = cfg.gradient_accumulation_steps * cfg.batch_size * block_size
     results = []
     for name in names:
         _, _, ptdtype, info = paths[name]
         dt = statistics.median(times[name])
-        mfu = model.estimate_mfu(cfg["batch_size"] * cfg["gradient_accumulation_steps"], dt, ptdtype)
+        mfu = model.estimate_mfu(cfg.batch_size * cfg.gradient_accumulation_steps, dt, ptdtype)
         peak_mib, memory_kind = peak_memory(device_type)
-        if cfg["baseline"]:
+        if cfg.baseline:
             peak_mib, memory_kind = fresh_peaks[name], f"{memory_kind} of a fresh process, 2 iterations"
         results.append({
             **info, "device": device, "device_name": device_name(device_type),
             "params_m": model.get_num_params() / 1e6, "n_layer": model.config.n_layer, "n_head": model.config.n_head,
-            "n_embd": model.config.n_embd, "batch_size": cfg["batch_size"], "block_size": block_size,
-            "gradient_accumulation_steps": cfg["gradient_accumulation_steps"], "tokens_per_iter": tokens_per_iter,
+            "n_embd": model.config.n_embd, "batch_size": cfg.batch_size, "block_size": block_size,
+            "gradient_accumulation_steps": cfg.gradient_accumulation_steps, "tokens_per_iter": tokens_per_iter,
             "ms_per_iter": dt * 1000, "ms_per_iter_min": min(times[name]) * 1000, "ms_per_iter_max": max(times[name]) * 1000,
             "tokens_per_s": tokens_per_iter / dt, "mfu": mfu, "peak_memory_mib": peak_mib, "memory_kind": memory_kind,
-            "warmup_iters": cfg["bench_warmup"], "timed_iters": cfg["bench_iters"],
+            "warmup_iters": cfg.bench_warmup, "timed_iters": cfg.bench_iters,
             "load_avg_1m": os.getloadavg()[0],  # other processes on the machine skew the figures, CPU ones most
         })
     return results
@@ -176,7 +184,7 @@ def comparison(plain, optimised):
 
 if __name__ == "__main__":
     argv = sys.argv[1:]
-    results = bench(configure(DEFAULTS, argv), argv)
+    results = bench(configure(BenchConfig, argv), argv)
     for r in results:
         print(summary(r))
     if len(results) == 1:

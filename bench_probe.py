@@ -15,37 +15,43 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
 
-from attention_probe import DEFAULTS as PROBE_DEFAULTS
-from attention_probe import probe
+from attention_probe import ProbeConfig, probe
 from bench import device_name, peak_memory
 from common import fail, setup_device
 from configurator import configure
 from data import fixed_windows, get_batch
 from model import GPT, GPTConfig
 
-PROBE_KEYS = ('num_seqs', 'seq_len', 'tau', 'eta', 'batch_size', 'seed', 'device')
-DEFAULTS = dict({k: PROBE_DEFAULTS[k] for k in PROBE_KEYS}, n_layer=24, n_head=16, n_embd=1024, bias=True,
-                scale_attn_by_inverse_layer_idx=False, vocab_size=50304, block_size=1024)
+
+@dataclass
+class BenchProbeConfig(ProbeConfig, GPTConfig):
+    """attention_probe.py's settings (source, dataset and the ablation's are unused: a random model on random tokens)
+    and the model's fields."""
+    n_layer: int = 24
+    n_head: int = 16
+    n_embd: int = 1024
+
+
 TEXT_TOKENS = 1_000_000  # the random "val split" the windows are drawn from
 
 
 def bench_probe(cfg):
-    if cfg['n_embd'] % cfg['n_head']:
-        fail(f"n_embd={cfg['n_embd']} is not divisible by n_head={cfg['n_head']}")
-    if cfg['seq_len'] > cfg['block_size'] or min(cfg['num_seqs'], cfg['seq_len'], cfg['batch_size']) < 1:
-        fail(f"num_seqs, seq_len and batch_size must be at least 1 and seq_len <= block_size={cfg['block_size']}")
-    device, device_type, _, _ = setup_device(cfg['device'], 'float32')  # the probe's forward passes are float32
-    torch.manual_seed(cfg['seed'])
-    model = GPT(GPTConfig(**{k: cfg[k] for k in ('n_layer', 'n_head', 'n_embd', 'bias', 'vocab_size', 'block_size',
-                                                 'scale_attn_by_inverse_layer_idx')}, dropout=0.0)).to(device).eval()
-    tokens = np.random.default_rng(cfg['seed']).integers(0, min(cfg['vocab_size'], 50257), TEXT_TOKENS, dtype=np.uint16)
+    if cfg.n_embd % cfg.n_head:
+        fail(f"n_embd={cfg.n_embd} is not divisible by n_head={cfg.n_head}")
+    if cfg.seq_len > cfg.block_size or min(cfg.num_seqs, cfg.seq_len, cfg.batch_size) < 1:
+        fail(f"num_seqs, seq_len and batch_size must be at least 1 and seq_len <= block_size={cfg.block_size}")
+    device, device_type, _, _ = setup_device(cfg.device, 'float32')  # the probe's forward passes are float32
+    torch.manual_seed(cfg.seed)
+    model = GPT(GPTConfig(**{f.name: getattr(cfg, f.name) for f in fields(GPTConfig)})).to(device).eval()
+    tokens = np.random.default_rng(cfg.seed).integers(0, min(cfg.vocab_size, 50257), TEXT_TOKENS, dtype=np.uint16)
     sync = torch.cuda.synchronize if device_type == 'cuda' else (lambda: None)
-    num_seqs, seq_len, batch_size = cfg['num_seqs'], cfg['seq_len'], cfg['batch_size']
-    offsets = fixed_windows(len(tokens), seq_len, num_seqs, seed=cfg['seed'])
+    num_seqs, seq_len, batch_size = cfg.num_seqs, cfg.seq_len, cfg.batch_size
+    offsets = fixed_windows(len(tokens), seq_len, num_seqs, seed=cfg.seed)
 
     def forward_passes(count):
         with torch.no_grad():
@@ -62,16 +68,16 @@ def bench_probe(cfg):
     forward_passes(num_seqs)
     forward_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    rank, _ = probe(model, tokens, num_seqs, seq_len, cfg['tau'], cfg['eta'], batch_size, cfg['seed'], device)
+    rank, _ = probe(model, tokens, num_seqs, seq_len, cfg.tau, cfg.eta, batch_size, cfg.seed, device)
     probe_s = time.perf_counter() - t0
 
     block_params = sum(p.numel() for p in model.transformer.h.parameters())
-    flops_per_token = 2 * block_params + 4 * cfg['n_layer'] * seq_len * cfg['n_embd']
+    flops_per_token = 2 * block_params + 4 * cfg.n_layer * seq_len * cfg.n_embd
     forward_gflop = flops_per_token * num_seqs * seq_len / 1e9
     peak_mib, memory_kind = peak_memory(device_type)
     return {
         "device": device, "device_name": device_name(device_type), "dtype": "float32",
-        "n_layer": cfg['n_layer'], "n_head": cfg['n_head'], "n_embd": cfg['n_embd'], "num_seqs": num_seqs,
+        "n_layer": cfg.n_layer, "n_head": cfg.n_head, "n_embd": cfg.n_embd, "num_seqs": num_seqs,
         "seq_len": seq_len, "batch_size": batch_size, "probe_s": probe_s, "forward_s": forward_s,
         "metrics_s": max(probe_s - forward_s, 0.0), "forward_gflop": forward_gflop,
         "forward_gflop_per_s": forward_gflop / forward_s, "max_rank_mean": rank.max(1).values.mean().item(),
@@ -88,6 +94,6 @@ def summary(r):
 
 
 if __name__ == '__main__':
-    result = bench_probe(configure(DEFAULTS, sys.argv[1:]))
+    result = bench_probe(configure(BenchProbeConfig, sys.argv[1:]))
     print(summary(result))
     print(json.dumps(result))

@@ -21,6 +21,7 @@ import sys
 import tempfile
 
 import torch
+from dataclasses import dataclass, fields
 from safetensors.torch import save_file
 
 from checkpoint import load_model
@@ -28,37 +29,46 @@ from common import current_umask, fail, write_json
 from configurator import configure
 from data import EOT_TOKEN, GPT2_BPE_DIR
 
-DEFAULTS = dict(
-    ckpt="",  # checkpoint file, run directory, HF GPT-2 directory or 'gpt2*'
-    out_dir="",  # the HF directory to write
-    overwrite=False,  # replace an existing out_dir
-)
+
+@dataclass
+class ExportConfig:
+    ckpt: str = ""  # checkpoint file, run directory, HF GPT-2 directory or 'gpt2*'
+    out_dir: str = ""  # the HF directory to write
+    overwrite: bool = False  # replace an existing out_dir
+
 
 EOT = "<|endoftext|>"
 GPT2_VOCAB = 50257
 CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 
 
+# GPT2Config entries of each GPTConfig field; a field added to GPTConfig must say here how it exports
+HF_FIELDS = {
+    "block_size": lambda v: {"n_positions": v},
+    "vocab_size": lambda v: {"vocab_size": v},
+    "n_layer": lambda v: {"n_layer": v},
+    "n_head": lambda v: {"n_head": v},
+    "n_embd": lambda v: {"n_embd": v, "n_inner": None},  # n_inner None: 4 * n_embd
+    "dropout": lambda v: {"resid_pdrop": v, "embd_pdrop": v, "attn_pdrop": v},
+    "bias": lambda v: {},  # GPT-2 always has biases: bias=False exports zeros (hf_state_dict)
+    "scale_attn_by_inverse_layer_idx": lambda v: {"scale_attn_by_inverse_layer_idx": v},
+    "gelu_approximate": lambda v: {"activation_function": "gelu_new" if v == "tanh" else "gelu"},  # "gelu": HF's exact GELU
+}
+
+
 def hf_config(cfg):
     """config.json of transformers' GPT2Config for a GPTConfig (GPT-2's defaults for everything model.py fixes)."""
+    unknown = [f.name for f in fields(cfg) if f.name not in HF_FIELDS]
+    if unknown:
+        fail(f"export_hf.py cannot export the model field(s) {unknown}; add them to HF_FIELDS in export_hf.py")
     special = EOT_TOKEN if EOT_TOKEN < cfg.vocab_size else None  # transformers warns about ids outside the vocab
     return {
         "architectures": ["GPT2LMHeadModel"],
         "model_type": "gpt2",
-        "vocab_size": cfg.vocab_size,
-        "n_positions": cfg.block_size,
-        "n_embd": cfg.n_embd,
-        "n_layer": cfg.n_layer,
-        "n_head": cfg.n_head,
-        "n_inner": None,  # 4 * n_embd
-        "activation_function": "gelu_new" if cfg.gelu_approximate == "tanh" else "gelu",  # "gelu" is HF's exact GELU
-        "resid_pdrop": cfg.dropout,
-        "embd_pdrop": cfg.dropout,
-        "attn_pdrop": cfg.dropout,
+        **{key: value for f in fields(cfg) for key, value in HF_FIELDS[f.name](getattr(cfg, f.name)).items()},
         "layer_norm_epsilon": 1e-5,
         "initializer_range": 0.02,
         "scale_attn_weights": True,
-        "scale_attn_by_inverse_layer_idx": cfg.scale_attn_by_inverse_layer_idx,
         "reorder_and_upcast_attn": False,
         "tie_word_embeddings": True,
         "bos_token_id": special,
@@ -129,8 +139,8 @@ def export(source, out_dir, overwrite=False):
 
 
 if __name__ == "__main__":
-    cfg = configure(DEFAULTS, sys.argv[1:])
-    config = export(cfg["ckpt"], cfg["out_dir"], cfg["overwrite"])
-    print(f"wrote {cfg['out_dir']}: GPT-2 with {config.n_layer} layers, {config.n_head} heads, n_embd {config.n_embd}, "
+    cfg = configure(ExportConfig, sys.argv[1:])
+    config = export(cfg.ckpt, cfg.out_dir, cfg.overwrite)
+    print(f"wrote {cfg.out_dir}: GPT-2 with {config.n_layer} layers, {config.n_head} heads, n_embd {config.n_embd}, "
           f"vocab {config.vocab_size}, context {config.block_size}"
           + (", GPT-2 tokenizer" if config.vocab_size >= GPT2_VOCAB else "; no tokenizer: the vocab is not GPT-2's"))

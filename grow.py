@@ -19,6 +19,7 @@ Writes out_dir/round_<l>/ckpt.pt, grow.json, grow.md (results.py's table) and gr
 import json
 import os
 import sys
+from dataclasses import asdict, dataclass, fields, replace
 
 import torch.distributed as dist
 
@@ -27,22 +28,25 @@ import train
 from checkpoint import load_checkpoint, load_model, save_checkpoint
 from common import atomic_write, fail, init_distributed, write_json
 from configurator import configure
-from inherit import INHERIT_KEYS, describe, inherit_from_config, parse_parts
+from inherit import InheritConfig, describe, inherit, parse_parts
 
-# -----------------------------------------------------------------------------
-# grow settings; every train.py key is accepted as well and sets the per-round training
-reference = ''  # the reference model: checkpoint file, run directory, nanoGPT ckpt, 'gpt2*' or local HF directory
-reference_val_loss = None  # None: measured here on the same fixed val windows train.py evaluates on
-start_layers = None  # None: half the reference's depth
-step_layers = 2
-max_layers = None  # None: the reference's depth
-tolerance = 0.0  # stop when val loss <= reference_val_loss + tolerance
-grow_mode = 'paper'  # 'paper' or 'continue'
-compare_runs = ''  # comma-separated train.py out_dirs (e.g. a same-depth random-init baseline) shown beside the rounds
-allow_changes = False  # True: rerun into an out_dir made with other settings, keeping its finished rounds; the new ones apply from here on
-# -----------------------------------------------------------------------------
-GROW_DEFAULTS = {k: v for k, v in globals().items() if not k.startswith('_') and isinstance(v, (int, float, bool, str, type(None)))}
-DEFAULTS = {**train.DEFAULTS, 'out_dir': 'out/grow', **GROW_DEFAULTS}
+
+@dataclass
+class GrowConfig(train.TrainConfig):
+    """grow.py's settings: every train.py setting (the per-round training) plus these."""
+    out_dir: str = 'out/grow'
+    reference: str = ''  # the reference model: checkpoint file, run directory, nanoGPT ckpt, 'gpt2*' or local HF directory
+    reference_val_loss: float | None = None  # None: measured here on the same fixed val windows train.py evaluates on
+    start_layers: int | None = None  # None: half the reference's depth
+    step_layers: int = 2
+    max_layers: int | None = None  # None: the reference's depth
+    tolerance: float = 0.0  # stop when val loss <= reference_val_loss + tolerance
+    grow_mode: str = 'paper'  # 'paper' or 'continue'
+    compare_runs: str = ''  # comma-separated train.py out_dirs (e.g. a same-depth random-init baseline) shown beside the rounds
+    allow_changes: bool = False  # True: rerun into an out_dir made with other settings, keeping its finished rounds; the new ones apply from here on
+
+
+DEFAULTS = GrowConfig()
 # keys that change no round's result (where files are, what is shown, which hardware runs it): a rerun may change
 # them freely. Every other key is stored in grow.json and compared on a rerun.
 RERUN_FREE_KEYS = ('out_dir', 'data_root', 'log_interval', 'log_seconds', 'eval_interval', 'always_save_checkpoint',
@@ -53,10 +57,10 @@ RERUN_FREE_KEYS = ('out_dir', 'data_root', 'log_interval', 'log_seconds', 'eval_
 def round_init(cfg, depth, ref_model, ref_info, previous_round_dir):
     """The inherited checkpoint a round starts from."""
     # crop to the training context now (train.py would anyway), so rounds of both modes have the same shapes
-    overrides = {'block_size': min(cfg['block_size'], ref_model.config.block_size)}
-    ckpt = inherit_from_config(ref_model, ref_info, {**cfg, 'inherit_layers': depth}, overrides)
-    ckpt['inherit']['grow_mode'] = cfg['grow_mode']
-    if cfg['grow_mode'] == 'continue' and previous_round_dir is not None:
+    overrides = {'block_size': min(cfg.block_size, ref_model.config.block_size)}
+    ckpt = inherit(ref_model, ref_info, replace(cfg, inherit_layers=depth), overrides)
+    ckpt['inherit']['grow_mode'] = cfg.grow_mode
+    if cfg.grow_mode == 'continue' and previous_round_dir is not None:
         # keep everything the previous round trained (embeddings, its blocks, ln_f); only the new blocks come from the reference
         trained = load_checkpoint(previous_round_dir, mmap=True)['model']
         ckpt['model'].update(trained)
@@ -83,58 +87,59 @@ def write_report(state, out_dir, compare_runs):
 
 
 def grow(cfg):
-    if not cfg['reference']:
+    if not cfg.reference:
         fail("give the reference model: --reference=<checkpoint, run directory, gpt2*, or HF GPT-2 directory>")
-    if cfg['grow_mode'] not in ('paper', 'continue'):
-        fail(f"grow_mode must be 'paper' or 'continue', got {cfg['grow_mode']!r}")
-    if cfg['step_layers'] < 1:
-        fail(f"step_layers must be at least 1, got {cfg['step_layers']}")
-    if cfg['inherit_layers'] is not None:
+    if cfg.grow_mode not in ('paper', 'continue'):
+        fail(f"grow_mode must be 'paper' or 'continue', got {cfg.grow_mode!r}")
+    if cfg.step_layers < 1:
+        fail(f"step_layers must be at least 1, got {cfg.step_layers}")
+    if cfg.inherit_layers is not None:
         fail("grow.py picks each round's blocks (0..l-1) itself; drop inherit_layers and set start_layers/step_layers/max_layers")
-    parse_parts(cfg['inherit_block_parts'], 'inherit_block_parts')  # fail now, not after the reference's evaluation
-    compare_runs = [d for d in cfg['compare_runs'].split(',') if d]
+    parse_parts(cfg.inherit_block_parts, 'inherit_block_parts')  # fail now, not after the reference's evaluation
+    compare_runs = [d for d in cfg.compare_runs.split(',') if d]
     for run_dir in compare_runs:
         if not os.path.exists(os.path.join(run_dir, 'metrics.jsonl')):  # fail now, not after hours of training
             fail(f"{run_dir}/metrics.jsonl not found; compare_runs takes out_dirs of finished train.py runs")
-    ddp, rank, _, _, _ = init_distributed(cfg['backend'], cfg['device'], cfg['dist_timeout'])
+    ddp, rank, _, _, _ = init_distributed(cfg.backend, cfg.device, cfg.dist_timeout)
     master = rank == 0
-    ref_model, ref_info = load_model(cfg['reference'])
+    ref_model, ref_info = load_model(cfg.reference)
     ref_depth = ref_model.config.n_layer
-    start = cfg['start_layers'] if cfg['start_layers'] is not None else max(1, ref_depth // 2)
-    stop = cfg['max_layers'] if cfg['max_layers'] is not None else ref_depth
+    start = cfg.start_layers if cfg.start_layers is not None else max(1, ref_depth // 2)
+    stop = cfg.max_layers if cfg.max_layers is not None else ref_depth
     if not 1 <= start <= stop:
         fail(f"start_layers={start} must be between 1 and max_layers={stop}")
     if stop > ref_depth:
         fail(f"max_layers={stop} is deeper than the reference ({ref_depth} layers)")
-    out_dir = cfg['out_dir']
+    out_dir = cfg.out_dir
     state_path = os.path.join(out_dir, 'grow.json')
     # train.py trains what round_init built (and evaluates the reference as it is): no second inheritance
-    train_cfg = {**{k: cfg[k] for k in train.DEFAULTS}, **{k: train.DEFAULTS[k] for k in INHERIT_KEYS}}
-    tokens_per_step = cfg['gradient_accumulation_steps'] * cfg['batch_size'] * cfg['block_size']
+    train_cfg = train.TrainConfig(**{f.name: getattr(cfg, f.name) for f in fields(train.TrainConfig)
+                                     if f.name not in {g.name for g in fields(InheritConfig)}})
+    tokens_per_step = cfg.gradient_accumulation_steps * cfg.batch_size * cfg.block_size
 
-    settings = {k: v for k, v in cfg.items() if k not in RERUN_FREE_KEYS}
+    settings = {k: v for k, v in asdict(cfg).items() if k not in RERUN_FREE_KEYS}
     state, changed = None, []
     if os.path.exists(state_path):
         with open(state_path) as f:
             state = json.load(f)
         stored = state.get('settings', {k: state[k] for k in ('reference', 'grow_mode')})  # an older grow.py kept only these
         keys = set(stored) | set(settings) if 'settings' in state else set(stored)
-        before = {k: stored.get(k, DEFAULTS.get(k)) for k in keys}  # a key added to grow.py since: its default
+        before = {k: stored.get(k, getattr(DEFAULTS, k, None)) for k in keys}  # a key added to grow.py since: its default
         changed = [k for k in sorted(keys) if before[k] != settings.get(k)]
-        if changed and not cfg['allow_changes']:
+        if changed and not cfg.allow_changes:
             diffs = ', '.join(f"{k} {before[k]!r} -> {settings.get(k)!r}" for k in changed)
             fail(f"{state_path} was made with other settings ({diffs}), so its rounds would not match them; start fresh "
                  f"with another --out_dir (or delete {out_dir}), or pass --allow_changes=True to keep its finished rounds")
     if state is None or changed:
-        ref_loss = cfg['reference_val_loss']
+        ref_loss = cfg.reference_val_loss
         if ref_loss is None:  # the reference measured on exactly the windows the rounds are evaluated on
-            ref_loss = train.train({**train_cfg, 'init_from': cfg['reference'], 'eval_only': True})['val_loss']
+            ref_loss = train.train(replace(train_cfg, init_from=cfg.reference, eval_only=True))['val_loss']
         rounds = state['rounds'] if state is not None else []
         for r in rounds:
-            r['reached_target'] = r['val_loss'] <= ref_loss + cfg['tolerance']
-        state = {'reference': cfg['reference'], 'reference_n_layer': ref_depth, 'reference_val_loss': ref_loss,
-                 'tolerance': cfg['tolerance'], 'grow_mode': cfg['grow_mode'], 'start_layers': start,
-                 'step_layers': cfg['step_layers'], 'max_layers': stop, 'settings': settings, 'rounds': rounds}
+            r['reached_target'] = r['val_loss'] <= ref_loss + cfg.tolerance
+        state = {'reference': cfg.reference, 'reference_n_layer': ref_depth, 'reference_val_loss': ref_loss,
+                 'tolerance': cfg.tolerance, 'grow_mode': cfg.grow_mode, 'start_layers': start,
+                 'step_layers': cfg.step_layers, 'max_layers': stop, 'settings': settings, 'rounds': rounds}
         if master:
             if changed:
                 print(f"note: settings changed since {state_path} was written ({', '.join(changed)}); "
@@ -142,8 +147,8 @@ def grow(cfg):
             write_json(state, state_path)
     target = state['reference_val_loss'] + state['tolerance']
     if master:
-        print(f"reference {cfg['reference']}: {ref_depth} layers, val loss {state['reference_val_loss']:.4f}; "
-              f"growing {start} -> {stop} by {cfg['step_layers']} until val loss <= {target:.4f}")
+        print(f"reference {cfg.reference}: {ref_depth} layers, val loss {state['reference_val_loss']:.4f}; "
+              f"growing {start} -> {stop} by {cfg.step_layers} until val loss <= {target:.4f}")
 
     done = {r['n_layer']: r for r in state['rounds']}
     depth, previous_dir = start, None
@@ -162,8 +167,8 @@ def grow(cfg):
                 print(f"round {depth} layers: {describe(ckpt['inherit'])}")
             if ddp:
                 dist.barrier()  # the other ranks read init.pt
-            result = train.train({**train_cfg, 'n_layer': depth, 'out_dir': round_dir,
-                                  'init_from': 'resume' if resuming else init_path})
+            result = train.train(replace(train_cfg, n_layer=depth, out_dir=round_dir,
+                                         init_from='resume' if resuming else init_path))
             val_loss = result['val_loss']
             record = {'n_layer': depth, 'val_loss': val_loss, 'steps': result['iter_num'],
                       'tokens': result['iter_num'] * tokens_per_step, 'wall_s': result['wall_s'],
@@ -175,7 +180,7 @@ def grow(cfg):
         previous_dir = round_dir
         if val_loss <= target or depth >= stop:
             break
-        depth = min(depth + cfg['step_layers'], stop)  # a step that overshoots max_layers still ends with a round at it
+        depth = min(depth + cfg.step_layers, stop)  # a step that overshoots max_layers still ends with a round at it
 
     state['result'] = (f"reached the reference with {depth} layers (val loss {val_loss:.4f} <= {target:.4f})" if val_loss <= target
                        else f"stopped at max_layers={depth}: val loss {val_loss:.4f} is still above {target:.4f}")
@@ -187,6 +192,6 @@ def grow(cfg):
 
 
 if __name__ == '__main__':
-    grow(configure(DEFAULTS, sys.argv[1:]))
+    grow(configure(GrowConfig, sys.argv[1:]))
     if dist.is_initialized():
         dist.destroy_process_group()

@@ -27,14 +27,16 @@ CPU_FP32_ATTENTION_T = 256
 
 @dataclass
 class GPTConfig:
-    block_size: int = 1024
+    """The model's fields: the one list of them. train.py's settings extend this class, so a new field here is a
+    train.py setting, a checkpoint's model_args entry and an inherited model's field at once."""
+    block_size: int = 1024  # context length; the position embeddings' size
     vocab_size: int = 50304  # GPT-2's 50257 padded up to a multiple of 64 for speed
     n_layer: int = 12
     n_head: int = 12
     n_embd: int = 768
     dropout: float = 0.0
     bias: bool = True  # biases in Linears and LayerNorms, like GPT-2; False is a bit better and faster
-    scale_attn_by_inverse_layer_idx: bool = False
+    scale_attn_by_inverse_layer_idx: bool = False  # divide block i's attention logits by i + 1, as the paper's models
     gelu_approximate: str = "tanh"  # GPT-2's tanh GELU; "none" is the exact erf GELU that nanoGPT uses
 
     @classmethod

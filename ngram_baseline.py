@@ -9,6 +9,7 @@ Losses are mean negative log-likelihoods in nats per token. Prints them and, wit
 """
 import os
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -16,13 +17,14 @@ from common import write_json
 from configurator import configure
 from data import fixed_windows, load_meta, open_tokens
 
-defaults = dict(
-    dataset='shakespeare_char',
-    data_root='data',
-    block_size=128,  # the windows train.py evaluates on: the same block_size ...
-    eval_windows=256,  # ... and number of windows (train.py: eval_iters * batch_size)
-    out='',  # JSON file for the results; '' = print only
-)
+
+@dataclass
+class NgramConfig:
+    dataset: str = 'shakespeare_char'
+    data_root: str = 'data'
+    block_size: int = 128  # the windows train.py evaluates on: the same block_size ...
+    eval_windows: int = 256  # ... and number of windows (train.py: eval_iters * batch_size)
+    out: str = ''  # JSON file for the results; '' = print only
 
 
 def ngram_losses(train, val, vocab_size, block_size, eval_windows):
@@ -44,12 +46,12 @@ def ngram_losses(train, val, vocab_size, block_size, eval_windows):
 
 
 if __name__ == '__main__':
-    cfg = configure(defaults, sys.argv[1:])
-    data_dir = os.path.join(cfg['data_root'], cfg['dataset'])
+    cfg = configure(NgramConfig, sys.argv[1:])
+    data_dir = os.path.join(cfg.data_root, cfg.dataset)
     vocab_size = load_meta(data_dir)['vocab_size']
-    losses = ngram_losses(open_tokens(data_dir, 'train'), open_tokens(data_dir, 'val'), vocab_size, cfg['block_size'],
-                          cfg['eval_windows'])
-    print(f"{data_dir}, {cfg['eval_windows']} fixed val windows of {cfg['block_size']} tokens: "
+    losses = ngram_losses(open_tokens(data_dir, 'train'), open_tokens(data_dir, 'val'), vocab_size, cfg.block_size,
+                          cfg.eval_windows)
+    print(f"{data_dir}, {cfg.eval_windows} fixed val windows of {cfg.block_size} tokens: "
           f"unigram {losses['unigram']:.4f}, bigram {losses['bigram']:.4f} (nats per token)")
-    if cfg['out']:
-        write_json({**losses, **{k: cfg[k] for k in ('dataset', 'block_size', 'eval_windows')}}, cfg['out'])
+    if cfg.out:
+        write_json({**losses, **{k: getattr(cfg, k) for k in ('dataset', 'block_size', 'eval_windows')}}, cfg.out)

@@ -8,28 +8,31 @@ every run), train: all the documents after them.
 """
 import os
 import sys
+from dataclasses import dataclass
 
 from configurator import configure
 from data import load_hf_dataset, text_batches, write_dataset
 
-defaults = dict(
-    dataset="HuggingFaceFW/fineweb-edu",  # Hugging Face dataset id or local dataset folder
-    config_name="sample-10BT",
-    text_key="text",
-    val_docs=5000,
-    name="fineweb_edu",  # output folder under data_root
-    data_root=os.path.join(os.path.dirname(os.path.abspath(__file__)), "data"),
-    num_proc=min(8, os.cpu_count()),
-)
+
+@dataclass
+class PrepareConfig:
+    dataset: str = "HuggingFaceFW/fineweb-edu"  # Hugging Face dataset id or local dataset folder
+    config_name: str = "sample-10BT"
+    text_key: str = "text"
+    val_docs: int = 5000
+    name: str = "fineweb_edu"  # output folder under data_root
+    data_root: str = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+    num_proc: int = min(8, os.cpu_count())
+
 
 if __name__ == "__main__":
-    cfg = configure(defaults, sys.argv[1:])
-    ds = load_hf_dataset(cfg["dataset"], cfg["config_name"], split="train", streaming=True)
+    cfg = configure(PrepareConfig, sys.argv[1:])
+    ds = load_hf_dataset(cfg.dataset, cfg.config_name, split="train", streaming=True)
     n_docs = ds.info.splits["train"].num_examples if ds.info.splits and "train" in ds.info.splits else None
-    write_dataset(os.path.join(cfg["data_root"], cfg["name"]),
-                  {"val": text_batches(ds.take(cfg["val_docs"]), cfg["text_key"]),
-                   "train": text_batches(ds.skip(cfg["val_docs"]), cfg["text_key"])},
-                  source=f"Hugging Face dataset {cfg['dataset']} ({cfg['config_name']}), streamed",
-                  num_proc=cfg["num_proc"], doc_counts={"val": cfg["val_docs"], "train": n_docs and n_docs - cfg["val_docs"]},
-                  extra_meta={"dataset": cfg["dataset"], "config_name": cfg["config_name"],
-                              "val_split": f"the first {cfg['val_docs']} documents of the stream; train: the rest"})
+    write_dataset(os.path.join(cfg.data_root, cfg.name),
+                  {"val": text_batches(ds.take(cfg.val_docs), cfg.text_key),
+                   "train": text_batches(ds.skip(cfg.val_docs), cfg.text_key)},
+                  source=f"Hugging Face dataset {cfg.dataset} ({cfg.config_name}), streamed",
+                  num_proc=cfg.num_proc, doc_counts={"val": cfg.val_docs, "train": n_docs and n_docs - cfg.val_docs},
+                  extra_meta={"dataset": cfg.dataset, "config_name": cfg.config_name,
+                              "val_split": f"the first {cfg.val_docs} documents of the stream; train: the rest"})

@@ -24,6 +24,7 @@ Local --files: .txt = one document per file (UTF-8 text), .jsonl/.json = one per
 """
 import os
 import sys
+from dataclasses import dataclass
 
 from common import fail
 from configurator import configure
@@ -33,62 +34,64 @@ OPENWEBTEXT_DOCUMENTS = 8_013_769  # Skylion007/openwebtext's one split; nanoGPT
 # the token counts nanoGPT's prepare.py printed for that split (test_size=0.0005, seed=2357)
 NANOGPT_TOKENS = {"source": "nanoGPT's data/openwebtext/prepare.py", "train": 9_035_582_198, "val": 4_434_897}
 
-defaults = dict(
-    dataset="dvruette/openwebtext",  # Hugging Face dataset id or local folder, read when files is ''; default: full OpenWebText
-    config_name="",  # the dataset's configuration, where it has several
-    revision="",  # branch, tag or commit of the dataset repo; '' = its main branch
-    split="train",  # the split that is divided into train and val
-    files="",  # comma-separated local files to read instead of `dataset`
-    text_key="text",  # the column (or jsonl field) that holds the documents
-    name="",  # output folder under data_root; '' = the last part of `dataset` (required with files)
-    test_size=0.0005,  # fraction of documents for val
-    seed=2357,
-    data_root=os.path.join(os.path.dirname(os.path.abspath(__file__)), "data"),
-    num_proc=min(8, os.cpu_count()),
-    expected_documents=-1,  # documents the split must hold; -1 = 8,013,769 for a dataset named openwebtext, else no check; 0 = no check
-    allow_partial=False,  # True: prepare a partial Parquet conversion (the first 5 GB of a larger dataset), with a warning
-)
+
+@dataclass
+class PrepareConfig:
+    dataset: str = "dvruette/openwebtext"  # Hugging Face dataset id or local folder, read when files is ''; default: full OpenWebText
+    config_name: str = ""  # the dataset's configuration, where it has several
+    revision: str = ""  # branch, tag or commit of the dataset repo; '' = its main branch
+    split: str = "train"  # the split that is divided into train and val
+    files: str = ""  # comma-separated local files to read instead of `dataset`
+    text_key: str = "text"  # the column (or jsonl field) that holds the documents
+    name: str = ""  # output folder under data_root; '' = the last part of `dataset` (required with files)
+    test_size: float = 0.0005  # fraction of documents for val
+    seed: int = 2357
+    data_root: str = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+    num_proc: int = min(8, os.cpu_count())
+    expected_documents: int = -1  # documents the split must hold; -1 = 8,013,769 for a dataset named openwebtext, else no check; 0 = no check
+    allow_partial: bool = False  # True: prepare a partial Parquet conversion (the first 5 GB of a larger dataset), with a warning
+
 
 if __name__ == "__main__":
-    cfg = configure(defaults, sys.argv[1:])
-    if not 0 < cfg["test_size"] < 1:
-        fail(f"test_size={cfg['test_size']} must be a fraction between 0 and 1, such as 0.0005")
-    dataset_name = cfg["dataset"].rstrip("/").split("/")[-1]
-    openwebtext = not cfg["files"] and dataset_name.lower() == "openwebtext"
-    expected = cfg["expected_documents"]
+    cfg = configure(PrepareConfig, sys.argv[1:])
+    if not 0 < cfg.test_size < 1:
+        fail(f"test_size={cfg.test_size} must be a fraction between 0 and 1, such as 0.0005")
+    dataset_name = cfg.dataset.rstrip("/").split("/")[-1]
+    openwebtext = not cfg.files and dataset_name.lower() == "openwebtext"
+    expected = cfg.expected_documents
     if expected == -1:
         expected = OPENWEBTEXT_DOCUMENTS if openwebtext else 0
-    full_copy = (f"--dataset={defaults['dataset']}, the default, or another's --dataset=/--revision=" if openwebtext
+    full_copy = (f"--dataset={PrepareConfig.dataset}, the default, or another's --dataset=/--revision=" if openwebtext
                  else "its --dataset=/--revision=")
     partial = False
-    if cfg["files"]:
-        if not cfg["name"]:
+    if cfg.files:
+        if not cfg.name:
             fail("--files needs --name=NAME, the dataset's folder under data_root")
-        files = [path for path in cfg["files"].split(",") if path]
-        ds = load_local_files(files, cfg["text_key"])
+        files = [path for path in cfg.files.split(",") if path]
+        ds = load_local_files(files, cfg.text_key)
         source = "local files: " + ", ".join(files)
         provenance = {"files": [{"path": os.path.abspath(path), "sha256": sha256_file(path)} for path in files]}
     else:
-        ds, partial = load_hub_dataset(cfg["dataset"], cfg["config_name"], split=cfg["split"], revision=cfg["revision"],
-                                       num_proc=cfg["num_proc"], allow_partial=cfg["allow_partial"], full_copy=full_copy)
-        source = f"Hugging Face dataset {cfg['dataset']}" + (f" (revision {cfg['revision']})" if cfg["revision"] else "")
-        provenance = {**{key: cfg[key] for key in ("dataset", "config_name", "split", "revision")}, "partial": partial}
+        ds, partial = load_hub_dataset(cfg.dataset, cfg.config_name, split=cfg.split, revision=cfg.revision,
+                                       num_proc=cfg.num_proc, allow_partial=cfg.allow_partial, full_copy=full_copy)
+        source = f"Hugging Face dataset {cfg.dataset}" + (f" (revision {cfg.revision})" if cfg.revision else "")
+        provenance = {**{key: getattr(cfg, key) for key in ("dataset", "config_name", "split", "revision")}, "partial": partial}
     if partial:  # allowed: a smaller corpus, said here and in meta.json
         print(f"warning: {source} is a partial Parquet conversion, {len(ds):,} documents from the first 5 GB of the "
               f"dataset{f' (the full one has {expected:,})' if expected else ''}; meta.json records partial: true")
     elif expected and len(ds) != expected:  # before anything is written: a partial or different copy
-        fail(f"the {cfg['split']} split of {source} has {len(ds):,} documents, not {expected:,}; read a full copy instead "
+        fail(f"the {cfg.split} split of {source} has {len(ds):,} documents, not {expected:,}; read a full copy instead "
              f"({full_copy}) or pass --expected_documents=0 to skip the check")
     try:
-        parts = ds.train_test_split(test_size=cfg["test_size"], seed=cfg["seed"], shuffle=True)
+        parts = ds.train_test_split(test_size=cfg.test_size, seed=cfg.seed, shuffle=True)
     except ValueError as e:  # too few documents for this test_size
         fail(f"cannot split {len(ds)} documents into train and val: {e}")
     train, val = parts["train"], parts["test"]
-    meta = write_dataset(os.path.join(cfg["data_root"], cfg["name"] or dataset_name),
-                         {"train": text_batches(train, cfg["text_key"]), "val": text_batches(val, cfg["text_key"])},
-                         source=source, num_proc=cfg["num_proc"], doc_counts={"train": len(train), "val": len(val)},
-                         extra_meta={**provenance, "val_split": f"train_test_split(test_size={cfg['test_size']}, "
-                                                                f"seed={cfg['seed']}, shuffle=True)",
+    meta = write_dataset(os.path.join(cfg.data_root, cfg.name or dataset_name),
+                         {"train": text_batches(train, cfg.text_key), "val": text_batches(val, cfg.text_key)},
+                         source=source, num_proc=cfg.num_proc, doc_counts={"train": len(train), "val": len(val)},
+                         extra_meta={**provenance, "val_split": f"train_test_split(test_size={cfg.test_size}, "
+                                                                f"seed={cfg.seed}, shuffle=True)",
                                      **({"reference_tokens": NANOGPT_TOKENS} if openwebtext else {})})
     if openwebtext:  # equal counts: nanoGPT's documents, in its order, split as it split them
         same = all(meta[f"{split}_tokens"] == NANOGPT_TOKENS[split] for split in ("train", "val"))

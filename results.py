@@ -21,32 +21,27 @@ import json
 import os
 import statistics
 import sys
+from dataclasses import dataclass
 
 import torch
 
 from checkpoint import load_checkpoint
 from common import atomic_write, fail, write_json
 from configurator import configure
-from inherit import format_layers
+from inherit import describe_warm_start, short_source
 from model import GPT, GPTConfig
 
-# -----------------------------------------------------------------------------
-reference = ''
-group = ''
-out = ''
-title = 'val loss'
-# -----------------------------------------------------------------------------
-DEFAULTS = {k: v for k, v in globals().items() if not k.startswith('_') and isinstance(v, (int, float, bool, str, type(None)))}
+
+@dataclass
+class ResultsConfig:
+    """results.py's settings (the runs themselves are the positional arguments)."""
+    reference: str = ''  # the run (path or name) every delta is against; '' = no delta column
+    group: str = ''  # comma-separated suffixes (e.g. _s1,_s2,_s3) whose runs merge into one mean +- std row
+    out: str = ''  # write OUT.md, .csv, .json and .png besides printing the table
+    title: str = 'val loss'  # the plot's title
 
 COLUMNS = ('name', 'n_layer', 'n_head', 'n_embd', 'params', 'init', 'steps', 'tokens', 'flops', 'val_loss', 'val_loss_std',
            'runs', 'delta', 'same_windows', 'path')
-
-
-def short_source(source):
-    """'/x/out/gpt2m_24/ckpt.pt' -> 'gpt2m_24'; 'gpt2-medium' stays."""
-    if source.endswith('.pt') and os.path.basename(source) in ('ckpt.pt', 'init.pt'):
-        source = os.path.dirname(source)
-    return os.path.basename(os.path.normpath(source)) or source
 
 
 def describe_init(ckpt):
@@ -56,16 +51,7 @@ def describe_init(ckpt):
         init_from = cfg.get('init_from', 'scratch')
         label = 'scratch' if init_from in ('scratch', 'resume') else f"from {short_source(init_from)}"
     else:
-        layers, src = p['layers'], p['source_model_args']
-        kind = 'stacked blocks' if len(set(layers)) < len(layers) else 'inherited blocks'
-        label = f"{kind} {format_layers(layers)} of {short_source(p['source'])} ({src['n_layer']}L)"
-        if p['block_parts'] != ['attn', 'mlp', 'ln']:
-            label += f" [{'+'.join(p['block_parts']) or 'no block weights'}]"
-        fresh = [g for g in p['reinitialized'] if g in ('wpe', 'ln_f')]
-        if fresh:
-            label += f", fresh {'+'.join(fresh)}"
-        if p.get('width'):
-            label += f", width {p['width']['n_head']}x{p['width']['n_embd']} of {src['n_head']}x{src['n_embd']}"
+        label = describe_warm_start(p)
         if p.get('grow_mode') == 'continue' and p.get('trained_from'):
             label += f", continued from {short_source(p['trained_from'])}"
     if cfg.get('teacher'):
@@ -218,22 +204,22 @@ def write_outputs(rows, prefix, table, title):
 
 
 def main(argv):
-    cfg = configure(DEFAULTS, [a for a in argv if a.startswith('--')])
+    cfg = configure(ResultsConfig, [a for a in argv if a.startswith('--')])
     rows = [load_run(path) for path in expand([a for a in argv if not a.startswith('--')])]
-    if cfg['group']:
-        rows = group_replicates(rows, [s for s in cfg['group'].split(',') if s])
+    if cfg.group:
+        rows = group_replicates(rows, [s for s in cfg.group.split(',') if s])
     ref = rows[0]
-    if cfg['reference']:
-        wanted = cfg['reference']
+    if cfg.reference:
+        wanted = cfg.reference
         ref = next((r for r in rows if os.path.normpath(wanted) == r['name'] or os.path.abspath(wanted) == r['path']), None)
         if ref is None:
-            fail(f"reference {cfg['reference']!r} is not one of the runs: {', '.join(r['name'] for r in rows)}")
-    compare(rows, ref['val_loss'] if cfg['reference'] else None, ref['eval_set'])
+            fail(f"reference {cfg.reference!r} is not one of the runs: {', '.join(r['name'] for r in rows)}")
+    compare(rows, ref['val_loss'] if cfg.reference else None, ref['eval_set'])
     table = markdown_table(rows)
     print(table)
-    if cfg['out']:
-        write_outputs(rows, cfg['out'], table, cfg['title'])
-        print(f"wrote {cfg['out']}.md, .csv, .json and .png")
+    if cfg.out:
+        write_outputs(rows, cfg.out, table, cfg.title)
+        print(f"wrote {cfg.out}.md, .csv, .json and .png")
     return rows
 
 

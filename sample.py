@@ -13,24 +13,26 @@ import sys
 
 import tiktoken
 import torch
+from dataclasses import dataclass
 
 from checkpoint import load_model
 from common import fail, setup_device
 from configurator import configure
 from data import gpt2_encoding, load_meta
 
-DEFAULTS = dict(
-    init_from="resume",  # checkpoint file, run directory, 'gpt2*' or HF GPT-2 directory; 'resume' = out_dir
-    out_dir="out",
-    start="\n",  # the prompt, or FILE:path to read it from a file; "" samples unconditionally (after <|endoftext|>)
-    num_samples=3,
-    max_new_tokens=500,
-    temperature=0.8,  # < 1 sharper, > 1 more random
-    top_k=200,  # keep the top_k most likely tokens at each step; 0 keeps all
-    seed=1337,
-    device="auto",
-    dtype="auto",
-)
+
+@dataclass
+class SampleConfig:
+    init_from: str = "resume"  # checkpoint file, run directory, 'gpt2*' or HF GPT-2 directory; 'resume' = out_dir
+    out_dir: str = "out"
+    start: str = "\n"  # the prompt, or FILE:path to read it from a file; "" samples unconditionally (after <|endoftext|>)
+    num_samples: int = 3
+    max_new_tokens: int = 500
+    temperature: float = 0.8  # < 1 sharper, > 1 more random
+    top_k: int = 200  # keep the top_k most likely tokens at each step; 0 keeps all
+    seed: int = 1337
+    device: str = "auto"
+    dtype: str = "auto"
 
 
 def tokenizer_for(info):
@@ -62,17 +64,17 @@ def tokenizer_for(info):
 
 
 def main(cfg):
-    if cfg["num_samples"] < 1 or cfg["max_new_tokens"] < 1:
+    if cfg.num_samples < 1 or cfg.max_new_tokens < 1:
         fail("num_samples and max_new_tokens must be at least 1")
-    if cfg["temperature"] <= 0:
-        fail(f"temperature must be positive, got {cfg['temperature']}; use --top_k=1 for greedy decoding")
-    device, device_type, _, autocast = setup_device(cfg["device"], cfg["dtype"])
-    source = cfg["out_dir"] if cfg["init_from"] == "resume" else cfg["init_from"]
+    if cfg.temperature <= 0:
+        fail(f"temperature must be positive, got {cfg.temperature}; use --top_k=1 for greedy decoding")
+    device, device_type, _, autocast = setup_device(cfg.device, cfg.dtype)
+    source = cfg.out_dir if cfg.init_from == "resume" else cfg.init_from
     model, info = load_model(source, device)
     model.eval()
     encode, decode, eot = tokenizer_for(info)
 
-    start = cfg["start"]
+    start = cfg.start
     if start.startswith("FILE:"):
         path = start[len("FILE:"):]
         if not os.path.isfile(path):
@@ -87,15 +89,15 @@ def main(cfg):
     if max(ids) >= model.config.vocab_size:
         fail(f"the prompt has token id {max(ids)} but the model's vocab_size is {model.config.vocab_size}; is it the right tokenizer?")
 
-    torch.manual_seed(cfg["seed"])
-    torch.cuda.manual_seed(cfg["seed"])
+    torch.manual_seed(cfg.seed)
+    torch.cuda.manual_seed(cfg.seed)
     x = torch.tensor(ids, dtype=torch.long, device=device)[None, ...]
     with torch.no_grad(), autocast:
-        for _ in range(cfg["num_samples"]):
-            y = model.generate(x, cfg["max_new_tokens"], temperature=cfg["temperature"], top_k=cfg["top_k"] or None)
+        for _ in range(cfg.num_samples):
+            y = model.generate(x, cfg.max_new_tokens, temperature=cfg.temperature, top_k=cfg.top_k or None)
             print(decode(y[0].tolist()))
             print("---------------")
 
 
 if __name__ == "__main__":
-    main(configure(DEFAULTS, sys.argv[1:]))
+    main(configure(SampleConfig, sys.argv[1:]))

@@ -5,7 +5,7 @@ DDP on one node with 8 GPUs (NCCL on CUDA, gloo on CPU):
     torchrun --standalone --nproc_per_node=8 train.py config/train_gpt2.py
 Multi-node: torchrun with --nnodes, --node_rank, --master_addr, --master_port as usual.
 
-Config names and meanings follow nanoGPT, so a nanoGPT config file runs unchanged. init_from is one of
+Settings (TrainConfig below) keep nanoGPT's names and meanings, so a nanoGPT config file runs unchanged. init_from is one of
 'scratch', 'resume' (continue out_dir/ckpt.pt exactly), 'gpt2*' or a local Hugging Face GPT-2 directory, or the
 path of a checkpoint (for example one written by inherit.py): training then starts from those weights with a
 fresh optimizer. train() is also called in-process by grow.py.
@@ -18,6 +18,7 @@ import os
 import sys
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
@@ -27,145 +28,136 @@ from checkpoint import load_checkpoint, load_model, model_from_checkpoint, save_
 from common import atomic_write, fail, init_distributed, setup_device
 from configurator import configure
 from data import check_fits, fixed_windows, get_batch, load_meta, open_tokens
-from inherit import INHERIT_KEYS, inherit_from_config
+from inherit import InheritConfig, inherit
 from model import GPT, GPTConfig, peak_flops
 
-# -----------------------------------------------------------------------------
-# default config values: GPT-2 124M on OpenWebText, as in nanoGPT
-# I/O
-out_dir = 'out'
-eval_interval = 2000
-log_interval = 1
-log_seconds = 30.0  # also log when this much wall time passed since the last log line, so no minute passes silently (0: off)
-eval_iters = 200  # with eval_windows=None, each eval uses eval_iters * batch_size fixed windows per split
-eval_windows = None  # fixed windows per split in every eval, whatever the batch size; None: eval_iters * batch_size (nanoGPT)
-eval_only = False  # evaluate init_from on the fixed windows and exit
-always_save_checkpoint = True  # if False, save only when val loss improves
-init_from = 'scratch'
-# warm starts from init_from's model (inherit.py; see README "Inheriting")
-inherit_layers = None  # its blocks to keep: k (blocks 0..k-1), a list [0, 2, 4] / '0,2,4', or ranges '0-5,0-5'; None: all
-inherit_block_parts = 'all'  # what each kept block inherits: 'all' or a comma list of attn, mlp, ln (Table 3)
-inherit_wpe = True  # False: fresh position embeddings (the authors' script)
-inherit_ln_f = True  # False: fresh final LayerNorm (the authors' script)
-inherit_n_head = None  # half-width warm start: keep the first n heads (None: the source's)
-inherit_n_embd = None  # half-width warm start: keep the first n dimensions (None: the source's width)
-# knowledge distillation: loss = (1 - kd_alpha) * CE + kd_alpha * T^2 * KL(p_teacher || p_student), T = kd_temperature
-teacher = ''  # '' = off; else any model source init_from accepts (checkpoint, run dir, 'gpt2*', HF dir), frozen
-kd_alpha = 0.4  # weight of the KD term (the paper: 0.6 CE + 0.4 KD)
-kd_temperature = 1.0  # T: both distributions at temperature T, the KD term scaled by T^2
-# wandb logging
-wandb_log = False
-wandb_project = 'owt'
-wandb_run_name = 'gpt2'
-# data
-dataset = 'openwebtext'
-data_root = 'data'  # datasets live in data_root/<dataset>/{train,val}.bin
-gradient_accumulation_steps = 5 * 8  # in total over all ranks, as in nanoGPT
-batch_size = 12  # micro-batch size per rank
-block_size = 1024
-# model (ignored when init_from gives a model: its own shape is used)
-n_layer = 12
-n_head = 12
-n_embd = 768
-dropout = 0.0
-bias = False
-scale_attn_by_inverse_layer_idx = False
-vocab_size = None  # None: the dataset's vocab rounded up to a multiple of 64 (50257 -> 50304)
-# AdamW
-learning_rate = 6e-4
-max_iters = 600000
-weight_decay = 1e-1
-decay_embeddings = True  # decay wte/lm_head (tied) and wpe too, as today's nanoGPT; False: Linear weights only, as the paper authors' runs
-beta1 = 0.9
-beta2 = 0.95
-grad_clip = 1.0  # 0 disables clipping
-# learning rate: linear warmup then cosine decay to min_lr
-decay_lr = True
-warmup_iters = 2000
-lr_decay_iters = 600000
-min_lr = 6e-5
-# system
-backend = 'auto'  # auto: nccl on CUDA, gloo on CPU
-dist_timeout = 30  # minutes any collective may wait, e.g. the other ranks while rank 0 writes a checkpoint (NCCL's default: 10)
-device = 'auto'  # auto, cpu, cuda, cuda:1, ...
-dtype = 'auto'  # auto: bfloat16 where the hardware has it (CUDA, or CPUs with AMX/AVX512-BF16), else float16 on CUDA / float32 on CPU
-compile = None  # torch.compile; None: on for CUDA, off for CPU (inductor's CPU build takes minutes)
-fused_loss = True  # lm_head + cross-entropy chunk by chunk, never the full logits (losses.py); False: nanoGPT's path
-seed = 1337
-# -----------------------------------------------------------------------------
-DEFAULTS = {k: v for k, v in globals().items() if not k.startswith('_') and isinstance(v, (int, float, bool, str, type(None)))}
 
-MODEL_KEYS = ('n_layer', 'n_head', 'n_embd', 'block_size', 'bias', 'vocab_size', 'dropout', 'scale_attn_by_inverse_layer_idx')
+@dataclass
+class TrainConfig(InheritConfig, GPTConfig):
+    """train.py's settings. Defaults: GPT-2 124M on OpenWebText, as in nanoGPT. The model fields (block_size,
+    vocab_size, n_layer, n_head, n_embd, dropout, bias, ...) are GPTConfig's, in model.py; they shape a model trained
+    from scratch and are ignored when init_from gives a model (dropout and a shorter block_size still apply). The
+    inherit_* fields (inherit.py) say what a model built from init_from inherits."""
+    # model fields whose training default differs from GPTConfig's
+    bias: bool = False
+    vocab_size: int | None = None  # None: the dataset's vocab rounded up to a multiple of 64 (50257 -> 50304)
+    # I/O
+    out_dir: str = 'out'
+    eval_interval: int = 2000
+    log_interval: int = 1
+    log_seconds: float = 30.0  # also log when this much wall time passed since the last log line, so no minute passes silently (0: off)
+    eval_iters: int = 200  # with eval_windows=None, each eval uses eval_iters * batch_size fixed windows per split
+    eval_windows: int | None = None  # fixed windows per split in every eval, whatever the batch size; None: eval_iters * batch_size (nanoGPT)
+    eval_only: bool = False  # evaluate init_from on the fixed windows and exit
+    always_save_checkpoint: bool = True  # if False, save only when val loss improves
+    init_from: str = 'scratch'  # 'scratch', 'resume', a checkpoint or run directory, 'gpt2*', or a local HF GPT-2 directory
+    # knowledge distillation: loss = (1 - kd_alpha) * CE + kd_alpha * T^2 * KL(p_teacher || p_student), T = kd_temperature
+    teacher: str = ''  # '' = off; else any model source init_from accepts (checkpoint, run dir, 'gpt2*', HF dir), frozen
+    kd_alpha: float = 0.4  # weight of the KD term (the paper: 0.6 CE + 0.4 KD)
+    kd_temperature: float = 1.0  # T: both distributions at temperature T, the KD term scaled by T^2
+    # wandb logging
+    wandb_log: bool = False
+    wandb_project: str = 'owt'
+    wandb_run_name: str = 'gpt2'
+    # data
+    dataset: str = 'openwebtext'
+    data_root: str = 'data'  # datasets live in data_root/<dataset>/{train,val}.bin
+    gradient_accumulation_steps: int = 5 * 8  # in total over all ranks, as in nanoGPT
+    batch_size: int = 12  # micro-batch size per rank
+    # AdamW
+    learning_rate: float = 6e-4
+    max_iters: int = 600000
+    weight_decay: float = 1e-1
+    decay_embeddings: bool = True  # decay wte/lm_head (tied) and wpe too, as today's nanoGPT; False: Linear weights only, as the paper authors' runs
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0  # 0 disables clipping
+    # learning rate: linear warmup then cosine decay to min_lr
+    decay_lr: bool = True
+    warmup_iters: int = 2000
+    lr_decay_iters: int = 600000
+    min_lr: float = 6e-5
+    # system
+    backend: str = 'auto'  # auto: nccl on CUDA, gloo on CPU
+    dist_timeout: float = 30.0  # minutes any collective may wait, e.g. the other ranks while rank 0 writes a checkpoint (NCCL's default: 10)
+    device: str = 'auto'  # auto, cpu, cuda, cuda:1, ...
+    dtype: str = 'auto'  # auto: bfloat16 where the hardware has it (CUDA, or CPUs with AMX/AVX512-BF16), else float16 on CUDA / float32 on CPU
+    compile: bool | None = None  # torch.compile; None: on for CUDA, off for CPU (inductor's CPU build takes minutes)
+    fused_loss: bool = True  # lm_head + cross-entropy chunk by chunk, never the full logits (losses.py); False: nanoGPT's path
+    seed: int = 1337
+
+
+DEFAULTS = TrainConfig()
 
 
 def get_lr(it, cfg):
     """Linear warmup for warmup_iters, cosine decay to min_lr at lr_decay_iters, then min_lr."""
-    if not cfg['decay_lr']:
-        return cfg['learning_rate']
-    if it < cfg['warmup_iters']:
-        return cfg['learning_rate'] * (it + 1) / (cfg['warmup_iters'] + 1)
-    if it > cfg['lr_decay_iters']:
-        return cfg['min_lr']
-    decay_ratio = (it - cfg['warmup_iters']) / max(1, cfg['lr_decay_iters'] - cfg['warmup_iters'])
+    if not cfg.decay_lr:
+        return cfg.learning_rate
+    if it < cfg.warmup_iters:
+        return cfg.learning_rate * (it + 1) / (cfg.warmup_iters + 1)
+    if it > cfg.lr_decay_iters:
+        return cfg.min_lr
+    decay_ratio = (it - cfg.warmup_iters) / max(1, cfg.lr_decay_iters - cfg.warmup_iters)
     coeff = 0.5 * (1.0 + math.cos(math.pi * decay_ratio))
-    return cfg['min_lr'] + coeff * (cfg['learning_rate'] - cfg['min_lr'])
+    return cfg.min_lr + coeff * (cfg.learning_rate - cfg.min_lr)
 
 
 def check_config(cfg):
     positive = ('eval_interval', 'log_interval', 'eval_iters', 'gradient_accumulation_steps', 'batch_size', 'block_size',
                 'n_layer', 'n_head', 'n_embd')
     for key in positive:
-        if cfg[key] < 1:
-            fail(f"{key} must be at least 1, got {cfg[key]}")
+        if getattr(cfg, key) < 1:
+            fail(f"{key} must be at least 1, got {getattr(cfg, key)}")
     for key in ('max_iters', 'warmup_iters', 'lr_decay_iters', 'weight_decay', 'grad_clip', 'min_lr'):
-        if cfg[key] < 0:
-            fail(f"{key} must not be negative, got {cfg[key]}")
-    if not 0 <= cfg['dropout'] < 1:
-        fail(f"dropout must be in [0, 1), got {cfg['dropout']}")
-    if cfg['learning_rate'] <= 0:
-        fail(f"learning_rate must be positive, got {cfg['learning_rate']}")
-    if cfg['n_embd'] % cfg['n_head']:
-        fail(f"n_embd={cfg['n_embd']} must be divisible by n_head={cfg['n_head']}")
-    windows = cfg['eval_windows']
-    if windows is not None and (isinstance(windows, bool) or not isinstance(windows, int) or windows < 1):
-        fail(f"eval_windows must be a positive integer or None (eval_iters * batch_size), got {windows!r}")
-    if cfg['dist_timeout'] <= 0:
-        fail(f"dist_timeout must be a positive number of minutes, got {cfg['dist_timeout']}")
-    if not 0 <= cfg['kd_alpha'] <= 1 or cfg['kd_temperature'] <= 0:
-        fail(f"kd_alpha must be in [0, 1] and kd_temperature positive, got {cfg['kd_alpha']} and {cfg['kd_temperature']}")
+        if getattr(cfg, key) < 0:
+            fail(f"{key} must not be negative, got {getattr(cfg, key)}")
+    if not 0 <= cfg.dropout < 1:
+        fail(f"dropout must be in [0, 1), got {cfg.dropout}")
+    if cfg.learning_rate <= 0:
+        fail(f"learning_rate must be positive, got {cfg.learning_rate}")
+    if cfg.n_embd % cfg.n_head:
+        fail(f"n_embd={cfg.n_embd} must be divisible by n_head={cfg.n_head}")
+    if cfg.eval_windows is not None and cfg.eval_windows < 1:
+        fail(f"eval_windows must be a positive integer or None (eval_iters * batch_size), got {cfg.eval_windows!r}")
+    if cfg.dist_timeout <= 0:
+        fail(f"dist_timeout must be a positive number of minutes, got {cfg.dist_timeout}")
+    if not 0 <= cfg.kd_alpha <= 1 or cfg.kd_temperature <= 0:
+        fail(f"kd_alpha must be in [0, 1] and kd_temperature positive, got {cfg.kd_alpha} and {cfg.kd_temperature}")
 
 
 def build_model(cfg, data_vocab_size, device):
     """The model to train, the checkpoint to resume (or None), and the model's inheritance provenance (or None)."""
-    init_from, resume_ckpt, provenance = cfg['init_from'], None, None
-    inheriting = [k for k in INHERIT_KEYS if cfg[k] != DEFAULTS[k]]
+    init_from, resume_ckpt, provenance = cfg.init_from, None, None
+    # a warm start's options are the inherit_* fields (inherit.py's InheritConfig, or a fork's own); any one set inherits
+    inheriting = [f.name for f in dataclasses.fields(cfg) if f.name.startswith('inherit_') and getattr(cfg, f.name) != f.default]
     if init_from == 'scratch':
         if inheriting:
             fail(f"{inheriting[0]} needs a model to inherit from: set init_from to a checkpoint, run directory or gpt2*")
-        model_args = {k: cfg[k] for k in MODEL_KEYS}
+        model_args = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(GPTConfig)}
         if model_args['vocab_size'] is None:
             model_args['vocab_size'] = 64 * math.ceil(data_vocab_size / 64)
         model = GPT(GPTConfig(**model_args))
     elif init_from == 'resume':
-        resume_ckpt = load_checkpoint(os.path.join(cfg['out_dir'], 'ckpt.pt'), map_location=device)
+        resume_ckpt = load_checkpoint(os.path.join(cfg.out_dir, 'ckpt.pt'), map_location=device)
         if 'optimizer' not in resume_ckpt:
-            fail(f"{cfg['out_dir']}/ckpt.pt has no optimizer state, so it cannot be resumed; use --init_from=PATH to start from its weights")
-        resume_ckpt['model_args']['dropout'] = cfg['dropout']  # the shape comes from the checkpoint, dropout from the config (nanoGPT)
-        model, provenance = model_from_checkpoint(resume_ckpt, cfg['out_dir']), resume_ckpt.get('inherit')
+            fail(f"{cfg.out_dir}/ckpt.pt has no optimizer state, so it cannot be resumed; use --init_from=PATH to start from its weights")
+        resume_ckpt['model_args']['dropout'] = cfg.dropout  # the shape comes from the checkpoint, dropout from the config (nanoGPT)
+        model, provenance = model_from_checkpoint(resume_ckpt, cfg.out_dir), resume_ckpt.get('inherit')
     else:
         model, info = load_model(init_from)
         provenance = info.get('inherit')
         if inheriting:
-            ckpt = inherit_from_config(model, info, cfg)
+            ckpt = inherit(model, info, cfg)
             model, provenance = model_from_checkpoint(ckpt, init_from), ckpt['inherit']
-        if model.config.dropout != cfg['dropout']:
-            rebuilt = GPT(dataclasses.replace(model.config, dropout=cfg['dropout']))
+        if model.config.dropout != cfg.dropout:
+            rebuilt = GPT(dataclasses.replace(model.config, dropout=cfg.dropout))
             rebuilt.load_state_dict(model.state_dict())
             model = rebuilt
-        if cfg['block_size'] < model.config.block_size:
-            model.crop_block_size(cfg['block_size'])
-    if cfg['block_size'] > model.config.block_size:
-        fail(f"block_size={cfg['block_size']} is larger than the model's context ({model.config.block_size}); lower --block_size")
+        if cfg.block_size < model.config.block_size:
+            model.crop_block_size(cfg.block_size)
+    if cfg.block_size > model.config.block_size:
+        fail(f"block_size={cfg.block_size} is larger than the model's context ({model.config.block_size}); lower --block_size")
     return model, resume_ckpt, provenance
 
 
@@ -218,73 +210,223 @@ def train_step(model, optimizer, scaler, autocast, batches, grad_clip, ddp=False
     return loss_sum
 
 
+@dataclass
+class Setup:
+    """Where this process trains: its rank among the DDP processes, its device, and the autocast it runs under."""
+    ddp: bool
+    rank: int
+    world_size: int
+    device: str
+    device_type: str
+    ptdtype: torch.dtype
+    autocast: object
+
+    @property
+    def master(self):
+        return self.rank == 0
+
+
+@dataclass
+class LoopState:
+    """Where the training loop is. With the optimizer and the scaler it is what a checkpoint carries besides the
+    weights; save_state() and restore_state() are the one pair that writes and reads it."""
+    data_gen: torch.Generator  # draws every step's batch offsets, the same on every rank
+    iter_num: int = 0
+    best_val_loss: float = 1e9
+
+
+def save_state(state, optimizer, scaler, setup):
+    """The checkpoint entries of the loop state, the optimizer and the scaler: iter_num, best_val_loss, optimizer,
+    scaler and rng (the data generator's state and every rank's torch/CUDA RNG). Every rank must call it."""
+    rng = {'data': state.data_gen.get_state(), 'torch': [torch.get_rng_state()],
+           'cuda': [torch.cuda.get_rng_state()] if setup.device_type == 'cuda' else []}
+    if setup.ddp:  # every rank's dropout RNG, so a resumed DDP run continues exactly
+        gathered = [None] * setup.world_size
+        dist.all_gather_object(gathered, (rng['torch'][0], rng['cuda']))
+        rng['torch'] = [g[0] for g in gathered]
+        rng['cuda'] = [c for g in gathered for c in g[1]]
+    return {'optimizer': optimizer.state_dict(), 'scaler': scaler.state_dict(), 'iter_num': state.iter_num,
+            'best_val_loss': state.best_val_loss, 'rng': rng}
+
+
+def restore_state(ckpt, state, optimizer, scaler, setup, path):
+    """Put what save_state() wrote back into the loop state, the optimizer and the scaler of this rank."""
+    saved_groups = [len(g['params']) for g in ckpt['optimizer']['param_groups']]
+    if saved_groups != [len(g['params']) for g in optimizer.param_groups]:
+        saved = ckpt.get('config', {}).get('decay_embeddings', True)
+        fail(f"{path} groups its parameters for weight decay otherwise (decay_embeddings={saved}); "
+             f"resume it with --decay_embeddings={saved}")
+    optimizer.load_state_dict(ckpt['optimizer'])
+    if 'scaler' in ckpt:
+        scaler.load_state_dict(ckpt['scaler'])
+    state.iter_num, state.best_val_loss = ckpt['iter_num'], float(ckpt['best_val_loss'])
+    rng = ckpt.get('rng')
+    if rng is None:
+        if setup.master:
+            print("note: this checkpoint has no RNG state (nanoGPT?), so the resumed data order differs from an uninterrupted run")
+        return
+    if len(rng['torch']) != setup.world_size:
+        fail(f"the checkpoint was written by {len(rng['torch'])} processes; resume it with the same number for an exact continuation")
+    # RNG states must be CPU byte tensors; the checkpoint was loaded onto the training device
+    state.data_gen.set_state(rng['data'].cpu())
+    torch.set_rng_state(rng['torch'][setup.rank].cpu())
+    if setup.device_type == 'cuda' and rng.get('cuda'):
+        torch.cuda.set_rng_state(rng['cuda'][setup.rank].cpu())
+
+
+@torch.no_grad()
+def estimate_loss(model, splits, batch_size, block_size, setup):
+    """Mean loss over the fixed windows of each split {name: (tokens, window offsets)}; the windows are split across
+    ranks and the sums all-reduced."""
+    out = {}
+    model.eval()
+    for split, (data, windows) in splits.items():
+        mine = windows[setup.rank::setup.world_size]
+        total = torch.zeros(2, device=setup.device, dtype=torch.float64)  # loss sum, window count
+        for i in range(0, len(mine), batch_size):
+            X, Y = get_batch(data, mine[i:i + batch_size], block_size, setup.device)
+            with setup.autocast:
+                _, loss = model(X, Y)
+            total += torch.tensor([loss.item() * len(X), len(X)], device=setup.device, dtype=torch.float64)
+        if setup.ddp:
+            dist.all_reduce(total)
+        out[split] = (total[0] / total[1]).item()
+    model.train()
+    return out
+
+
+class MetricsLog:
+    """metrics.jsonl in out_dir (and wandb, if asked), written by rank 0 only."""
+
+    def __init__(self, cfg, setup, resume_iter):
+        self.path = os.path.join(cfg.out_dir, 'metrics.jsonl')
+        self.enabled, self.wandb = setup.master and not cfg.eval_only, None
+        if not self.enabled:
+            return
+        os.makedirs(cfg.out_dir, exist_ok=True)
+        keep_metrics_before(self.path, resume_iter)
+        if cfg.wandb_log:
+            try:
+                import wandb
+            except ImportError:
+                fail("wandb_log=True but wandb is not installed; pip install wandb or set --wandb_log=False")
+            wandb.init(project=cfg.wandb_project, name=cfg.wandb_run_name, config=dataclasses.asdict(cfg))
+            self.wandb = wandb
+
+    def write(self, record):
+        if self.enabled:
+            with open(self.path, 'a') as f:
+                f.write(json.dumps(record) + '\n')
+            if self.wandb is not None:
+                self.wandb.log(record)
+
+
+class Clock:
+    """The run's wall time, and the time left at the mean pace so far of its steps and of its evaluations."""
+
+    def __init__(self, t_start, start_iter, cfg):
+        self.t_start, self.t_loop = t_start, time.time()
+        self.start_iter, self.max_iters, self.eval_interval = start_iter, cfg.max_iters, cfg.eval_interval
+        self.eval_s, self.evals = 0.0, 0
+
+    def add_eval(self, seconds):
+        self.eval_s, self.evals = self.eval_s + seconds, self.evals + 1
+
+    def progress(self, iter_num):
+        """'elapsed 42s, ETA 3m07s'; no ETA before the first step."""
+        elapsed = f"elapsed {duration(time.time() - self.t_start)}"
+        if iter_num == self.start_iter:
+            return elapsed
+        step_s = (time.time() - self.t_loop - self.eval_s) / (iter_num - self.start_iter)
+        evals_left = (self.max_iters - 1) // self.eval_interval - (iter_num - 1) // self.eval_interval + 1  # + the final one
+        left = step_s * (self.max_iters - iter_num) + self.eval_s / max(1, self.evals) * evals_left
+        return f"{elapsed}, ETA {duration(left)}"
+
+
+class Checkpointer:
+    """Writes out_dir/ckpt.pt: the weights, save_state()'s entries, and what describes the run (model_args, config,
+    inheritance provenance, eval windows)."""
+
+    def __init__(self, path, model, optimizer, scaler, setup, extras):
+        self.path, self.model, self.optimizer, self.scaler, self.setup, self.extras = path, model, optimizer, scaler, setup, extras
+
+    def save(self, state):
+        entries = save_state(state, self.optimizer, self.scaler, self.setup)  # every rank: it gathers their RNG states
+        if self.setup.master:
+            save_checkpoint({'model': self.model.state_dict(), **entries, **self.extras}, self.path)
+        if self.setup.ddp:
+            dist.barrier()  # the other ranks wait here (dist_timeout), not in the next step's all-reduce
+
+
+def evaluate_and_save(cfg, state, eval_splits, setup, metrics, clock, checkpointer):
+    """Evaluate on the fixed windows, log, and save a checkpoint when the val loss improved (or always_save_checkpoint)."""
+    t_eval = time.time()
+    losses = estimate_loss(checkpointer.model, eval_splits, cfg.batch_size, cfg.block_size, setup)
+    if setup.master:
+        print(f"step {state.iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}, {clock.progress(state.iter_num)}")
+    if not all(math.isfinite(v) for v in losses.values()):
+        fail(f"the loss became {losses['val']} at step {state.iter_num}; the last good checkpoint in {cfg.out_dir} is left as it was. "
+             "Lower learning_rate or use --dtype=bfloat16/float32")
+    metrics.write({'iter': state.iter_num, 'train_loss': losses['train'], 'val_loss': losses['val'], 'lr': get_lr(state.iter_num, cfg)})
+    improved = losses['val'] < state.best_val_loss
+    state.best_val_loss = min(state.best_val_loss, losses['val'])
+    if (improved or cfg.always_save_checkpoint) and state.iter_num > 0:
+        checkpointer.save(state)
+    clock.add_eval(time.time() - t_eval)
+    return losses
+
+
 def train(cfg):
-    """Run one training (or eval_only) job described by cfg, a dict of DEFAULTS' keys. Every rank calls it.
+    """Run one training (or eval_only) job described by cfg, a TrainConfig. Every rank calls it.
     Returns {'val_loss', 'train_loss', 'best_val_loss', 'iter_num', 'tokens', 'wall_s'} from the final evaluation."""
+    t_start = time.time()
     check_config(cfg)
-    ddp, rank, _, world_size, dev = init_distributed(cfg['backend'], cfg['device'], cfg['dist_timeout'])
-    master = rank == 0
-    device, device_type, ptdtype, autocast = setup_device(dev, cfg['dtype'])
-    grad_accum = cfg['gradient_accumulation_steps']
+
+    # ---- setup: processes, device, data, the model (and teacher), optimizer
+    ddp, rank, _, world_size, dev = init_distributed(cfg.backend, cfg.device, cfg.dist_timeout)
+    setup = Setup(ddp, rank, world_size, *setup_device(dev, cfg.dtype))
+    grad_accum = cfg.gradient_accumulation_steps
     if grad_accum % world_size:
         fail(f"gradient_accumulation_steps={grad_accum} must be a multiple of the number of processes ({world_size})")
     micro_steps = grad_accum // world_size  # this rank's share of each iteration's micro-batches
-    tokens_per_iter = grad_accum * cfg['batch_size'] * cfg['block_size']
-    t_start = time.time()
+    tokens_per_iter = grad_accum * cfg.batch_size * cfg.block_size
 
-    data_dir = os.path.join(cfg['data_root'], cfg['dataset'])
+    data_dir = os.path.join(cfg.data_root, cfg.dataset)
     meta = load_meta(data_dir)
     train_data, val_data = open_tokens(data_dir, 'train'), open_tokens(data_dir, 'val')
     for split, tokens in (('train', train_data), ('val', val_data)):
-        check_fits(len(tokens), cfg['block_size'], f"the {split} split of {data_dir}")  # before a model that size is built
+        check_fits(len(tokens), cfg.block_size, f"the {split} split of {data_dir}")  # before a model that size is built
 
-    teacher = load_teacher(cfg['teacher'], device) if cfg['teacher'] else None  # before seeding: building a GPT draws
-    torch.manual_seed(cfg['seed'] + rank)
-    model, resume_ckpt, provenance = build_model(cfg, meta['vocab_size'], device)
+    teacher = load_teacher(cfg.teacher, setup.device) if cfg.teacher else None  # before seeding: building a GPT draws
+    torch.manual_seed(cfg.seed + rank)
+    model, resume_ckpt, provenance = build_model(cfg, meta['vocab_size'], setup.device)
     if teacher is not None:
-        check_teacher(teacher, model, cfg['teacher'])
+        check_teacher(teacher, model, cfg.teacher)
     model_args = dataclasses.asdict(model.config)
     if meta['vocab_size'] > model.config.vocab_size:
-        fail(f"dataset {cfg['dataset']} has token ids up to {meta['vocab_size']} but the model's vocab_size is {model.config.vocab_size}")
-    if master and cfg['init_from'] not in ('scratch', 'resume'):
-        differing = [k for k in ('n_layer', 'n_head', 'n_embd') if cfg[k] != model_args[k] and cfg[k] != DEFAULTS[k]]
+        fail(f"dataset {cfg.dataset} has token ids up to {meta['vocab_size']} but the model's vocab_size is {model.config.vocab_size}")
+    if setup.master and cfg.init_from not in ('scratch', 'resume'):
+        differing = [k for k in ('n_layer', 'n_head', 'n_embd') if getattr(cfg, k) not in (model_args[k], getattr(DEFAULTS, k))]
         if differing:
             print(f"note: the model shape comes from init_from; config values for {differing} are ignored")
-    model.to(device)
-
-    scaler = torch.amp.GradScaler(device_type, enabled=(ptdtype == torch.float16))
-    optimizer = model.configure_optimizers(cfg['weight_decay'], cfg['learning_rate'], (cfg['beta1'], cfg['beta2']), device_type,
-                                           decay_embeddings=cfg['decay_embeddings'])
+    model.to(setup.device)
+    scaler = torch.amp.GradScaler(setup.device_type, enabled=(setup.ptdtype == torch.float16))
+    optimizer = model.configure_optimizers(cfg.weight_decay, cfg.learning_rate, (cfg.beta1, cfg.beta2), setup.device_type,
+                                           decay_embeddings=cfg.decay_embeddings)
     # every rank draws the offsets of the whole global batch from the same generator and keeps its own share, so a
     # run's data does not depend on the number of processes
-    data_gen = torch.Generator().manual_seed(cfg['seed'])
-    iter_num, best_val_loss = 0, 1e9
+    state = LoopState(torch.Generator().manual_seed(cfg.seed))
+
+    # ---- resume
     if resume_ckpt is not None:
-        saved_groups = [len(g['params']) for g in resume_ckpt['optimizer']['param_groups']]
-        if saved_groups != [len(g['params']) for g in optimizer.param_groups]:
-            saved = resume_ckpt.get('config', {}).get('decay_embeddings', True)
-            fail(f"{cfg['out_dir']}/ckpt.pt groups its parameters for weight decay otherwise (decay_embeddings={saved}); "
-                 f"resume it with --decay_embeddings={saved}")
-        optimizer.load_state_dict(resume_ckpt['optimizer'])
-        if 'scaler' in resume_ckpt:
-            scaler.load_state_dict(resume_ckpt['scaler'])
-        iter_num, best_val_loss = resume_ckpt['iter_num'], float(resume_ckpt['best_val_loss'])
-        rng = resume_ckpt.get('rng')
-        if rng is not None:
-            if len(rng['torch']) != world_size:
-                fail(f"the checkpoint was written by {len(rng['torch'])} processes; resume it with the same number for an exact continuation")
-            # RNG states must be CPU byte tensors; the checkpoint was loaded onto the training device
-            data_gen.set_state(rng['data'].cpu())
-            torch.set_rng_state(rng['torch'][rank].cpu())
-            if device_type == 'cuda' and rng.get('cuda'):
-                torch.cuda.set_rng_state(rng['cuda'][rank].cpu())
-        elif master:
-            print("note: this checkpoint has no RNG state (nanoGPT?), so the resumed data order differs from an uninterrupted run")
-        resume_ckpt = None  # free the memory
+        restore_state(resume_ckpt, state, optimizer, scaler, setup, f"{cfg.out_dir}/ckpt.pt")
+        del resume_ckpt  # free the memory
+
+    # ---- compile and DDP wrap the model that trains; raw_model is what is evaluated and saved
     raw_model = model
-    use_compile = cfg['compile'] if cfg['compile'] is not None else device_type == 'cuda'
+    use_compile = cfg.compile if cfg.compile is not None else setup.device_type == 'cuda'
     if use_compile:
-        if master:
+        if setup.master:
             print("compiling the model with torch.compile: the first steps take a while (--compile=False to skip)")
         # each call compiles a new model (grow.py: one depth per round); graphs of earlier ones would count against
         # dynamo's recompile limit, past which it silently runs eager
@@ -293,153 +435,78 @@ def train(cfg):
         if teacher is not None:
             teacher.final_hidden = torch.compile(teacher.final_hidden)
     if ddp:
-        model = DDP(model, device_ids=[torch.device(device).index] if device_type == 'cuda' else None)
+        model = DDP(model, device_ids=[torch.device(setup.device).index] if setup.device_type == 'cuda' else None)
 
-    n_windows = cfg['eval_windows'] or cfg['eval_iters'] * cfg['batch_size']
-    val_windows = fixed_windows(len(val_data), cfg['block_size'], n_windows)
-    train_windows = fixed_windows(len(train_data), cfg['block_size'], n_windows)
-    # what identifies the val windows, so results.py can tell runs evaluated on other windows apart
-    eval_set = {'dataset': cfg['dataset'], 'val_tokens': len(val_data), 'block_size': cfg['block_size'], 'windows': n_windows,
+    # ---- the fixed evaluation windows, and what identifies them (results.py tells runs on other windows apart)
+    n_windows = cfg.eval_windows or cfg.eval_iters * cfg.batch_size
+    val_windows = fixed_windows(len(val_data), cfg.block_size, n_windows)
+    eval_splits = {'train': (train_data, fixed_windows(len(train_data), cfg.block_size, n_windows)), 'val': (val_data, val_windows)}
+    eval_set = {'dataset': cfg.dataset, 'val_tokens': len(val_data), 'block_size': cfg.block_size, 'windows': n_windows,
                 'offsets_sha1': hashlib.sha1(val_windows.tobytes()).hexdigest()[:12]}
-
-    @torch.no_grad()
-    def estimate_loss():
-        """Mean loss over the fixed windows of each split; the windows are split across ranks and the sums all-reduced."""
-        out = {}
-        model.eval()
-        for split, data, windows in (('train', train_data, train_windows), ('val', val_data, val_windows)):
-            mine = windows[rank::world_size]
-            total = torch.zeros(2, device=device, dtype=torch.float64)  # loss sum, window count
-            for i in range(0, len(mine), cfg['batch_size']):
-                X, Y = get_batch(data, mine[i:i + cfg['batch_size']], cfg['block_size'], device)
-                with autocast:
-                    _, loss = raw_model(X, Y)
-                total += torch.tensor([loss.item() * len(X), len(X)], device=device, dtype=torch.float64)
-            if ddp:
-                dist.all_reduce(total)
-            out[split] = (total[0] / total[1]).item()
-        model.train()
-        return out
-
-    def save(iter_num):
-        rng = {'data': data_gen.get_state(), 'torch': [torch.get_rng_state()],
-               'cuda': [torch.cuda.get_rng_state()] if device_type == 'cuda' else []}
-        if ddp:  # every rank's dropout RNG, so a resumed DDP run continues exactly
-            gathered = [None] * world_size
-            dist.all_gather_object(gathered, (rng['torch'][0], rng['cuda']))
-            rng['torch'] = [g[0] for g in gathered]
-            rng['cuda'] = [c for g in gathered for c in g[1]]
-        if master:
-            save_checkpoint({'model': raw_model.state_dict(), 'optimizer': optimizer.state_dict(), 'scaler': scaler.state_dict(),
-                             'model_args': model_args, 'iter_num': iter_num, 'best_val_loss': best_val_loss,
-                             'config': cfg, 'rng': rng, 'inherit': provenance, 'eval_set': eval_set},
-                            os.path.join(cfg['out_dir'], 'ckpt.pt'))
-        if ddp:
-            dist.barrier()  # the other ranks wait here (dist_timeout), not in the next step's all-reduce
-
-    metrics_path = os.path.join(cfg['out_dir'], 'metrics.jsonl')
-    if master and not cfg['eval_only']:
-        os.makedirs(cfg['out_dir'], exist_ok=True)
-        keep_metrics_before(metrics_path, iter_num if cfg['init_from'] == 'resume' else 0)
-        print(f"{raw_model.get_num_params() / 1e6:.2f}M parameters, {tokens_per_iter:,} tokens per iteration "
-              f"({grad_accum} x {cfg['batch_size']} x {cfg['block_size']}), {world_size} process(es), {device}, {ptdtype}")
-        if peak_flops(torch.device(device), ptdtype) is None:
-            name = torch.cuda.get_device_name(device) if device_type == 'cuda' else device_type
-            print(f"note: MFU is not reported: no known peak FLOP/s for {name} (see GPU_PEAK_FLOPS in model.py)")
-
-    def log(record):
-        if master and not cfg['eval_only']:
-            with open(metrics_path, 'a') as f:
-                f.write(json.dumps(record) + '\n')
-            if cfg['wandb_log']:
-                wandb.log(record)
-
-    if cfg['wandb_log'] and master and not cfg['eval_only']:
-        try:
-            import wandb
-        except ImportError:
-            fail("wandb_log=True but wandb is not installed; pip install wandb or set --wandb_log=False")
-        wandb.init(project=cfg['wandb_project'], name=cfg['wandb_run_name'], config=cfg)
-
-    def evaluate_and_save(iter_num):
-        nonlocal best_val_loss, eval_s, evals_done
-        t_eval = time.time()
-        losses = estimate_loss()
-        if master:
-            print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}, {progress(iter_num)}")
-        if not all(math.isfinite(v) for v in losses.values()):
-            fail(f"the loss became {losses['val']} at step {iter_num}; the last good checkpoint in {cfg['out_dir']} is left as it was. "
-                 "Lower learning_rate or use --dtype=bfloat16/float32")
-        log({'iter': iter_num, 'train_loss': losses['train'], 'val_loss': losses['val'], 'lr': get_lr(iter_num, cfg)})
-        improved = losses['val'] < best_val_loss
-        best_val_loss = min(best_val_loss, losses['val'])
-        if (improved or cfg['always_save_checkpoint']) and iter_num > 0:
-            save(iter_num)
-        eval_s, evals_done = eval_s + time.time() - t_eval, evals_done + 1
-        return losses
-
-    if cfg['eval_only']:
-        losses = estimate_loss()
-        if master:
-            print(f"{cfg['init_from']}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f} "
-                  f"({len(val_windows)} fixed windows of {cfg['block_size']} tokens)")
+    if cfg.eval_only:
+        losses = estimate_loss(raw_model, eval_splits, cfg.batch_size, cfg.block_size, setup)
+        if setup.master:
+            print(f"{cfg.init_from}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f} "
+                  f"({len(val_windows)} fixed windows of {cfg.block_size} tokens)")
         return {'val_loss': losses['val'], 'train_loss': losses['train'], 'best_val_loss': losses['val'],
-                'iter_num': iter_num, 'tokens': 0, 'wall_s': time.time() - t_start}
+                'iter_num': state.iter_num, 'tokens': 0, 'wall_s': time.time() - t_start}
 
-    def progress(iter_num):
-        """Wall time since train() began and the time left: the remaining steps and evals at their mean pace so far."""
-        elapsed = f"elapsed {duration(time.time() - t_start)}"
-        if iter_num == start_iter:
-            return elapsed
-        step_s = (time.time() - t_loop - eval_s) / (iter_num - start_iter)
-        evals_left = (cfg['max_iters'] - 1) // cfg['eval_interval'] - (iter_num - 1) // cfg['eval_interval'] + 1  # + the final one
-        left = step_s * (cfg['max_iters'] - iter_num) + eval_s / max(1, evals_done) * evals_left
-        return f"{elapsed}, ETA {duration(left)}"
+    metrics = MetricsLog(cfg, setup, state.iter_num if cfg.init_from == 'resume' else 0)
+    if setup.master:
+        print(f"{raw_model.get_num_params() / 1e6:.2f}M parameters, {tokens_per_iter:,} tokens per iteration "
+              f"({grad_accum} x {cfg.batch_size} x {cfg.block_size}), {world_size} process(es), {setup.device}, {setup.ptdtype}")
+        if peak_flops(torch.device(setup.device), setup.ptdtype) is None:
+            name = torch.cuda.get_device_name(setup.device) if setup.device_type == 'cuda' else setup.device_type
+            print(f"note: MFU is not reported: no known peak FLOP/s for {name} (see GPU_PEAK_FLOPS in model.py)")
+    checkpointer = Checkpointer(os.path.join(cfg.out_dir, 'ckpt.pt'), raw_model, optimizer, scaler, setup,
+                                {'model_args': model_args, 'config': dataclasses.asdict(cfg), 'inherit': provenance,
+                                 'eval_set': eval_set})
 
-    start_iter, eval_s, evals_done = iter_num, 0.0, 0
-    t_log, iters_since_log = time.time(), 0
-    t_loop, next_timed_log = t_log, iter_num + 1  # DDP logs the first step, to learn the pace
-    while iter_num < cfg['max_iters']:
-        if iter_num % cfg['eval_interval'] == 0:
-            losses = evaluate_and_save(iter_num)
+    # ---- the loop
+    clock = Clock(t_start, state.iter_num, cfg)
+    start_iter = state.iter_num
+    t_log, iters_since_log, next_timed_log = time.time(), 0, state.iter_num + 1  # DDP logs the first step, to learn the pace
+    while state.iter_num < cfg.max_iters:
+        if state.iter_num % cfg.eval_interval == 0:
+            evaluate_and_save(cfg, state, eval_splits, setup, metrics, clock, checkpointer)
             t_log, iters_since_log = time.time(), 0  # don't count eval time in the step timings
-        lr = get_lr(iter_num, cfg)
+        lr = get_lr(state.iter_num, cfg)
         for group in optimizer.param_groups:
             group['lr'] = lr
-        offsets = torch.randint(len(train_data) - cfg['block_size'], (grad_accum, cfg['batch_size']), generator=data_gen)
-        batches = [get_batch(train_data, offsets[rank * micro_steps + i].numpy(), cfg['block_size'], device) for i in range(micro_steps)]
-        loss_sum = train_step(model, optimizer, scaler, autocast, batches, cfg['grad_clip'], ddp, cfg['fused_loss'], teacher,
-                              cfg['kd_alpha'], cfg['kd_temperature'])
-        iter_num += 1
+        offsets = torch.randint(len(train_data) - cfg.block_size, (grad_accum, cfg.batch_size), generator=state.data_gen)
+        batches = [get_batch(train_data, offsets[rank * micro_steps + i].numpy(), cfg.block_size, setup.device) for i in range(micro_steps)]
+        loss_sum = train_step(model, optimizer, scaler, setup.autocast, batches, cfg.grad_clip, ddp, cfg.fused_loss, teacher,
+                              cfg.kd_alpha, cfg.kd_temperature)
+        state.iter_num += 1
         iters_since_log += 1
 
         # a line at least every log_seconds: one process reads the clock; DDP ranks must all decide alike (the line
         # all-reduces), so they log after as many steps as fit in log_seconds at rank 0's last pace
-        timed = iter_num >= next_timed_log if ddp else time.time() - t_log >= cfg['log_seconds']
-        if iter_num % cfg['log_interval'] == 0 or iter_num == cfg['max_iters'] or (cfg['log_seconds'] > 0 and timed):
+        timed = state.iter_num >= next_timed_log if ddp else time.time() - t_log >= cfg.log_seconds
+        if state.iter_num % cfg.log_interval == 0 or state.iter_num == cfg.max_iters or (cfg.log_seconds > 0 and timed):
             if ddp:
                 dist.all_reduce(loss_sum)  # gloo has no AVG
             lossf, ce, kd = (loss_sum / world_size).tolist()  # syncs with the device, so the timing below is real
             if not math.isfinite(lossf):
-                fail(f"training loss became {lossf} at step {iter_num}; the last good checkpoint in {cfg['out_dir']} is left as it was. "
+                fail(f"training loss became {lossf} at step {state.iter_num}; the last good checkpoint in {cfg.out_dir} is left as it was. "
                      "Lower learning_rate or use --dtype=bfloat16/float32")
             dt = (time.time() - t_log) / iters_since_log
             t_log, iters_since_log = time.time(), 0
             if ddp:
-                pace = torch.tensor([dt], device=device)
+                pace = torch.tensor([dt], device=setup.device)
                 dist.broadcast(pace, 0)
-                next_timed_log = iter_num + max(1, int(cfg['log_seconds'] / pace.item()))
-            mfu = raw_model.estimate_mfu(cfg['batch_size'] * micro_steps, dt, ptdtype, teacher)
-            if master:
+                next_timed_log = state.iter_num + max(1, int(cfg.log_seconds / pace.item()))
+            mfu = raw_model.estimate_mfu(cfg.batch_size * micro_steps, dt, setup.ptdtype, teacher)
+            if setup.master:
                 terms = f" (ce {ce:.4f}, kd {kd:.4f})" if teacher is not None else ""
                 mfu_text = "" if mfu is None else f", mfu {mfu * 100:.1f}%" + (" incl. the teacher's forward" if teacher is not None else "")
-                print(f"iter {iter_num}: loss {lossf:.4f}{terms}, lr {lr:.3e}, {dt * 1000:.1f} ms/iter, "
-                      f"{tokens_per_iter / dt:,.0f} tok/s{mfu_text}, {progress(iter_num)}")
-            log({'iter': iter_num, 'loss': lossf, 'lr': lr, 'ms_per_iter': dt * 1000, 'tokens_per_s': tokens_per_iter / dt,
-                 'mfu': mfu, **({'ce': ce, 'kd': kd} if teacher is not None else {})})
-    losses = evaluate_and_save(iter_num)  # save() holds every rank until rank 0's checkpoint is written (grow.py reads it)
-    return {'val_loss': losses['val'], 'train_loss': losses['train'], 'best_val_loss': best_val_loss, 'iter_num': iter_num,
-            'tokens': (iter_num - start_iter) * tokens_per_iter, 'wall_s': time.time() - t_start}
+                print(f"iter {state.iter_num}: loss {lossf:.4f}{terms}, lr {lr:.3e}, {dt * 1000:.1f} ms/iter, "
+                      f"{tokens_per_iter / dt:,.0f} tok/s{mfu_text}, {clock.progress(state.iter_num)}")
+            metrics.write({'iter': state.iter_num, 'loss': lossf, 'lr': lr, 'ms_per_iter': dt * 1000, 'tokens_per_s': tokens_per_iter / dt,
+                           'mfu': mfu, **({'ce': ce, 'kd': kd} if teacher is not None else {})})
+    losses = evaluate_and_save(cfg, state, eval_splits, setup, metrics, clock, checkpointer)  # its save holds every rank until rank 0's checkpoint is written (grow.py reads it)
+    return {'val_loss': losses['val'], 'train_loss': losses['train'], 'best_val_loss': state.best_val_loss,
+            'iter_num': state.iter_num, 'tokens': (state.iter_num - start_iter) * tokens_per_iter, 'wall_s': time.time() - t_start}
 
 
 def duration(seconds):
@@ -471,6 +538,6 @@ def keep_metrics_before(path, iter_num):
 
 
 if __name__ == '__main__':
-    result = train(configure(DEFAULTS, sys.argv[1:]))
+    result = train(configure(TrainConfig, sys.argv[1:]))
     if dist.is_initialized():
         dist.destroy_process_group()

@@ -6,6 +6,7 @@ import glob
 import json
 import os
 import statistics
+from dataclasses import replace
 
 import pytest
 import torch
@@ -30,15 +31,15 @@ def paper_configs():
     return [n for n in names if not n.startswith(('shakespeare', 'eval_')) and n not in NOT_PAPER]
 
 
-def mini_config(name, root, out_root, defaults=train.DEFAULTS):
+def mini_config(name, root, out_root, settings=train.TrainConfig):
     """The config as a user's file gives it, its out/ paths moved under out_root, shrunk by MINI."""
     os.chdir(REPO)  # configs exec() each other by repo-relative paths
-    cfg = configure(defaults, [f'config/{name}', *MINI, f'--data_root={root}'])
-    moved = {key: os.path.join(out_root, os.path.relpath(cfg[key], 'out'))
-             for key in ('out_dir', 'init_from', 'teacher', 'reference') if str(cfg.get(key, '')).startswith('out/')}
-    extra = MINI_WIDTH if cfg['init_from'] == 'scratch' else []
-    extra += MINI_HALF_WIDTH if cfg['inherit_n_embd'] is not None else []
-    return configure(defaults, [f'config/{name}', *MINI, f'--data_root={root}', *extra,
+    cfg = configure(settings, [f'config/{name}', *MINI, f'--data_root={root}'])
+    moved = {key: os.path.join(out_root, os.path.relpath(getattr(cfg, key), 'out'))
+             for key in ('out_dir', 'init_from', 'teacher', 'reference') if str(getattr(cfg, key, '')).startswith('out/')}
+    extra = MINI_WIDTH if cfg.init_from == 'scratch' else []
+    extra += MINI_HALF_WIDTH if cfg.inherit_n_embd is not None else []
+    return configure(settings, [f'config/{name}', *MINI, f'--data_root={root}', *extra,
                                 *(f'--{k}={v}' for k, v in moved.items())])
 
 
@@ -48,13 +49,13 @@ def mini_runs(shakespeare_root, tmp_path_factory):
     stacking's stage 1), then everything that starts from one of them (or distils from one), then grow.py."""
     out_root = tmp_path_factory.mktemp('out')
     cwd = os.getcwd()
-    configs = {name: mini_config(name, shakespeare_root, out_root, grow.DEFAULTS if name.startswith('grow') else train.DEFAULTS)
+    configs = {name: mini_config(name, shakespeare_root, out_root, grow.GrowConfig if name.startswith('grow') else train.TrainConfig)
                for name in paper_configs()}
-    needs_a_model = lambda n: configs[n]['init_from'] != 'scratch' or bool(configs[n].get('teacher'))  # KD's teacher too
+    needs_a_model = lambda n: configs[n].init_from != 'scratch' or bool(configs[n].teacher)  # KD's teacher too
     order = sorted(configs, key=lambda n: (n.startswith('grow'), needs_a_model(n)))
     for name in order:
         if name.startswith('grow'):
-            grow.grow({**configs[name], 'max_layers': configs[name]['start_layers']})  # one round
+            grow.grow(replace(configs[name], max_layers=configs[name].start_layers))  # one round
         else:
             train.train(configs[name])
     os.chdir(cwd)
@@ -66,18 +67,18 @@ def test_every_paper_config_runs_at_mini_scale(mini_runs):
     assert len(configs) >= 40
     for name, cfg in configs.items():
         is_grow = name.startswith('grow')
-        run_dir = os.path.join(cfg['out_dir'], f"round_{cfg['start_layers']}") if is_grow else cfg['out_dir']
+        run_dir = os.path.join(cfg.out_dir, f"round_{cfg.start_layers}") if is_grow else cfg.out_dir
         ckpt = torch.load(os.path.join(run_dir, 'ckpt.pt'), weights_only=True)
         assert ckpt['iter_num'] == 2 and ckpt['eval_set']['windows'] == 4, name
         decayed = ckpt['optimizer']['param_groups'][0]['params']
         assert len(decayed) == 4 * ckpt['model_args']['n_layer'], name  # decay_embeddings=False: Linear weights only
         if is_grow:
-            assert ckpt['inherit']['source'] == cfg['reference'] and ckpt['inherit']['layers'] == list(range(12))
-        elif cfg['init_from'] == 'scratch':
-            assert ckpt['model_args']['n_layer'] == cfg['n_layer'] and ckpt['inherit'] is None, name
+            assert ckpt['inherit']['source'] == cfg.reference and ckpt['inherit']['layers'] == list(range(12))
+        elif cfg.init_from == 'scratch':
+            assert ckpt['model_args']['n_layer'] == cfg.n_layer and ckpt['inherit'] is None, name
         else:
-            assert ckpt['inherit']['source'] == os.path.abspath(cfg['init_from']), name
-    shapes = {name: torch.load(os.path.join(configs[name]['out_dir'], 'ckpt.pt'), weights_only=True)['model_args']
+            assert ckpt['inherit']['source'] == os.path.abspath(cfg.init_from), name
+    shapes = {name: torch.load(os.path.join(configs[name].out_dir, 'ckpt.pt'), weights_only=True)['model_args']
               for name in ('halfwidth_gpt2m_24.py', 'hybrid_gpt2xl_24.py', 'stack_gpt2l_18.py', 'inherit_gpt2s_layers8-11.py')}
     assert (shapes['halfwidth_gpt2m_24.py']['n_layer'], shapes['halfwidth_gpt2m_24.py']['n_embd']) == (24, 16)
     assert [shapes[n]['n_layer'] for n in ('hybrid_gpt2xl_24.py', 'stack_gpt2l_18.py', 'inherit_gpt2s_layers8-11.py')] == [24, 18, 4]
@@ -87,8 +88,8 @@ def test_paper_configs_share_one_eval_set():
     os.chdir(REPO)
     names = paper_configs() + [os.path.basename(p) for p in glob.glob(str(REPO / 'config' / 'eval_gpt2*.py'))]
     for name in names:
-        cfg = configure(grow.DEFAULTS if name.startswith('grow') else train.DEFAULTS, [f'config/{name}'])
-        assert (cfg['eval_windows'], cfg['block_size'], cfg['dataset']) == (2400, 1024, 'fineweb_edu' if 'dagger' in name or 'fineweb' in name else 'openwebtext'), name
+        cfg = configure(grow.GrowConfig if name.startswith('grow') else train.TrainConfig, [f'config/{name}'])
+        assert (cfg.eval_windows, cfg.block_size, cfg.dataset) == (2400, 1024, 'fineweb_edu' if 'dagger' in name or 'fineweb' in name else 'openwebtext'), name
 
 
 def test_paper_configs_decay_no_embeddings_as_the_authors_runs():
@@ -96,8 +97,8 @@ def test_paper_configs_decay_no_embeddings_as_the_authors_runs():
     today's nanoGPT default."""
     os.chdir(REPO)
     for name in sorted(os.path.basename(p) for p in glob.glob(str(REPO / 'config' / '*.py'))):
-        cfg = configure(grow.DEFAULTS if 'grow' in name else train.DEFAULTS, [f'config/{name}'])
-        assert cfg['decay_embeddings'] == (name not in paper_configs()), name
+        cfg = configure(grow.GrowConfig if 'grow' in name else train.TrainConfig, [f'config/{name}'])
+        assert cfg.decay_embeddings == (name not in paper_configs()), name
 
 
 def block(state, i):
@@ -118,7 +119,7 @@ def test_stacking_and_layer_maps_copy_the_right_blocks(mini_runs, name, source, 
     """train.py's own model building for the config: target block i is exactly the source's block expected[i]."""
     _, configs = mini_runs
     cfg = configs[name]
-    src = torch.load(os.path.join(configs[source]['out_dir'], 'ckpt.pt'), weights_only=True)['model']
+    src = torch.load(os.path.join(configs[source].out_dir, 'ckpt.pt'), weights_only=True)['model']
     model, _, provenance = train.build_model(cfg, 50257, 'cpu')
     state = model.state_dict()
     assert model.config.n_layer == len(expected) and provenance['layers'] == expected
@@ -131,7 +132,7 @@ def test_stacking_and_layer_maps_copy_the_right_blocks(mini_runs, name, source, 
 
 def test_table3_and_half_width_configs_build_what_they_say(mini_runs):
     _, configs = mini_runs
-    ref = torch.load(os.path.join(configs['train_gpt2m_24.py']['out_dir'], 'ckpt.pt'), weights_only=True)['model']
+    ref = torch.load(os.path.join(configs['train_gpt2m_24.py'].out_dir, 'ckpt.pt'), weights_only=True)['model']
     for name, kept, fresh in [('inherit_gpt2m_16_attn_ln.py', 'attn.c_attn.weight', 'mlp.c_fc.weight'),
                               ('inherit_gpt2m_16_mlp_ln.py', 'mlp.c_fc.weight', 'attn.c_attn.weight'),
                               ('inherit_gpt2m_16_attn_mlp.py', 'attn.c_proj.weight', 'ln_1.weight')]:
@@ -150,12 +151,12 @@ def test_table3_and_half_width_configs_build_what_they_say(mini_runs):
 
 def test_results_table_of_the_mini_runs(mini_runs, tmp_path, capsys):
     out_root, configs = mini_runs
-    reference = configs['train_gpt2m_24.py']['out_dir']
+    reference = configs['train_gpt2m_24.py'].out_dir
     rows = results.main([os.path.join(out_root, '*'), f'--reference={reference}', f'--out={tmp_path / "table"}'])
     by_name = {os.path.basename(r['name']): r for r in rows}
     assert 'round_12' in by_name  # the grow directory's round
     ref_loss = by_name['gpt2m_24']['val_loss']
-    metrics = [json.loads(line) for line in open(os.path.join(configs['hybrid_gpt2m_12.py']['out_dir'], 'metrics.jsonl'))]
+    metrics = [json.loads(line) for line in open(os.path.join(configs['hybrid_gpt2m_12.py'].out_dir, 'metrics.jsonl'))]
     hybrid = by_name['hybrid_gpt2m_12']
     assert hybrid['val_loss'] == metrics[-1]['val_loss'] and hybrid['delta'] == pytest.approx(hybrid['val_loss'] - ref_loss)
     assert hybrid['init'] == 'stacked blocks 0-5,0-5 of gpt2m_24 (24L)'
@@ -182,8 +183,8 @@ def test_results_groups_seeds_and_flags_other_windows(mini_runs, shakespeare_roo
     _, configs = mini_runs
     base = configs['baseline_gpt2s_4.py']
     for seed in (1, 2, 3):
-        train.train({**base, 'seed': seed, 'out_dir': str(tmp_path / f'base_s{seed}')})
-    train.train({**base, 'eval_windows': 6, 'out_dir': str(tmp_path / 'other_windows')})
+        train.train(replace(base, seed=seed, out_dir=str(tmp_path / f'base_s{seed}')))
+    train.train(replace(base, eval_windows=6, out_dir=str(tmp_path / 'other_windows')))
     losses = [[json.loads(line) for line in open(tmp_path / f'base_s{s}' / 'metrics.jsonl')][-1]['val_loss'] for s in (1, 2, 3)]
     assert len(set(losses)) == 3  # the seeds really differ
     rows = results.main([str(tmp_path / 'base_s*'), str(tmp_path / 'other_windows'), '--group=_s1,_s2,_s3',
@@ -198,45 +199,45 @@ def test_results_groups_seeds_and_flags_other_windows(mini_runs, shakespeare_roo
 
 def test_eval_windows_do_not_depend_on_batch_size(mini_runs, tmp_path):
     _, configs = mini_runs
-    base = {**configs['baseline_gpt2s_4.py'], 'max_iters': 0}  # evaluate the step-0 model only
+    base = replace(configs['baseline_gpt2s_4.py'], max_iters=0)  # evaluate the step-0 model only
     losses = []
     for batch_size, eval_iters in ((2, 1), (3, 7), (8, 2)):
         out_dir = tmp_path / f'b{batch_size}'
-        train.train({**base, 'batch_size': batch_size, 'eval_iters': eval_iters, 'eval_windows': 5, 'out_dir': str(out_dir)})
+        train.train(replace(base, batch_size=batch_size, eval_iters=eval_iters, eval_windows=5, out_dir=str(out_dir)))
         losses.append([json.loads(line) for line in open(out_dir / 'metrics.jsonl')][0]['val_loss'])
     assert losses == pytest.approx([losses[0]] * 3, abs=1e-6)
     # the same model on other windows gives another loss, so the equality above is not a coincidence
-    other = train.train({**base, 'eval_windows': 6, 'out_dir': str(tmp_path / 'other')})
+    other = train.train(replace(base, eval_windows=6, out_dir=str(tmp_path / 'other')))
     assert other['val_loss'] != pytest.approx(losses[0], abs=1e-4)
     # without eval_windows: nanoGPT's eval_iters * batch_size windows
-    train.train({**base, 'max_iters': 1, 'eval_windows': None, 'eval_iters': 3, 'batch_size': 2, 'out_dir': str(tmp_path / 'nano')})
+    train.train(replace(base, max_iters=1, eval_windows=None, eval_iters=3, batch_size=2, out_dir=str(tmp_path / 'nano')))
     assert torch.load(tmp_path / 'nano' / 'ckpt.pt', weights_only=True)['eval_set']['windows'] == 6
 
 
 def test_eval_set_is_recorded_and_identifies_the_windows(mini_runs):
     _, configs = mini_runs
-    a = torch.load(os.path.join(configs['train_gpt2m_24.py']['out_dir'], 'ckpt.pt'), weights_only=True)['eval_set']
-    b = torch.load(os.path.join(configs['baseline_gpt2s_4.py']['out_dir'], 'ckpt.pt'), weights_only=True)['eval_set']
+    a = torch.load(os.path.join(configs['train_gpt2m_24.py'].out_dir, 'ckpt.pt'), weights_only=True)['eval_set']
+    b = torch.load(os.path.join(configs['baseline_gpt2s_4.py'].out_dir, 'ckpt.pt'), weights_only=True)['eval_set']
     assert a == b and a['dataset'] == 'shakespeare' and a['block_size'] == 32 and a['windows'] == 4
     from data import fixed_windows, open_tokens
     import hashlib
-    val = open_tokens(os.path.join(configs['train_gpt2m_24.py']['data_root'], 'shakespeare'), 'val')
+    val = open_tokens(os.path.join(configs['train_gpt2m_24.py'].data_root, 'shakespeare'), 'val')
     assert a['val_tokens'] == len(val)
     assert a['offsets_sha1'] == hashlib.sha1(fixed_windows(len(val), 32, 4).tobytes()).hexdigest()[:12]
 
 
 def test_layer_list_on_the_command_line(mini_runs, shakespeare_root, tmp_path):
     _, configs = mini_runs
-    reference = configs['train_gpt2s_12.py']['out_dir']
-    assert configure(train.DEFAULTS, ['--inherit_layers=0,2,4,6'])['inherit_layers'] == [0, 2, 4, 6]
-    assert configure(train.DEFAULTS, ['--inherit_layers=0-3,0-3'])['inherit_layers'] == '0-3,0-3'
-    assert configure(train.DEFAULTS, ['--inherit_layers=[5]'])['inherit_layers'] == [5]
+    reference = configs['train_gpt2s_12.py'].out_dir
+    assert configure(train.TrainConfig, ['--inherit_layers=0,2,4,6']).inherit_layers == [0, 2, 4, 6]
+    assert configure(train.TrainConfig, ['--inherit_layers=0-3,0-3']).inherit_layers == '0-3,0-3'
+    assert configure(train.TrainConfig, ['--inherit_layers=[5]']).inherit_layers == [5]
     run_script('train.py', *MINI, f'--data_root={shakespeare_root}', f'--init_from={reference}', '--inherit_layers=0,2,4,6',
                f'--out_dir={tmp_path / "alternate"}', '--max_iters=1', '--eval_interval=1')
     ckpt = torch.load(tmp_path / 'alternate' / 'ckpt.pt', weights_only=True)
     assert ckpt['inherit']['layers'] == [0, 2, 4, 6] and ckpt['model_args']['n_layer'] == 4
-    model, _, provenance = train.build_model({**configs['train_gpt2s_12.py'], 'init_from': reference,
-                                              'inherit_layers': [0, 2, 4, 6]}, 50257, 'cpu')
+    model, _, provenance = train.build_model(replace(configs['train_gpt2s_12.py'], init_from=reference,
+                                                     inherit_layers=[0, 2, 4, 6]), 50257, 'cpu')
     src = torch.load(os.path.join(reference, 'ckpt.pt'), weights_only=True)['model']
     state = model.state_dict()
     for i, s in enumerate([0, 2, 4, 6]):
@@ -255,7 +256,7 @@ def test_layer_list_on_the_command_line(mini_runs, shakespeare_root, tmp_path):
 def test_bad_warm_starts_fail_in_one_line_and_write_nothing(mini_runs, shakespeare_root, tmp_path, extra, message):
     _, configs = mini_runs
     out_dir = tmp_path / 'run'
-    proc = run_script('train.py', *MINI, f'--data_root={shakespeare_root}', f"--init_from={configs['train_gpt2s_12.py']['out_dir']}",
+    proc = run_script('train.py', *MINI, f'--data_root={shakespeare_root}', f"--init_from={configs['train_gpt2s_12.py'].out_dir}",
                       f'--out_dir={out_dir}', *extra, check=False)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 1 and len(lines) == 1 and lines[0].startswith('error:') and message in lines[0], proc.stderr
@@ -264,7 +265,7 @@ def test_bad_warm_starts_fail_in_one_line_and_write_nothing(mini_runs, shakespea
 
 def test_results_bad_input_is_one_line_error_and_writes_nothing(mini_runs, tmp_path):
     _, configs = mini_runs
-    ref, small = configs['train_gpt2m_24.py']['out_dir'], configs['baseline_gpt2s_4.py']['out_dir']
+    ref, small = configs['train_gpt2m_24.py'].out_dir, configs['baseline_gpt2s_4.py'].out_dir
     out = tmp_path / 'table'
     (tmp_path / 'links').mkdir()  # two runs of different depths named like seed replicates
     os.symlink(ref, tmp_path / 'links' / 'mix_s1')

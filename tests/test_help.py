@@ -1,5 +1,6 @@
 """--help and -h on every script: its docstring, then every config key with its default and its comment, exit 0."""
 import ast
+import dataclasses
 import importlib
 import runpy
 import sys
@@ -27,10 +28,10 @@ def test_help_shows_docstring_and_every_key(script, monkeypatch, capsys):
     doc = ast.get_docstring(ast.parse((REPO / script).read_text()), clean=False).strip("\n")
     assert out.startswith(doc + "\n")
     module = importlib.import_module(script[:-3])
-    defaults = getattr(module, "DEFAULTS", None) or module.defaults
+    settings = getattr(module, re.search(r"configure\((\w+),", (REPO / script).read_text())[1])  # the script's dataclass
     lines = out[len(doc):].splitlines()
-    for key, value in defaults.items():
-        assert sum(line.startswith(f"  --{key}={value!r}") for line in lines) == 1, key
+    for field in dataclasses.fields(settings):
+        assert sum(line.startswith(f"  --{field.name}={field.default!r}") for line in lines) == 1, field.name
 
 
 @pytest.mark.parametrize("script,line", [

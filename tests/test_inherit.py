@@ -2,6 +2,7 @@
 import json
 import math
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -77,7 +78,7 @@ def full_logits(model, idx):
 @pytest.mark.parametrize('kind', ['project', 'nanogpt'])
 def test_default_copies_embeddings_first_blocks_and_ln_f(tmp_path, sources, kind):
     src = source_state(sources[kind])
-    ckpt = run_inherit(tmp_path, f'--source={sources[kind]}', '--n_layer=3')
+    ckpt = run_inherit(tmp_path, f'--source={sources[kind]}', '--inherit_layers=3')
     assert ckpt['model_args'] == dict(SRC, n_layer=3) | ({'gelu_approximate': 'none'} if kind == 'nanogpt' else {})
     assert (ckpt['iter_num'], ckpt['best_val_loss'], ckpt['config']) == (0, 1e9, {})
     assert 'optimizer' not in ckpt
@@ -94,7 +95,7 @@ def test_default_copies_embeddings_first_blocks_and_ln_f(tmp_path, sources, kind
 def test_full_depth_reproduces_source_logits_exactly(tmp_path, sources, kind):
     source, _ = load_model(sources[kind])
     L = source.config.n_layer
-    run_inherit(tmp_path, f'--source={sources[kind]}', f'--n_layer={L}')
+    run_inherit(tmp_path, f'--source={sources[kind]}', f'--inherit_layers={L}')
     target, _ = load_model(str(tmp_path / 'inherited.pt'))
     idx = torch.randint(0, SRC['vocab_size'], (2, 32), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
@@ -105,14 +106,14 @@ def test_full_depth_reproduces_source_logits_exactly(tmp_path, sources, kind):
     (['--inherit_wpe=False'], {'wte', 'ln_f', 'attn', 'mlp', 'ln'}),
     (['--inherit_ln_f=False'], {'wte', 'wpe', 'attn', 'mlp', 'ln'}),
     (['--inherit_wpe=False', '--inherit_ln_f=False'], {'wte', 'attn', 'mlp', 'ln'}),  # the authors' script
-    (['--block_parts=attn,ln'], {'wte', 'wpe', 'ln_f', 'attn', 'ln'}),  # Table 3 rows
-    (['--block_parts=mlp,ln'], {'wte', 'wpe', 'ln_f', 'mlp', 'ln'}),
-    (['--block_parts=attn,mlp'], {'wte', 'wpe', 'ln_f', 'attn', 'mlp'}),
-    (['--block_parts=none', '--seed=7'], {'wte', 'wpe', 'ln_f'}),
+    (['--inherit_block_parts=attn,ln'], {'wte', 'wpe', 'ln_f', 'attn', 'ln'}),  # Table 3 rows
+    (['--inherit_block_parts=mlp,ln'], {'wte', 'wpe', 'ln_f', 'mlp', 'ln'}),
+    (['--inherit_block_parts=attn,mlp'], {'wte', 'wpe', 'ln_f', 'attn', 'mlp'}),
+    (['--inherit_block_parts=none', '--seed=7'], {'wte', 'wpe', 'ln_f'}),
 ])
 def test_options_inherit_exactly_the_chosen_parts(tmp_path, sources, args, inherited):
     src = source_state(sources['project'])
-    ckpt = run_inherit(tmp_path, f'--source={sources["project"]}', '--n_layer=4', *args)
+    ckpt = run_inherit(tmp_path, f'--source={sources["project"]}', '--inherit_layers=4', *args)
     seed = 7 if '--seed=7' in args else 1337
     fresh = fresh_state(ckpt['model_args'], seed)  # what inherit.py must leave in the parts it does not copy
     for k, v in ckpt['model'].items():
@@ -134,7 +135,7 @@ def test_options_inherit_exactly_the_chosen_parts(tmp_path, sources, args, inher
 
 
 def test_fresh_parts_have_gpt2_init_statistics_of_the_target_depth(tmp_path, sources):
-    ckpt = run_inherit(tmp_path, f'--source={sources["project"]}', '--n_layer=3', '--block_parts=none',
+    ckpt = run_inherit(tmp_path, f'--source={sources["project"]}', '--inherit_layers=3', '--inherit_block_parts=none',
                        '--inherit_wpe=False', '--inherit_ln_f=False')
     sd = ckpt['model']
     stacked = lambda suffix: torch.cat([sd[f'transformer.h.{i}.{suffix}'].flatten() for i in range(3)])
@@ -157,12 +158,13 @@ def test_fresh_parts_have_gpt2_init_statistics_of_the_target_depth(tmp_path, sou
     ('3-5', [3, 4, 5]),  # later layers (Table 4)
     ('0,2,4', [0, 2, 4]),  # DistilBERT-style
     ('5, 0,5', [5, 0, 5]),
-    ('4', [4]),
+    ('[4]', [4]),  # a one-block list; a bare 4 means the first four blocks, as in train.py
+    ('4', [0, 1, 2, 3]),
     ('0-5,0-5', list(range(6)) * 2),  # deeper than the source
 ])
 def test_layers_map_source_blocks_to_target_positions(tmp_path, sources, spec, expected):
     src = source_state(sources['project'])
-    ckpt = run_inherit(tmp_path, f'--source={sources["project"]}', f'--layers={spec}')
+    ckpt = run_inherit(tmp_path, f'--source={sources["project"]}', f'--inherit_layers={spec}')
     assert ckpt['model_args']['n_layer'] == len(expected)
     assert ckpt['inherit']['layers'] == expected
     for i, s in enumerate(expected):
@@ -171,17 +173,13 @@ def test_layers_map_source_blocks_to_target_positions(tmp_path, sources, spec, e
     assert not any(k.startswith(f'transformer.h.{len(expected)}.') for k in ckpt['model'])
 
 
-def test_n_layer_agreeing_with_layers_is_accepted(tmp_path, sources):
-    assert run_inherit(tmp_path, f'--source={sources["project"]}', '--n_layer=3', '--layers=3-5')['inherit']['layers'] == [3, 4, 5]
-
-
 def test_out_directory_gets_ckpt_pt(tmp_path, sources):
-    inherit.main([f'--source={sources["project"]}', '--n_layer=1', f'--out={tmp_path / "run"}{os.sep}'])
+    inherit.main([f'--source={sources["project"]}', '--inherit_layers=1', f'--out={tmp_path / "run"}{os.sep}'])
     assert load_checkpoint(tmp_path / 'run')['model_args']['n_layer'] == 1  # reads run/ckpt.pt
 
 
 def test_provenance_is_stored_and_printed(tmp_path, sources, capsys):
-    ckpt = run_inherit(tmp_path, f'--source={sources["project"]}', '--layers=0-1,4', '--inherit_ln_f=False')
+    ckpt = run_inherit(tmp_path, f'--source={sources["project"]}', '--inherit_layers=0-1,4', '--inherit_ln_f=False')
     p = ckpt['inherit']
     assert p['source'] == os.path.abspath(sources['project']) and p['source_kind'] == 'checkpoint'
     assert p['source_model_args'] == SRC
@@ -195,19 +193,19 @@ def test_provenance_is_stored_and_printed(tmp_path, sources, capsys):
 
 
 def test_moved_blocks_under_inverse_layer_scaling_are_noted_not_rescaled(tmp_path, sources, capsys):
-    ckpt = run_inherit(tmp_path, f'--source={sources["hf"]}', '--layers=2,1')
+    ckpt = run_inherit(tmp_path, f'--source={sources["hf"]}', '--inherit_layers=2,1')
     assert ckpt['model_args']['scale_attn_by_inverse_layer_idx'] is True
     assert any('2->0' in note and 'scale' in note for note in ckpt['inherit']['notes'])
     assert '2->0' in capsys.readouterr().out
     model, _ = load_model(str(tmp_path / 'inherited.pt'))
     head_dim = SRC['n_embd'] // SRC['n_head']
     assert model.transformer.h[0].attn.scale == 1 / math.sqrt(head_dim)  # position 0's scale, as the model defines it
-    assert run_inherit(tmp_path, f'--source={sources["hf"]}', '--n_layer=2')['inherit']['notes'] == []
+    assert run_inherit(tmp_path, f'--source={sources["hf"]}', '--inherit_layers=2')['inherit']['notes'] == []
 
 
 def test_half_width_takes_the_first_heads_hidden_units_and_dims(tmp_path, sources):
     src = source_state(sources['project'])  # 4 heads of 16 dims, 64 wide, biases
-    ckpt = run_inherit(tmp_path, f'--source={sources["project"]}', '--n_layer=6', '--n_head=2', '--n_embd=32')
+    ckpt = run_inherit(tmp_path, f'--source={sources["project"]}', '--inherit_layers=6', '--inherit_n_head=2', '--inherit_n_embd=32')
     assert ckpt['model_args'] == dict(SRC, n_head=2, n_embd=32)
     tgt, C, D = ckpt['model'], SRC['n_embd'], 32
     for i in range(6):
@@ -234,12 +232,12 @@ def test_half_width_takes_the_first_heads_hidden_units_and_dims(tmp_path, source
     model, _ = load_model(str(tmp_path / 'inherited.pt'))
     assert model.transformer.h[0].attn.scale == 1 / math.sqrt(16)  # heads keep the source's size and scale
     # one of the two options is enough: 32 dims of 16-dim heads are 2 heads
-    assert run_inherit(tmp_path, f'--source={sources["project"]}', '--n_layer=1', '--n_embd=32')['model_args']['n_head'] == 2
+    assert run_inherit(tmp_path, f'--source={sources["project"]}', '--inherit_layers=1', '--inherit_n_embd=32')['model_args']['n_head'] == 2
 
 
 def test_full_width_is_the_identity(tmp_path, sources):
     source, _ = load_model(sources['project'])
-    ckpt = run_inherit(tmp_path, f'--source={sources["project"]}', '--n_layer=6', '--n_head=4', '--n_embd=64')
+    ckpt = run_inherit(tmp_path, f'--source={sources["project"]}', '--inherit_layers=6', '--inherit_n_head=4', '--inherit_n_embd=64')
     assert ckpt['inherit']['width'] is None and ckpt['inherit']['notes'] == []
     src = source.state_dict()
     assert set(ckpt['model']) == set(src) and all(torch.equal(v, src[k]) for k, v in ckpt['model'].items())
@@ -251,11 +249,11 @@ def test_full_width_is_the_identity(tmp_path, sources):
 
 def test_dropout_and_block_size_can_change(tmp_path, sources):
     src = source_state(sources['project'])
-    ckpt = run_inherit(tmp_path, f'--source={sources["project"]}', '--n_layer=2', '--dropout=0.1', '--block_size=16')
+    ckpt = run_inherit(tmp_path, f'--source={sources["project"]}', '--inherit_layers=2', '--dropout=0.1', '--block_size=16')
     assert ckpt['model_args'] == dict(SRC, n_layer=2, dropout=0.1, block_size=16)
     assert torch.equal(ckpt['model']['transformer.wpe.weight'], src['transformer.wpe.weight'][:16])
     assert any('cropped' in note for note in ckpt['inherit']['notes'])
-    longer = run_inherit(tmp_path, f'--source={sources["project"]}', '--n_layer=2', '--block_size=64', '--inherit_wpe=False')
+    longer = run_inherit(tmp_path, f'--source={sources["project"]}', '--inherit_layers=2', '--block_size=64', '--inherit_wpe=False')
     assert longer['model']['transformer.wpe.weight'].shape == (64, SRC['n_embd'])
     load_model(str(tmp_path / 'inherited.pt'))
 
@@ -264,40 +262,39 @@ def test_inherit_function_leaves_the_callers_rng_alone(sources):
     model, info = load_model(sources['project'])
     torch.manual_seed(123)
     state = torch.get_rng_state()
-    a = inherit.inherit(model, info, [1, 1], block_parts=('attn',), seed=3)
+    options = inherit.InheritScriptConfig(inherit_layers=[1, 1], inherit_block_parts='attn', seed=3)
+    a = inherit.inherit(model, info, options)
     assert torch.equal(torch.get_rng_state(), state)
-    b = inherit.inherit(model, info, [1, 1], block_parts=('attn',), seed=3)
-    c = inherit.inherit(model, info, [1, 1], block_parts=('attn',), seed=4)
+    b = inherit.inherit(model, info, options)
+    c = inherit.inherit(model, info, replace(options, seed=4))
     fresh_key = 'transformer.h.0.mlp.c_fc.weight'
     assert all(torch.equal(a['model'][k], b['model'][k]) for k in a['model'])
     assert not torch.equal(a['model'][fresh_key], c['model'][fresh_key])
     with pytest.raises(SystemExit, match='^error: block index 6 is out of range'):
-        inherit.inherit(model, info, [0, 6])
+        inherit.inherit(model, info, replace(options, inherit_layers=[0, 6]))
     with pytest.raises(SystemExit, match='^error: the layer list is empty'):
-        inherit.inherit(model, info, [])
+        inherit.inherit(model, info, replace(options, inherit_layers=[]))
 
 
 @pytest.mark.parametrize('args, message', [
-    (['--n_layer=7'], 'only 6 blocks'),
-    (['--n_layer=0'], 'positive integer'),
-    (['--n_layer=-2'], 'positive integer'),
-    (['--n_layer=two'], 'positive integer'),
-    ([], 'say which blocks'),
-    (['--layers=0,6'], 'out of range'),
-    (['--layers=,'], 'not a block index'),
-    (['--layers=0-2-4'], 'not a block index'),
-    (['--layers=-1'], 'not a block index'),
-    (['--layers=3-1'], 'runs backwards'),
-    (['--n_layer=2', '--layers=0-2'], 'lists 3 blocks'),
-    (['--n_layer=2', '--n_embd=40'], "not a multiple of the source's head size 16"),
-    (['--n_layer=2', '--n_head=8'], 'wider than the source'),
-    (['--n_layer=2', '--n_embd=128'], 'wider than the source'),
-    (['--n_layer=2', '--n_head=1', '--n_embd=32'], "must equal the source's head size 16"),
-    (['--n_layer=2', '--n_head=0'], 'positive integer'),
-    (['--n_layer=2', '--vocab_size=128'], 'differs from the source'),
-    (['--n_layer=2', '--block_size=64'], 'inherit_wpe=False'),
-    (['--n_layer=2', '--dropout=1.5'], 'dropout'),
-    (['--n_layer=2', '--block_parts=attn,foo'], "unknown block part 'foo'"),
+    (['--inherit_layers=7'], 'only 6 blocks'),
+    (['--inherit_layers=0'], 'positive integer'),
+    (['--inherit_layers=-2'], 'positive integer'),
+    (['--inherit_layers=two'], 'not a block index'),
+    (['--inherit_layers=0,6'], 'out of range'),
+    (['--inherit_layers=,'], 'not a block index'),
+    (['--inherit_layers=0-2-4'], 'not a block index'),
+    (['--inherit_layers=0-1,a'], 'not a block index'),
+    (['--inherit_layers=3-1'], 'runs backwards'),
+    (['--inherit_layers=2', '--inherit_n_embd=40'], "not a multiple of the source's head size 16"),
+    (['--inherit_layers=2', '--inherit_n_head=8'], 'wider than the source'),
+    (['--inherit_layers=2', '--inherit_n_embd=128'], 'wider than the source'),
+    (['--inherit_layers=2', '--inherit_n_head=1', '--inherit_n_embd=32'], "must equal the source's head size 16"),
+    (['--inherit_layers=2', '--inherit_n_head=0'], 'positive integer'),
+    (['--inherit_layers=2', '--vocab_size=128'], "unknown config key 'vocab_size'"),
+    (['--inherit_layers=2', '--block_size=64'], 'inherit_wpe=False'),
+    (['--inherit_layers=2', '--dropout=1.5'], 'dropout'),
+    (['--inherit_layers=2', '--inherit_block_parts=attn,foo'], "unknown block part 'foo'"),
     (['--n_layers=2'], 'unknown config key'),
 ])
 def test_bad_selections_fail_in_one_line_and_write_nothing(tmp_path, sources, args, message):
@@ -311,7 +308,7 @@ def test_bad_selections_fail_in_one_line_and_write_nothing(tmp_path, sources, ar
 def test_cli_bad_inputs_exit_1_with_one_stderr_line(tmp_path, sources):
     out = tmp_path / 'out.pt'
     out.write_bytes(b'previous')  # a failed run leaves an existing output as it was
-    for args in (['--n_layer=9'], ['--n_layer=2', '--source=nowhere.pt']):  # the other cases run in-process above
+    for args in (['--inherit_layers=9'], ['--inherit_layers=2', '--source=nowhere.pt']):  # the other cases run in-process above
         proc = run_script('inherit.py', f'--source={sources["project"]}', *args, f'--out={out}', check=False)
         assert proc.returncode == 1, args
         lines = proc.stderr.strip().splitlines()
@@ -335,13 +332,13 @@ def write_tiny_dataset(root):
 def test_cli_checkpoint_trains_with_train_py(tmp_path, sources):
     out = tmp_path / 'inherited.pt'
     out.write_bytes(b'an older file')  # replaced atomically
-    proc = run_script('inherit.py', f'--source={sources["nanogpt"]}', '--n_layer=3', f'--out={out}')
+    proc = run_script('inherit.py', f'--source={sources["nanogpt"]}', '--inherit_layers=3', f'--out={out}')
     assert 'source blocks 0-2' in proc.stdout and f'--init_from={out}' in proc.stdout
     assert sorted(os.listdir(tmp_path)) == ['inherited.pt']
     inherited = load_checkpoint(out)['model']
     write_tiny_dataset(tmp_path)
     import train  # in-process, as grow.py calls it
-    train.train(configure(train.DEFAULTS, [
+    train.train(configure(train.TrainConfig, [
         f'--init_from={out}', f'--data_root={tmp_path}', '--dataset=tiny', f'--out_dir={tmp_path / "run"}', '--device=cpu',
         '--compile=False', '--dtype=float32', '--max_iters=2', '--eval_interval=2', '--eval_iters=2', '--batch_size=2',
         '--block_size=16', '--gradient_accumulation_steps=1', '--warmup_iters=0', '--lr_decay_iters=2']))

@@ -230,9 +230,9 @@ def setup(tmp_path_factory):
 
 
 def config(setup, tmp_path, **overrides):
-    return {**attention_probe.DEFAULTS, 'source': setup['ckpt'], 'dataset': 'toy', 'data_root': setup['data_root'],
+    return attention_probe.ProbeConfig(**{'source': setup['ckpt'], 'dataset': 'toy', 'data_root': setup['data_root'],
             'out_dir': str(tmp_path / 'out'), 'num_seqs': 9, 'seq_len': 24, 'batch_size': 4, 'device': 'cpu',
-            **overrides}
+            **overrides})
 
 
 def test_crafted_lazy_layers_are_found(setup, tmp_path):

@@ -23,7 +23,7 @@ def save_random_checkpoint(path, config=None, **model_args):
 
 def sample_in_process(capsys, *args):
     capsys.readouterr()
-    sample.main(configure(sample.DEFAULTS, [*args, *SAMPLE_ARGS]))
+    sample.main(configure(sample.SampleConfig, [*args, *SAMPLE_ARGS]))
     return capsys.readouterr().out
 
 
@@ -66,4 +66,4 @@ def test_bad_inputs_fail_with_one_line(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("error: ") and "not found" in lines[0], proc.stderr
     save_random_checkpoint(tmp_path / "ckpt.pt")
     with pytest.raises(SystemExit, match="^error: prompt file .* not found$"):
-        sample.main(configure(sample.DEFAULTS, [f"--init_from={tmp_path / 'ckpt.pt'}", f"--start=FILE:{tmp_path / 'x.txt'}"]))
+        sample.main(configure(sample.SampleConfig, [f"--init_from={tmp_path / 'ckpt.pt'}", f"--start=FILE:{tmp_path / 'x.txt'}"]))

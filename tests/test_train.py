@@ -16,7 +16,7 @@ from checkpoint import save_checkpoint
 from configurator import configure
 from conftest import REPO, run_script
 from model import GPT, GPTConfig
-from train import DEFAULTS
+from train import TrainConfig
 
 TINY = ["--dataset=shakespeare", "--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=32", "--batch_size=4",
         "--gradient_accumulation_steps=2", "--eval_iters=2", "--log_interval=1", "--warmup_iters=2",
@@ -274,10 +274,10 @@ def test_kd_paper_configs_at_mini_scale(shakespeare_root, tmp_path, config, laye
     reference = GPT(GPTConfig(n_layer=24, n_head=2, n_embd=32, block_size=64, vocab_size=50304))
     ref_path = tmp_path / "gpt2m_24.pt"
     save_checkpoint({"model": reference.state_dict(), "model_args": reference.config.__dict__}, ref_path)
-    cfg = configure(DEFAULTS, [config])
-    assert cfg["max_iters"] == cfg["lr_decay_iters"] == 50000 and cfg["n_layer"] in (16, 24)
+    cfg = configure(TrainConfig, [config])
+    assert cfg.max_iters == cfg.lr_decay_iters == 50000 and cfg.n_layer in (16, 24)
     kd = "kd_" in config
-    assert cfg["teacher"] == ("out/gpt2m_24/ckpt.pt" if kd else "") and cfg["kd_alpha"] == 0.4 and cfg["kd_temperature"] == 1.0
+    assert cfg.teacher == ("out/gpt2m_24/ckpt.pt" if kd else "") and cfg.kd_alpha == 0.4 and cfg.kd_temperature == 1.0
     sources = [f"--teacher={ref_path}"] if kd else []
     if layers is not None:
         sources.append(f"--init_from={ref_path}")
