@@ -38,6 +38,7 @@ import torch
 
 from common import fail, setup_device
 from configurator import configure
+from losses import LossSpec
 from train import TrainConfig, build_model, check_config, train_step
 
 
@@ -98,9 +99,10 @@ def build_path(cfg, name, device, device_type):
         print(f"compiling the {name} path with torch.compile: the warm-up steps take a while", file=sys.stderr)
     step_model = torch.compile(model) if use_compile else model
     fused_loss = cfg.fused_loss and not plain
+    loss_spec = LossSpec(fused=fused_loss)
 
     def step(batches):
-        train_step(step_model, optimizer, scaler, autocast, batches, cfg.grad_clip, fused_loss=fused_loss)
+        train_step(step_model, optimizer, scaler, autocast, batches, cfg.grad_clip, loss_spec=loss_spec)
 
     info = {"path": name, "dtype": str(ptdtype).removeprefix("torch."), "compile": use_compile, "fused_loss": fused_loss,
             "fused_adamw": bool(optimizer.defaults.get("fused"))}

@@ -19,7 +19,7 @@ import torch.nn as nn
 from torch.nn import functional as F
 
 from common import fail
-from losses import fused_linear_cross_entropy
+from losses import fused_loss, plain_loss
 
 # On CPU, bf16 attention over at most this many tokens runs in float32: torch's CPU flash attention (fwd + bwd)
 # took 2.7-3.3x longer in bf16 than in float32 at 128 tokens, about the same at 256, and less from 512 on
@@ -189,21 +189,21 @@ class GPT(nn.Module):
             x = block(x, None if attention_hook is None else (lambda att, i=i: attention_hook(i, att)))
         return self.transformer.ln_f(x)
 
-    def forward(self, idx, targets=None, attention_hook=None, fused_loss=False, teacher_hidden=None,
-                teacher_weight=None, kd_alpha=0.0, kd_temperature=1.0):
+    def forward(self, idx, targets=None, attention_hook=None, loss_spec=None):
         """nanoGPT's contract by default: (logits, loss), full logits and the cross-entropy with targets,
         last-position logits and None without. attention_hook(layer_index, att) switches to the explicit attention
         path and sees every layer's post-softmax attention, float32 (B, n_head, T, T).
-        fused_loss=True (training, needs targets) computes lm_head + cross-entropy chunk by chunk without the full
-        logits (losses.py) and returns (None, loss, (ce, kd)). With teacher_hidden, the teacher's final hidden states
-        (B, T, C_t), and teacher_weight, its lm_head weight, the loss adds knowledge distillation:
-        (1 - kd_alpha) * CE + kd_alpha * kd_temperature^2 * KL(p_teacher || p_student); ce and kd are the two terms
-        (detached; kd is 0 without a teacher). Training goes through forward so DDP and torch.compile see it all."""
+        loss_spec, a losses.LossSpec (training, needs targets), returns (logits, loss, terms) instead: the loss of the
+        spec's terms (CE, and KD with a teacher's final hidden states and lm_head weight in the spec) and the terms
+        {name: value}, detached. loss_spec.fused computes lm_head and the loss chunk by chunk without the full
+        logits (logits is None); else by autograd on the full logits. Training goes through forward so DDP and
+        torch.compile see it all."""
         x = self.final_hidden(idx, attention_hook)
-        if fused_loss:
-            loss, ce, kd = fused_linear_cross_entropy(x, self.lm_head.weight, targets, teacher_hidden, teacher_weight,
-                                                      kd_alpha, kd_temperature)
-            return None, loss, (ce, kd)
+        if loss_spec is not None and loss_spec.fused:
+            return None, *fused_loss(x, self.lm_head.weight, targets, loss_spec)
+        if loss_spec is not None:
+            logits = self.lm_head(x)
+            return logits, *plain_loss(logits, targets, loss_spec)
         if targets is not None:
             logits = self.lm_head(x)
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)

@@ -29,6 +29,7 @@ from common import atomic_write, fail, init_distributed, setup_device
 from configurator import configure
 from data import check_fits, fixed_windows, get_batch, load_meta, open_tokens
 from inherit import InheritConfig, inherit
+from losses import LossSpec
 from model import GPT, GPTConfig, peak_flops
 
 
@@ -178,36 +179,31 @@ def check_teacher(teacher, model, source):
         teacher.crop_block_size(s.block_size)
 
 
-def train_step(model, optimizer, scaler, autocast, batches, grad_clip, ddp=False, fused_loss=True, teacher=None,
-               kd_alpha=0.0, kd_temperature=1.0):
-    """One optimizer step over the micro-batches [(X, Y), ...]; returns the mean [loss, ce, kd] over them as one
-    tensor (no device sync). fused_loss: the chunked lm_head + loss of losses.py (False: full logits, kd = 0).
-    teacher: a frozen GPT for knowledge distillation (always through the fused loss), or None."""
-    loss_sum = 0.0
+def train_step(model, optimizer, scaler, autocast, batches, grad_clip, ddp=False, loss_spec=LossSpec(), teacher=None):
+    """One optimizer step over the micro-batches [(X, Y), ...]; returns the mean loss and {term: mean} over them
+    (tensors: no device sync). loss_spec: the loss's terms and settings (losses.py); teacher: a frozen GPT whose final
+    hidden states and lm_head weight go into the spec of each micro-batch for knowledge distillation, or None."""
+    sums = 0.0
     for i, (X, Y) in enumerate(batches):
         # under DDP, all-reduce the gradients only once per step, after the last micro-batch
         sync = not ddp or i == len(batches) - 1
         with (nullcontext() if sync else model.no_sync()), autocast:
+            spec = loss_spec
             if teacher is not None:
                 with torch.no_grad():
-                    kd = dict(teacher_hidden=teacher.final_hidden(X), teacher_weight=teacher.lm_head.weight,
-                              kd_alpha=kd_alpha, kd_temperature=kd_temperature)
-                _, loss, (ce, kd_term) = model(X, Y, fused_loss=True, **kd)
-            elif fused_loss:
-                _, loss, (ce, kd_term) = model(X, Y, fused_loss=True)
-            else:
-                _, loss = model(X, Y)
-                ce, kd_term = loss.detach(), torch.zeros_like(loss.detach())
-            loss = loss / len(batches)
-        loss_sum = loss_sum + torch.stack([loss.detach(), ce / len(batches), kd_term / len(batches)]).float()
-        scaler.scale(loss).backward()
+                    spec = dataclasses.replace(loss_spec, teacher_hidden=teacher.final_hidden(X),
+                                               teacher_weight=teacher.lm_head.weight)
+            _, loss, terms = model(X, Y, loss_spec=spec)
+        # the terms come in TERMS order every micro-batch, so one stacked tensor sums them all
+        sums = sums + torch.stack([loss.detach(), *terms.values()]).float() / len(batches)
+        scaler.scale(loss / len(batches)).backward()
     if grad_clip > 0:
         scaler.unscale_(optimizer)
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     scaler.step(optimizer)
     scaler.update()
     optimizer.zero_grad(set_to_none=True)
-    return loss_sum
+    return sums[0], dict(zip(terms, sums[1:]))
 
 
 @dataclass
@@ -465,6 +461,7 @@ def train(cfg):
     # ---- the loop
     clock = Clock(t_start, state.iter_num, cfg)
     start_iter = state.iter_num
+    loss_spec = LossSpec(fused=cfg.fused_loss, kd_alpha=cfg.kd_alpha, kd_temperature=cfg.kd_temperature, settings=cfg)
     t_log, iters_since_log, next_timed_log = time.time(), 0, state.iter_num + 1  # DDP logs the first step, to learn the pace
     while state.iter_num < cfg.max_iters:
         if state.iter_num % cfg.eval_interval == 0:
@@ -475,8 +472,7 @@ def train(cfg):
             group['lr'] = lr
         offsets = torch.randint(len(train_data) - cfg.block_size, (grad_accum, cfg.batch_size), generator=state.data_gen)
         batches = [get_batch(train_data, offsets[rank * micro_steps + i].numpy(), cfg.block_size, setup.device) for i in range(micro_steps)]
-        loss_sum = train_step(model, optimizer, scaler, setup.autocast, batches, cfg.grad_clip, ddp, cfg.fused_loss, teacher,
-                              cfg.kd_alpha, cfg.kd_temperature)
+        step_loss, step_terms = train_step(model, optimizer, scaler, setup.autocast, batches, cfg.grad_clip, ddp, loss_spec, teacher)
         state.iter_num += 1
         iters_since_log += 1
 
@@ -484,9 +480,12 @@ def train(cfg):
         # all-reduces), so they log after as many steps as fit in log_seconds at rank 0's last pace
         timed = state.iter_num >= next_timed_log if ddp else time.time() - t_log >= cfg.log_seconds
         if state.iter_num % cfg.log_interval == 0 or state.iter_num == cfg.max_iters or (cfg.log_seconds > 0 and timed):
+            means = torch.stack([step_loss, *step_terms.values()])
             if ddp:
-                dist.all_reduce(loss_sum)  # gloo has no AVG
-            lossf, ce, kd = (loss_sum / world_size).tolist()  # syncs with the device, so the timing below is real
+                dist.all_reduce(means)  # gloo has no AVG
+            lossf, *term_values = (means / world_size).tolist()  # syncs with the device, so the timing below is real
+            # a lone term (plain CE) is the loss itself; with more, each is printed and logged by name
+            terms = dict(zip(step_terms, term_values)) if len(step_terms) > 1 else {}
             if not math.isfinite(lossf):
                 fail(f"training loss became {lossf} at step {state.iter_num}; the last good checkpoint in {cfg.out_dir} is left as it was. "
                      "Lower learning_rate or use --dtype=bfloat16/float32")
@@ -498,12 +497,12 @@ def train(cfg):
                 next_timed_log = state.iter_num + max(1, int(cfg.log_seconds / pace.item()))
             mfu = raw_model.estimate_mfu(cfg.batch_size * micro_steps, dt, setup.ptdtype, teacher)
             if setup.master:
-                terms = f" (ce {ce:.4f}, kd {kd:.4f})" if teacher is not None else ""
+                terms_text = f" ({', '.join(f'{k} {v:.4f}' for k, v in terms.items())})" if terms else ""
                 mfu_text = "" if mfu is None else f", mfu {mfu * 100:.1f}%" + (" incl. the teacher's forward" if teacher is not None else "")
-                print(f"iter {state.iter_num}: loss {lossf:.4f}{terms}, lr {lr:.3e}, {dt * 1000:.1f} ms/iter, "
+                print(f"iter {state.iter_num}: loss {lossf:.4f}{terms_text}, lr {lr:.3e}, {dt * 1000:.1f} ms/iter, "
                       f"{tokens_per_iter / dt:,.0f} tok/s{mfu_text}, {clock.progress(state.iter_num)}")
             metrics.write({'iter': state.iter_num, 'loss': lossf, 'lr': lr, 'ms_per_iter': dt * 1000, 'tokens_per_s': tokens_per_iter / dt,
-                           'mfu': mfu, **({'ce': ce, 'kd': kd} if teacher is not None else {})})
+                           'mfu': mfu, **terms})
     losses = evaluate_and_save(cfg, state, eval_splits, setup, metrics, clock, checkpointer)  # its save holds every rank until rank 0's checkpoint is written (grow.py reads it)
     return {'val_loss': losses['val'], 'train_loss': losses['train'], 'best_val_loss': state.best_val_loss,
             'iter_num': state.iter_num, 'tokens': (state.iter_num - start_iter) * tokens_per_iter, 'wall_s': time.time() - t_start}

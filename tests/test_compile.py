@@ -6,7 +6,7 @@ import torch
 import torch._dynamo
 
 from conftest import run_script
-from losses import fused_linear_cross_entropy
+from losses import LossSpec, fused_loss
 from test_grow import grow_args
 from test_train import final_state, tiny, write_teacher
 
@@ -20,13 +20,13 @@ def fresh_dynamo():
     torch._dynamo.reset()
 
 
-def loss_and_grads(fn, inputs, dtype):
+def loss_and_grads(fn, inputs, spec, dtype):
     h, weight = (inputs[k].detach().clone().requires_grad_(True) for k in ("h", "weight"))
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if dtype == "bfloat16" else torch.autocast("cpu", enabled=False)
     with autocast:
-        loss, ce, kd = fn(h, weight, inputs["targets"], inputs["teacher_h"], inputs["teacher_weight"])
+        loss, terms = fn(h, weight, inputs["targets"], spec)
     loss.backward()
-    return torch.stack([loss.detach(), ce, kd]).float(), h.grad, weight.grad
+    return torch.stack([loss.detach(), *terms.values()]).float(), h.grad, weight.grad
 
 
 @pytest.mark.parametrize("chunk_tokens", [N, 10])  # one chunk; five, the last one short
@@ -37,16 +37,14 @@ def test_fused_loss_compiled_equals_eager(temperature, dtype, chunk_tokens):
     targets = torch.randint(0, V, (N,))
     targets[[0, 7, 31]] = -1  # ignored targets
     teacher = temperature is not None
-    inputs = {"h": torch.randn(N, C), "weight": torch.randn(V, C) * 0.5, "targets": targets,
-              "teacher_h": torch.randn(N, C_TEACHER) if teacher else None,
-              "teacher_weight": torch.randn(V, C_TEACHER) * 0.5 if teacher else None}
+    inputs = {"h": torch.randn(N, C), "weight": torch.randn(V, C) * 0.5, "targets": targets}
+    spec = LossSpec(chunk_tokens=chunk_tokens)
+    if teacher:  # the spec goes into the compiled function as train.py's does into the compiled model
+        spec = LossSpec(teacher_hidden=torch.randn(N, C_TEACHER), teacher_weight=torch.randn(V, C_TEACHER) * 0.5,
+                        kd_alpha=0.4, kd_temperature=temperature, chunk_tokens=chunk_tokens)
 
-    def loss(h, weight, targets, teacher_h, teacher_weight):
-        return fused_linear_cross_entropy(h, weight, targets, teacher_h, teacher_weight, kd_alpha=0.4 if teacher else 0.0,
-                                          temperature=temperature or 1.0, chunk_tokens=chunk_tokens)
-
-    eager = loss_and_grads(loss, inputs, dtype)
-    compiled = loss_and_grads(torch.compile(loss, backend="inductor"), inputs, dtype)
+    eager = loss_and_grads(fused_loss, inputs, spec, dtype)
+    compiled = loss_and_grads(torch.compile(fused_loss, backend="inductor"), inputs, spec, dtype)
     # float32: the same arithmetic in another order; bf16: the logits and gradients rounded at other places. A lost
     # term of the gradient (the -onehot, 1 - kd_alpha of it) moves these by 50-150%.
     tol = 1e-5 if dtype == "float32" else 2e-2

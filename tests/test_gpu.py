@@ -11,13 +11,11 @@ import sys
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from conftest import REPO, run_script
 from data import write_dataset
-from losses import fused_linear_cross_entropy
+from losses import LossSpec, fused_loss, plain_loss
 from model import GPT, GPTConfig
-from test_losses import reference
 from test_train import write_teacher
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -45,11 +43,11 @@ def test_fused_loss_matches_plain_in_bf16(teacher):
     th, tw = (torch.randn(N, 1024, device="cuda"), torch.randn(V, 1024, device="cuda") * 0.02) if teacher else (None, None)
     y = torch.randint(V, (N,), device="cuda")
     y[:100] = -1
-    alpha = 0.4 if teacher else 0.0
-    exact = loss_grads(lambda h, w: reference(h, w, y, th, tw, alpha, 2.0), h.double(), w.double())
+    spec = LossSpec(teacher_hidden=th, teacher_weight=tw, kd_alpha=0.4 if teacher else 0.0, kd_temperature=2.0)
+    exact = loss_grads(lambda h, w: plain_loss(h @ w.t(), y, spec), h.double(), w.double())
     with torch.autocast(**BF16):
-        plain = loss_grads(lambda h, w: reference(h, w, y, th, tw, alpha, 2.0), h, w)
-        fused = loss_grads(lambda h, w: fused_linear_cross_entropy(h, w, y, th, tw, alpha, 2.0), h, w)
+        plain = loss_grads(lambda h, w: plain_loss(h @ w.t(), y, spec), h, w)
+        fused = loss_grads(lambda h, w: fused_loss(h, w, y, spec), h, w)
     for i, name in enumerate(("loss", "grad h", "grad W")):
         plain_err, fused_err = relative(plain[i], exact[i]), relative(fused[i], exact[i])
         print(f"\n{name}: relative error vs float64, plain bf16 {plain_err:.2e}, fused bf16 {fused_err:.2e}")
@@ -64,17 +62,17 @@ def test_compiled_gradients_equal_eager(teacher):
     x = torch.randint(4096, (8, 128), device="cuda")
     y = torch.randint(4096, (8, 128), device="cuda")
     y[0, :10] = -1
-    kd = {}
+    spec = LossSpec()
     if teacher:
         big = GPT(GPTConfig(n_layer=3, n_head=4, n_embd=192, block_size=128, vocab_size=4096)).cuda().eval()
         with torch.no_grad(), torch.autocast(**BF16):
-            kd = dict(teacher_hidden=big.final_hidden(x), teacher_weight=big.lm_head.weight, kd_alpha=0.4,
-                      kd_temperature=2.0)
+            spec = LossSpec(teacher_hidden=big.final_hidden(x), teacher_weight=big.lm_head.weight, kd_alpha=0.4,
+                            kd_temperature=2.0)
 
     def grads(fn):
         model.zero_grad(set_to_none=True)
         with torch.autocast(**BF16):
-            loss = fn(x, y, fused_loss=True, **kd)[1]
+            loss = fn(x, y, loss_spec=spec)[1]
         loss.backward()
         return loss.detach().float(), [p.grad.clone() for p in model.parameters()]
 

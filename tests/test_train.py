@@ -12,11 +12,12 @@ import time
 import pytest
 import torch
 
+import losses
 from checkpoint import save_checkpoint
 from configurator import configure
 from conftest import REPO, run_script
 from model import GPT, GPTConfig
-from train import TrainConfig
+from train import TrainConfig, train
 
 TINY = ["--dataset=shakespeare", "--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=32", "--batch_size=4",
         "--gradient_accumulation_steps=2", "--eval_iters=2", "--log_interval=1", "--warmup_iters=2",
@@ -106,6 +107,33 @@ def test_kd_run_logs_both_terms_and_kd_alpha_zero_is_plain_training(shakespeare_
     kd_val = metrics(tmp_path / "kd")[-1]["val_loss"]
     out = run_script(*tiny(shakespeare_root, tmp_path / "eval", f"--init_from={tmp_path / 'kd' / 'ckpt.pt'}", "--eval_only=True")).stdout
     assert float(out.split("val loss ")[1].split()[0]) == pytest.approx(kd_val, abs=1e-4)
+
+
+def test_kd_on_the_plain_path_logs_what_the_fused_path_does(shakespeare_root, tmp_path, teacher, monkeypatch, capsys):
+    # fused_loss=False: full logits and losses.plain_loss, KD included
+    args = ["--max_iters=2", "--eval_interval=2", "--dtype=float32", f"--teacher={teacher}", "--kd_temperature=2.0"]
+    train(configure(TrainConfig, tiny(shakespeare_root, tmp_path / "fused", *args)[1:]))
+    monkeypatch.setattr(losses, "FusedLinearCrossEntropy", None)  # the plain run must not reach the fused port
+    train(configure(TrainConfig, tiny(shakespeare_root, tmp_path / "plain", *args, "--fused_loss=False")[1:]))
+    fused, plain = ([m for m in metrics(tmp_path / run) if "loss" in m] for run in ("fused", "plain"))
+    assert len(fused) == len(plain) == 2 and "kd " in capsys.readouterr().out
+    for f, p in zip(fused, plain):
+        assert p["kd"] > 0.01 and p["loss"] == pytest.approx(0.6 * p["ce"] + 0.4 * p["kd"], rel=1e-5)
+        for key in ("loss", "ce", "kd"):
+            assert p[key] == pytest.approx(f[key], abs=1e-5), key
+
+
+def test_a_loss_term_registered_from_outside_trains_and_is_logged(shakespeare_root, tmp_path, monkeypatch, capsys):
+    # a new term is one entry in losses.TERMS: here PaLM's z-loss, 1e-4 log^2 Z, which has no fused port
+    z_loss = losses.Term(lambda logits, targets, spec: logits.logsumexp(-1) ** 2, lambda spec: 1e-4)
+    monkeypatch.setitem(losses.TERMS, "z", z_loss)
+    args = tiny(shakespeare_root, tmp_path / "z", "--max_iters=2", "--eval_interval=2", "--fused_loss=False")[1:]
+    train(configure(TrainConfig, args))
+    steps = [m for m in metrics(tmp_path / "z") if "loss" in m]
+    assert len(steps) == 2 and "kd" not in steps[0]
+    for m in steps:  # log Z of 50304 near-uniform logits is about 10.8
+        assert m["z"] > 100 and m["loss"] == pytest.approx(m["ce"] + 1e-4 * m["z"], rel=1e-6)
+    assert re.search(r"iter 2: loss [\d.]+ \(ce [\d.]+, z [\d.]+\)", capsys.readouterr().out)
 
 
 def test_teacher_with_another_vocabulary_or_shorter_context_is_one_line_error(shakespeare_root, tmp_path):
