@@ -18,7 +18,7 @@ loss and at once the gradients wrt its hidden states and the (accumulated) lm_he
 reuses its buffers: only one chunk's logits exist at a time (in the matmuls' dtype), and backward merely scales the
 stored gradients. Within a chunk the softmax and its gradient go through the logits in blocks of rows that stay in
 the CPU's cache, with torch's fused softmax kernel, one exp per logit. In float32 this saves memory (42-60% of a
-step's peak in the README's runs) more than time: the three vocabulary-sized matmuls are the same as the plain
+step's peak in docs/speed.md's runs) more than time: the three vocabulary-sized matmuls are the same as the plain
 path's. KD uses the same chunks: the teacher's logits for the chunk come from its final hidden states and its
 lm_head weight (no gradient).
 """
@@ -30,10 +30,10 @@ import torch.nn.functional as F
 
 from common import fail
 
-CHUNK_TOKENS = 2048  # tokens per chunk: 2048 x 50304 logits = 412 MB in float32, 206 in bf16 (timed 256-3072, README)
+CHUNK_TOKENS = 2048  # tokens per chunk: 2048 x 50304 logits = 412 MB in float32, 206 in bf16 (timed 256-3072, docs/speed.md)
 IGNORE_INDEX = -1
 TINY = torch.finfo(torch.float32).tiny  # smallest normal float32: -log(TINY) = 87.3
-CPU_BLOCK_BYTES = 1 << 23  # float32 logits per softmax block on CPU: 8 MiB stays in cache (README, Speed)
+CPU_BLOCK_BYTES = 1 << 23  # float32 logits per softmax block on CPU: 8 MiB stays in cache (docs/speed.md)
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ def cpu_eager(device):
 
 def scratch(name, rows, cols, dtype, device):
     """A (rows, cols) scratch tensor reused across chunks and calls on CPU. Allocating a fresh chunk-sized tensor
-    (hundreds of MB) page-faults all of it in again: 0.5-2 s per 400 MB chunk on the 2-vCPU EPYC of the README,
+    (hundreds of MB) page-faults all of it in again: 0.5-2 s per 400 MB chunk on the 2-vCPU EPYC of docs/speed.md,
     against 0.07 s to fill a reused one. CUDA's caching allocator reuses memory already, and torch.compile traces
     plain allocations, so both get fresh tensors."""
     if not cpu_eager(device):

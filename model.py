@@ -96,7 +96,7 @@ class CausalSelfAttention(nn.Module):
         k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         if attention_hook is None and x.device.type == "cpu" and q.dtype == torch.bfloat16 and T <= CPU_FP32_ATTENTION_T:
-            # torch's CPU flash attention runs short sequences slower in bf16 than in float32 (README, Speed), so
+            # torch's CPU flash attention runs short sequences slower in bf16 than in float32 (docs/speed.md), so
             # there the attention itself runs in float32 (under autocast or in a model cast to bf16); c_proj gets
             # bf16 back, which a bf16 model's weights need and autocast would cast to anyway
             with torch.autocast("cpu", enabled=False):

@@ -5,7 +5,7 @@ held-out works (Hamlet, Twelfth Night, Henry V) as prepare_shakespeare.py.
     python prepare_shakespeare_char.py        # -> data/shakespeare_char/ (4.6M train, 0.44M val characters)
 
 Each split is its works joined with blank lines ("\\n\\n"). A character model spends its compute on the network instead
-of a 50,304-way softmax, so small models on a CPU get well past unigram/bigram statistics (see README).
+of a 50,304-way softmax, so small models on a CPU get well past unigram/bigram statistics (docs/cpu_reproduction.md).
 """
 import os
 import sys

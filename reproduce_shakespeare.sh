@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The CPU reproduction on character-level Shakespeare (README, "CPU reproduction"): an 8-layer reference against
+# The CPU reproduction on character-level Shakespeare (docs/cpu_reproduction.md): an 8-layer reference against
 # 4-layer models (random init, random init for twice the steps, Inheritune), with the unigram/bigram scale markers.
 #   bash reproduce_shakespeare.sh quick  # ~5 min, the README's main job: the pipeline end to end at 500 steps, one seed
 #   bash reproduce_shakespeare.sh core   # ~1 h: rows 1-5 at T = 3000 steps, seeds 1337-1339 (grow: seed 1337)

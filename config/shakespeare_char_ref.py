@@ -1,7 +1,7 @@
 # The CPU reproduction's reference (row 1): 8 layers x 96 wide on character-level Shakespeare, T = 3000 steps of
 # 16 x 128 characters. At this budget depth pays: the 8-layer model beats a random 4-layer one trained the same steps
-# by more than seed noise (README, CPU reproduction), which is the regime Inheritune's claims are about. 96 wide rather
-# than 128 buys the steps depth needs within core's hour (measured: README, "Why this regime").
+# by more than seed noise (docs/cpu_reproduction.md), which is the regime Inheritune's claims are about. 96 wide rather
+# than 128 buys the steps depth needs within core's hour (measured: docs/cpu_reproduction.md, "Why this regime").
 # python prepare_shakespeare_char.py && python train.py config/shakespeare_char_ref.py   (reproduce_shakespeare.sh runs all rows)
 out_dir = 'out/shakespeare_char/ref_8_s1337'  # run directories end in _s<seed>, so a results table can group seeds
 dataset = 'shakespeare_char'

@@ -2,7 +2,7 @@
 against eager gradients with and without a KD teacher, flash attention selected with the per-layer attention scale,
 a torchrun NCCL run with KD that resumes exactly, and bench.py's MFU of GPT-2 124M and medium against nanoGPT's path.
 
-    python -m pytest tests/test_gpu.py -v -s     # the README's Speed section; -s shows the figures
+    python -m pytest tests/test_gpu.py -v -s     # docs/speed.md's GPU check; -s shows the figures
 """
 import json
 import os
