@@ -5,7 +5,7 @@
 #   bash reproduce_shakespeare.sh core   # ~1 h: rows 1-5 at T = 3000 steps, seeds 1337-1339 (grow: seed 1337)
 #   bash reproduce_shakespeare.sh full   # core + the reference's probe and attention ablation + rows 6-7 (one seed)
 # Runs go one at a time with torch's default threads: on the 2-core test CPU one 2-thread run was faster than two
-# 1-thread runs side by side (README). Every run directory ends in _s<seed>; rerunning a mode retrains from scratch.
+# 1-thread runs side by side (docs/speed.md). Every run directory ends in _s<seed>; rerunning a mode retrains from scratch.
 set -euo pipefail
 cd "$(dirname "$0")"
 mode=${1:-quick}
@@ -47,11 +47,11 @@ if [ "$mode" = quick ]; then
   echo "scale markers: $markers"
   final_val $out/ref_8_s1337 $out/random_4_s1337 $out/inherit_4_s1337
   ref_loss=$(final_val $out/ref_8_s1337 | awk '{print $NF}'); random_loss=$(final_val $out/random_4_s1337 | awk '{print $NF}')
-  # a random 4-layer run's val loss moves by ~0.007 (std) from seed to seed (README); below a 0.02 lead depth has not paid
+  # a random 4-layer run's val loss moves by ~0.007 (std) from seed to seed (docs/cpu_reproduction.md); below a 0.02 lead depth has not paid
   if awk -v r="$ref_loss" -v b="$random_loss" 'BEGIN { exit !(b - r < 0.02) }'; then
     echo "NOTE: at this size (500 steps) the 8-layer reference ($ref_loss) is not ahead of the random 4-layer model" \
          "($random_loss) by more than seed noise, so depth does not pay yet and this run cannot support the paper's" \
-         "claims; it shows the pipeline working. 'bash reproduce_shakespeare.sh core' trains 3000 steps with 3 seeds (README:" \
+         "claims; it shows the pipeline working. 'bash reproduce_shakespeare.sh core' trains 3000 steps with 3 seeds (docs/cpu_reproduction.md:" \
          "there the reference leads by 0.034 on average, about five seed-to-seed standard deviations)."
   else
     echo "the 8-layer reference ($ref_loss) is ahead of the random 4-layer model ($random_loss) at 500 steps"
