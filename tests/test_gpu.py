@@ -6,8 +6,6 @@ a torchrun NCCL run with KD that resumes exactly, and bench.py's MFU of GPT-2 12
 """
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
