@@ -22,6 +22,7 @@ stream; everything else unchanged), on ablation_windows fixed windows of the mod
 evaluates on when ablation_windows = eval_iters * batch_size. A layer whose attention the model barely uses has a delta
 near 0. Also writes out_dir/ablation.png.
 """
+import cpu_env  # noqa: F401  (first: it sets the OpenMP environment torch reads on import)
 import math
 import os
 import sys

@@ -11,6 +11,7 @@ whatever the tokens. The forward passes are timed once on their own, then the wh
 Forward FLOPs per token: 2 x the blocks' parameters (the matmuls; the probe never runs lm_head) plus
 4 x n_layer x seq_len x n_embd for the explicit attention (QK^T and AV). Output: a summary line, then one JSON line.
 """
+import cpu_env  # noqa: F401  (first: it sets the OpenMP environment torch reads on import)
 import json
 import os
 import sys

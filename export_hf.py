@@ -14,6 +14,7 @@ Models trained with bias=False get zero biases, which is the same function in GP
 out_dir is built in a temp directory beside it and renamed into place at the end: a failed export leaves nothing.
 Files and folder get the permissions the umask gives new files, as any other output.
 """
+import cpu_env  # noqa: F401  (first: it sets the OpenMP environment torch reads on import)
 import json
 import os
 import shutil

@@ -16,6 +16,7 @@ whose settings differ from those grow.json stored (any key that changes what a r
 stops with an error naming them, unless --allow_changes=True.
 Writes out_dir/round_<l>/ckpt.pt, grow.json, grow.md (results.py's table) and grow.png.
 """
+import cpu_env  # noqa: F401  (first: it sets the OpenMP environment torch reads on import)
 import json
 import os
 import sys

@@ -23,6 +23,7 @@ first n_embd dimensions of the embeddings, every LayerNorm and the residual outp
 inherit() is the one entry point: this CLI, train.py (inherit_* keys) and grow.py all call it; each step of it is an
 entry of WARM_STARTS (layers, parts, width), so a new warm start is one registered function (README, Extending).
 """
+import cpu_env  # noqa: F401  (first: it sets the OpenMP environment torch reads on import)
 import os
 import re
 import sys

@@ -15,6 +15,7 @@ Val losses are the last evaluation in metrics.jsonl, on the fixed windows train.
 ('eval_set': dataset, val split length, block_size, window count and a digest of the offsets). A run evaluated on
 other windows than the reference (or than the first row, without --reference) is marked † and gets no Δ.
 """
+import cpu_env  # noqa: F401  (first: it sets the OpenMP environment torch reads on import)
 import csv
 import glob
 import json

@@ -8,6 +8,7 @@ local HF GPT-2 directory; 'resume' means out_dir, as in nanoGPT. The tokenizer i
 the dataset the checkpoint was trained on (a nanoGPT char-level meta.pkl works too), else GPT-2's BPE.
 Samples go to stdout, each followed by a line of dashes.
 """
+import cpu_env  # noqa: F401  (first: it sets the OpenMP environment torch reads on import)
 import os
 import sys
 

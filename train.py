@@ -10,6 +10,7 @@ Settings (TrainConfig below) keep nanoGPT's names and meanings, so a nanoGPT con
 path of a checkpoint (for example one written by inherit.py): training then starts from those weights with a
 fresh optimizer. train() is also called in-process by grow.py.
 """
+import cpu_env  # noqa: F401  (first: it sets the OpenMP environment torch reads on import)
 import dataclasses
 import hashlib
 import json

@@ -1,8 +1,13 @@
 """bench.py: the figures it prints are consistent and each path is what it claims to be (speed itself is not
 asserted)."""
 import json
+import os
+import sys
+import time
 
-from conftest import run_script
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench import busy_machine  # noqa: E402
+from conftest import run_script  # noqa: E402
 
 
 def test_bench_prints_summary_and_json():
@@ -15,7 +20,13 @@ def test_bench_prints_summary_and_json():
     assert r["path"] == "optimised" and r["fused_loss"] and r["fused_adamw"]
     assert r["ms_per_iter_min"] <= r["ms_per_iter"] <= r["ms_per_iter_max"]
     assert abs(r["tokens_per_s"] - r["tokens_per_iter"] / (r["ms_per_iter"] / 1000)) < 1e-6 * r["tokens_per_s"]
-    assert r["mfu"] is None and "MFU unknown device" in summary
+    assert r["mfu"] is None and r["matmul_peaks_gflops"].keys() == {"float32"} and r["matmul_peak_gflops"] > 1
+    # 2 FLOPs per weight (one 32-wide block without biases: 12 * 32^2 and 3 LayerNorm weights of 32; the tied 128 x 32
+    # embedding) plus attention's 4 T d per token, over 3 passes (forward, 2x backward)
+    flops_per_token = 3 * (2 * (12 * 32 * 32 + 3 * 32 + 128 * 32) + 4 * 16 * 32)
+    assert abs(r["gflops_per_s"] - flops_per_token * r["tokens_per_iter"] / (r["ms_per_iter"] / 1000) / 1e9) < 1e-9
+    assert (f"{r['gflops_per_s']:.1f} GFLOP/s = {r['gflops_per_s'] / r['matmul_peak_gflops'] * 100:.0f}% of this CPU's "
+            f"measured float32 matmul peak") in summary and r["busy_processes"] == 0 and "busy" not in summary
     assert r["peak_memory_mib"] > 50 and r["memory_kind"] == "peak RSS"
     assert f"{r['tokens_per_s']:,.0f} tokens/s" in summary
 
@@ -75,3 +86,27 @@ def test_bench_probe_rejects_impossible_shapes():
     assert proc.returncode == 1 and proc.stderr.strip() == "error: n_embd=1024 is not divisible by n_head=3"
     proc = run_script("bench_probe.py", "--seq_len=2000", check=False)
     assert proc.returncode == 1 and "seq_len <= block_size=1024" in proc.stderr
+
+
+def test_busy_machine_runs_cpu_bound_processes_and_ends_them():
+    with busy_machine(2, max_seconds=60) as procs:
+        assert len(procs) == 2 and all(p.poll() is None for p in procs)
+        with open(f"/proc/{procs[0].pid}/stat") as f:
+            user_ticks = int(f.read().split()[13])
+        time.sleep(0.5)
+        with open(f"/proc/{procs[0].pid}/stat") as f:
+            assert int(f.read().split()[13]) > user_ticks  # it is burning CPU, not sleeping
+    assert all(p.returncode is not None for p in procs)
+    with busy_machine(1, max_seconds=0.2) as procs:  # bounded even if nobody ends it
+        procs[0].wait(timeout=30)
+        assert procs[0].returncode == 0
+
+
+def test_bench_beside_busy_processes_reports_them():
+    proc = run_script("bench.py", "--n_layer=1", "--n_head=2", "--n_embd=32", "--block_size=16", "--batch_size=2",
+                      "--vocab_size=128", "--device=cpu", "--dtype=float32", "--bench_warmup=0", "--bench_iters=2",
+                      "--busy_processes=1")
+    summary, line = proc.stdout.strip().splitlines()
+    assert json.loads(line)["busy_processes"] == 1 and summary.endswith("beside 1 busy process(es)")
+    proc = run_script("bench.py", "--busy_processes=-1", check=False)
+    assert proc.returncode == 1 and proc.stderr.strip() == "error: busy_processes must be at least 0 and busy_max_seconds positive"

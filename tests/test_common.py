@@ -1,5 +1,6 @@
 """common.py: the CPU allocator setting that keeps freed tensors' memory in the process, atomic writes that reach
-the disk, and the process group's timeout."""
+the disk, and the process group's timeout; cpu_env.py's OpenMP setting, in place before any script imports torch."""
+import ast
 import datetime
 import os
 import subprocess
@@ -70,3 +71,23 @@ def test_init_distributed_passes_the_timeout(monkeypatch):
     monkeypatch.setenv("RANK", "0"), monkeypatch.setenv("LOCAL_RANK", "0"), monkeypatch.setenv("WORLD_SIZE", "1")
     assert init_distributed("gloo", "cpu", timeout_minutes=7)[:4] == (True, 0, 0, 1)
     assert seen == {"backend": "gloo", "timeout": datetime.timedelta(minutes=7)}
+
+
+def test_every_script_sets_the_openmp_environment_before_importing_torch():
+    """libgomp reads GOMP_SPINCOUNT once, when torch loads it: a script that imports torch (or a module that does)
+    before cpu_env runs with the default spinning."""
+    scripts = [p for p in sorted(REPO.glob("*.py")) if "__main__" in p.read_text() and "torch" in p.read_text()]
+    assert {"train.py", "grow.py", "bench.py", "attention_probe.py", "sample.py"} <= {p.name for p in scripts}
+    for path in scripts:
+        tree = ast.parse(path.read_text())
+        imports = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
+        first = imports[0]
+        assert isinstance(first, ast.Import) and first.names[0].name == "cpu_env", f"{path.name}: import cpu_env first"
+
+
+@pytest.mark.parametrize("preset, expected", [(None, "1000"), ("50000", "50000")])
+def test_cpu_env_sets_the_spin_count_unless_the_user_did(preset, expected):
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"} | ({"GOMP_SPINCOUNT": preset} if preset else {})
+    out = subprocess.run([sys.executable, "-c", "import train, os; print(os.environ['GOMP_SPINCOUNT'])"], cwd=REPO,
+                         env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == expected
