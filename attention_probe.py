@@ -283,6 +283,7 @@ def max_rank(m):
 
 @metric('head_mean_rank', 'HeadMean', '{:8.2f}')
 def head_mean_rank(m):
+    """Rank(l, h) averaged over the heads."""
     return {'per_layer': m.rank_and_mass[0].mean(1).tolist()}
 
 
@@ -320,6 +321,7 @@ def attention_sink(m):
 
 
 def ablation_metric(m, part):
+    """The METRICS result of ablating `part` ('attn' or 'mlp'): the delta per layer, the intact loss, the windows."""
     intact, deltas = ablation(m.model, m.tokens, part, m.cfg.ablation_windows, m.cfg.batch_size, m.device, m.autocast)
     return {'per_layer': deltas, 'val_loss': intact, 'windows': m.cfg.ablation_windows,
             'block_size': m.model.config.block_size}
@@ -447,8 +449,8 @@ def plot(result, path):
     ax_map, ax_angle, *ax_bars = axes
     im = ax_map.imshow(rank, aspect='auto', cmap='viridis', interpolation='nearest', vmin=1)
     fig.colorbar(im, ax=ax_map, label="Rank(l, h) = mean k*")
-    ax_map.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax_map.yaxis.set_major_locator(MaxNLocator(integer=True))
+    for axis in (ax_map.xaxis, ax_map.yaxis):
+        axis.set_major_locator(MaxNLocator(integer=True))
     ax_map.set_xlabel("head")
     ax_map.set_ylabel("layer")
     ax_map.set_title(f"attention rank k* (tau={s['tau']})")
@@ -494,7 +496,7 @@ def plot_history(metrics_path, path, title):
             ax.plot(steps, [r['probe'][name][layer] for r in records], marker='o', ms=2, label=f"layer {layer}",
                     color=plt.cm.viridis_r(layer / max(1, n_layer - 1)))
         ax.set_xlabel("step")
-        ax.set_title(METRICS[name].column if name in METRICS else name)
+        ax.set_title(METRICS[name].column)
     axes[0][-1].legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1))
     fig.suptitle(title)
     fig.tight_layout()
@@ -508,9 +510,9 @@ def run(cfg):
     the probe.json content. Every check runs before any measurement, so a failure writes nothing."""
     if not cfg.source:
         fail("no model given; pass --source=<checkpoint file | run dir | gpt2* | HF GPT-2 dir>")
-    windows = ('num_seqs', 'seq_len', 'sink_seqs', 'sink_seq_len', 'batch_size', 'ablation_windows')
-    if any(getattr(cfg, key) < 1 for key in windows):
-        fail(f"{', '.join(windows)} must be at least 1")
+    counts = ('num_seqs', 'seq_len', 'sink_seqs', 'sink_seq_len', 'batch_size', 'ablation_windows')
+    if any(getattr(cfg, key) < 1 for key in counts):
+        fail(f"{', '.join(counts)} must be at least 1")
     if not (0 < cfg.tau <= 1 and 0 < cfg.eta <= 1):
         fail(f"tau={cfg.tau} and eta={cfg.eta} must lie in (0, 1]; the paper uses 0.9")
     if not 0 <= cfg.sink_eps < 1:

@@ -89,16 +89,16 @@ def parse_layers(spec):
     return result
 
 
-def target_depth(spec, source_n_layer, name='layers'):
-    """k of layers=k (None stays None: all blocks, or a depth the selection picks), checked against the source."""
+def target_depth(spec, source_n_layer):
+    """k of inherit_layers=k (None stays None: all blocks, or the depth a selection picks), checked against the source."""
     if spec is None:
         return None
     if isinstance(spec, bool) or not isinstance(spec, int):
-        fail(f"{name}={spec!r} must be a number of blocks k, a list of block indices or a string such as '0-5,0-5'")
+        fail(f"inherit_layers={spec!r} must be a number of blocks k, a list of block indices or a string such as '0-5,0-5'")
     if spec < 1:
-        fail(f"{name} must be a positive integer, got {spec!r}")
+        fail(f"inherit_layers must be a positive integer, got {spec!r}")
     if spec > source_n_layer:
-        fail(f"{name}={spec} but the source has only {source_n_layer} blocks; to repeat blocks list them (e.g. '0-{source_n_layer - 1},0-{source_n_layer - 1}')")
+        fail(f"inherit_layers={spec} but the source has only {source_n_layer} blocks; to repeat blocks list them (e.g. '0-{source_n_layer - 1},0-{source_n_layer - 1}')")
     return spec
 
 
@@ -332,7 +332,7 @@ def select_blocks(plan, cfg):
                  "nothing to choose; give their number (inherit_layers=k) or drop inherit_select")
         layers = parse_layers(spec) if isinstance(spec, str) else list(spec)
     else:
-        layers = choose_blocks(plan, cfg, target_depth(spec, L, 'inherit_layers'))
+        layers = choose_blocks(plan, cfg, target_depth(spec, L))
     if not layers:
         fail("the layer list is empty; inherit at least one block")
     bad = [i for i in layers if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < L]
