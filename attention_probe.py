@@ -1,6 +1,7 @@
 """
 Find the lazy layers of a GPT (PAPER.md §1): layers whose attention has collapsed to rank 1, so every query
-attends to (nearly) the same single column.
+attends to (nearly) the same single column; and measure the other signals of a redundant layer that the pruning
+literature uses.
 
     python attention_probe.py --source=out-shakespeare --dataset=shakespeare --out_dir=out-probe
     python attention_probe.py --source=gpt2-medium --dataset=openwebtext --out_dir=out-probe-gpt2m
@@ -12,17 +13,25 @@ and for every layer l and head h averages over the sequences
     m* (attention_mass): fewest columns whose squared norms hold >= eta of ||A||_F^2.
 Rank(l, h) = mean k* (per sequence first, then averaged); MaxRank(l) = max over heads; AvgMass(l) = mean m* over
 heads and sequences; AvgRank of a group of layers = mean MaxRank over them (halves and groups of group_size). Layer l
-is lazy when MaxRank(l) = 1 and near-lazy when MaxRank(l) <= near_lazy. Prints a per-layer table and a suggested
-inherit depth (the first lazy layer when the lazy layers form the model's tail, else the paper's L/2), and writes
-out_dir/probe.json and out_dir/probe.png.
+is lazy when MaxRank(l) = 1 and near-lazy when MaxRank(l) <= near_lazy.
 
---ablate_attention=True adds a second, cheap signal of laziness: per layer l, the attention-ablation delta, the
-increase of the mean val loss when block l's attention output is removed (its branch adds zero to the residual
-stream; everything else unchanged), on ablation_windows fixed windows of the model's block_size: the windows train.py
-evaluates on when ablation_windows = eval_iters * batch_size. A layer whose attention the model barely uses has a delta
-near 0. Also writes out_dir/ablation.png.
+Every per-layer metric is one entry of METRICS (docs/lazy_layers.md): besides the three above,
+    BI (block influence, ShortGPT): 1 - mean cos(x_l, x_l+1) over the tokens of the same windows, x_l the residual
+        stream entering block l (x_0: the embeddings' output);
+    AngDist (Gromov et al.): d(a, b) = arccos(cos(x_a, x_b)) / pi at each window's last token, averaged; the table
+        shows d(l, l+1), probe.json keeps the (L+1) x (L+1) matrix, d(l, l+n) = matrix[l][l+n];
+    Sink (Gu et al.): the fraction of heads whose mean attention on the first token (over queries and sink_seqs
+        windows of sink_seq_len tokens) exceeds sink_eps;
+    AttnAbl / MLPAbl (--ablate_attention=True / --ablate_mlp=True): the increase of the mean val loss when block
+        l's attention (MLP) output is removed (its branch adds zero to the residual stream), on ablation_windows
+        fixed windows of the model's block_size: the windows train.py evaluates on when ablation_windows =
+        eval_iters * batch_size. A layer the model barely uses has a delta near 0.
+Prints a per-layer table and a suggested inherit depth (the first lazy layer when the lazy layers form the model's
+tail, else the paper's L/2), and writes out_dir/probe.json and out_dir/probe.png (Rank(l, h), d(l, l+n) and every
+per-layer metric).
 """
 import cpu_env  # noqa: F401  (first: it sets the OpenMP environment torch reads on import)
+import json
 import math
 import os
 import sys
@@ -30,8 +39,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from checkpoint import load_model
@@ -55,9 +67,13 @@ class ProbeConfig:
     batch_size: int = 50  # sequences per forward pass; only one layer's maps of one batch are alive at a time
     seed: int = 1337  # picks the windows
     device: str = 'auto'
-    dtype: str = 'auto'  # of the ablation's forward passes (autocast); the probe's attention maps are always float32
+    dtype: str = 'auto'  # of the ablations' forward passes (autocast); every other metric is measured in float32
+    sink_seqs: int = 100  # windows of the attention-sink score (Gu et al.: 100 sequences ...)
+    sink_seq_len: int = 64  # ... of 64 tokens); cut to the model's block_size where that is shorter
+    sink_eps: float = 0.3  # a head is a sink head when its mean attention on the first token exceeds this
     ablate_attention: bool = False  # also measure each layer's attention-ablation delta (val-loss increase without its attention)
-    ablation_windows: int = 256  # fixed val windows of the model's block_size for the ablation
+    ablate_mlp: bool = False  # also measure each layer's MLP-ablation delta (val-loss increase without its MLP)
+    ablation_windows: int = 256  # fixed val windows of the model's block_size for the ablations
 
 
 # Partial sums within ROUNDOFF (relative) below the target count as reaching it, so exact boundary cases such as
@@ -145,10 +161,52 @@ def probe(model, tokens, num_seqs=100, seq_len=100, tau=0.9, eta=0.9, batch_size
 
 
 @torch.no_grad()
-def attention_ablation(model, tokens, num_windows=256, batch_size=50, device='cpu', autocast=None):
-    """(intact val loss, [delta per layer]): delta[l] = mean loss with block l's attention output replaced by zeros,
-    minus the intact mean loss, over num_windows fixed windows of the model's block_size (fixed_windows, seed 1337, as
-    train.py's val windows)."""
+def residual_geometry(model, tokens, num_seqs=100, seq_len=100, batch_size=50, seed=1337, device='cpu'):
+    """How much each block turns the residual stream x_0 (the embeddings' output) .. x_L (after the last block), on
+    the windows probe() reads: the mean cosine similarity of x_l and x_l+1 over every token, float64 (n_layer,), and
+    the mean angular distance arccos(cos(x_a, x_b)) / pi between every two boundaries at each window's last token,
+    float64 (n_layer + 1, n_layer + 1). One float32 forward pass (autocast off, as probe()); cosines in float64, so
+    a block that adds exactly nothing gets 1 and 0."""
+    n_layer = model.config.n_layer
+    offsets = fixed_windows(len(tokens), seq_len, num_seqs, seed=seed)
+    cos_sum = torch.zeros(n_layer, dtype=torch.float64)
+    angle_sum = torch.zeros(n_layer + 1, n_layer + 1, dtype=torch.float64)
+    model.eval()
+    for start in range(0, num_seqs, batch_size):
+        x, _ = get_batch(tokens, offsets[start:start + batch_size], seq_len, device)
+        last, previous = [], None  # the last token's unit vector at every boundary; the stream one boundary back
+        with torch.autocast(torch.device(device).type, enabled=False):
+            for boundary, h in enumerate(model.hidden_states(x)):
+                h = h.double()
+                if previous is not None:
+                    cos_sum[boundary - 1] += F.cosine_similarity(previous, h, dim=-1).sum().item()
+                last.append(F.normalize(h[:, -1], dim=-1))
+                previous = h
+        cos = torch.einsum('abc,dbc->adb', torch.stack(last), torch.stack(last))  # (L+1, L+1, B)
+        angle_sum += (torch.arccos(cos.clamp(-1, 1)) / math.pi).sum(-1).cpu()
+    return cos_sum / (num_seqs * seq_len), angle_sum / num_seqs
+
+
+@torch.no_grad()
+def first_token_attention(model, tokens, num_seqs=100, seq_len=64, batch_size=50, seed=1337, device='cpu'):
+    """Each head's mean attention on the first token of the window, over all queries and num_seqs windows of seq_len
+    tokens, float64 (n_layer, n_head); float32 maps, as probe()."""
+    offsets = fixed_windows(len(tokens), seq_len, num_seqs, seed=seed)
+    total = torch.zeros(model.config.n_layer, model.config.n_head, dtype=torch.float64)
+    model.eval()
+    for start in range(0, num_seqs, batch_size):
+        x, _ = get_batch(tokens, offsets[start:start + batch_size], seq_len, device)
+        with torch.autocast(torch.device(device).type, enabled=False):
+            for layer, att in model.attention_maps(x):
+                total[layer] += att[..., 0].double().mean(-1).sum(0).cpu()  # att[..., 0]: every query's weight on token 0
+    return total / num_seqs
+
+
+@torch.no_grad()
+def ablation(model, tokens, part, num_windows=256, batch_size=50, device='cpu', autocast=None):
+    """(intact val loss, [delta per layer]): delta[l] = mean loss with the output of block l's `part` ('attn' or
+    'mlp') replaced by zeros, minus the intact mean loss, over num_windows fixed windows of the model's block_size
+    (fixed_windows, seed 1337, as train.py's val windows)."""
     block_size = model.config.block_size
     offsets = fixed_windows(len(tokens), block_size, num_windows)
 
@@ -164,13 +222,146 @@ def attention_ablation(model, tokens, num_windows=256, batch_size=50, device='cp
     model.eval()
     intact = mean_loss()
     deltas = []
-    for block in tqdm(model.transformer.h, unit='layer', desc='attention ablation', leave=False):
-        handle = block.attn.register_forward_hook(lambda module, args, out: torch.zeros_like(out))
+    for block in tqdm(model.transformer.h, unit='layer', desc=f'{part} ablation', leave=False):
+        handle = getattr(block, part).register_forward_hook(lambda module, args, out: torch.zeros_like(out))
         try:
             deltas.append(mean_loss() - intact)
         finally:
             handle.remove()
     return intact, deltas
+
+
+class Measurements:
+    """A model on val tokens under a ProbeConfig's settings, where the metrics are measured. The passes that several
+    metrics read (the attention ranks and masses, the residual stream) run once, when the first of them asks."""
+
+    def __init__(self, model, tokens, cfg, device, autocast=None):
+        self.model, self.tokens, self.cfg, self.device, self.autocast = model, tokens, cfg, device, autocast
+
+    @cached_property
+    def rank_and_mass(self):
+        c = self.cfg
+        return probe(self.model, self.tokens, c.num_seqs, c.seq_len, c.tau, c.eta, c.batch_size, c.seed, self.device)
+
+    @cached_property
+    def residual_stream(self):
+        c = self.cfg
+        return residual_geometry(self.model, self.tokens, c.num_seqs, c.seq_len, c.batch_size, c.seed, self.device)
+
+    def metrics(self, names):
+        """{name: its METRICS entry's result} for the named metrics."""
+        return {name: METRICS[name].compute(self) for name in names}
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One per-layer metric. compute(measurements) returns {'per_layer': one number per block, ...what else probe.json
+    keeps of it}; column heads its table column and plot panel, fmt formats a value, legend (filled in from the
+    result) explains it under the table, and enabled(cfg) says whether attention_probe.py measures it."""
+    compute: Callable
+    column: str
+    fmt: str
+    legend: str
+    enabled: Callable
+
+
+METRICS = {}  # name -> Metric, in table order
+
+
+def metric(name, column, fmt, legend='', enabled=lambda cfg: True):
+    """Register a per-layer metric: @metric('name', 'Column', '{:8.4f}', ...) over a function (measurements) -> dict."""
+    def register(compute):
+        METRICS[name] = Metric(compute, column, fmt, legend, enabled)
+        return compute
+    return register
+
+
+@metric('max_rank', 'MaxRank', '{:8.2f}')
+def max_rank(m):
+    """MaxRank(l): the largest Rank(l, h) over the heads (PAPER.md §1); 1 is lazy."""
+    return {'per_layer': m.rank_and_mass[0].max(1).values.tolist()}
+
+
+@metric('head_mean_rank', 'HeadMean', '{:8.2f}')
+def head_mean_rank(m):
+    """Rank(l, h) averaged over the heads."""
+    return {'per_layer': m.rank_and_mass[0].mean(1).tolist()}
+
+
+@metric('avg_mass', 'AvgMass', '{:8.2f}')
+def avg_mass(m):
+    """AvgMass(l): m* averaged over heads and sequences (PAPER.md §1); 1 is a single column."""
+    return {'per_layer': m.rank_and_mass[1].mean(1).tolist()}
+
+
+@metric('block_influence', 'BI', '{:8.4f}',
+        "1 - mean cos(x_l, x_l+1) over tokens, x_l the residual stream entering block l (ShortGPT); 0: the block changes nothing")
+def block_influence(m):
+    """ShortGPT's Block Influence (arXiv 2403.03853): BI_l = 1 - mean over tokens of cos(x_l, x_l+1)."""
+    return {'per_layer': (1 - m.residual_stream[0]).tolist()}
+
+
+@metric('angular_distance', 'AngDist', '{:8.4f}',
+        "arccos(cos(x_l, x_l+1)) / pi at each window's last token (Gromov et al.); d(l, l+n) for every n in probe.json")
+def angular_distance(m):
+    """Gromov et al.'s (arXiv 2403.17887) d(l, l+n) = arccos(cos(x_l, x_l+n)) / pi at the last token, averaged over
+    the windows: 'matrix' holds it for every pair of boundaries; per layer, d(l, l+1)."""
+    matrix = m.residual_stream[1]
+    return {'per_layer': matrix.diagonal(1).tolist(), 'matrix': matrix.tolist()}
+
+
+@metric('attention_sink', 'Sink', '{:8.2f}',
+        "fraction of heads whose mean attention on the first token exceeds {eps} ({seqs} windows of {seq_len} tokens)")
+def attention_sink(m):
+    """Gu et al.'s (arXiv 2410.10781) sink score per layer: the share of heads h with mean_i A[i, 0] > sink_eps."""
+    c = m.cfg
+    seq_len = min(c.sink_seq_len, m.model.config.block_size)
+    attention = first_token_attention(m.model, m.tokens, c.sink_seqs, seq_len, c.batch_size, c.seed, m.device)
+    return {'per_layer': (attention > c.sink_eps).double().mean(1).tolist(), 'first_token_attention': attention.tolist(),
+            'eps': c.sink_eps, 'seqs': c.sink_seqs, 'seq_len': seq_len}
+
+
+def ablation_metric(m, part):
+    """The METRICS result of ablating `part` ('attn' or 'mlp'): the delta per layer, the intact loss, the windows."""
+    intact, deltas = ablation(m.model, m.tokens, part, m.cfg.ablation_windows, m.cfg.batch_size, m.device, m.autocast)
+    return {'per_layer': deltas, 'val_loss': intact, 'windows': m.cfg.ablation_windows,
+            'block_size': m.model.config.block_size}
+
+
+@metric('attention_ablation', 'AttnAbl', '{:+8.4f}',
+        "val-loss increase without the layer's attention output (intact val loss {val_loss:.4f}, {windows} fixed "
+        "windows of {block_size} tokens)", enabled=lambda cfg: cfg.ablate_attention)
+def attention_ablation(m):
+    return ablation_metric(m, 'attn')
+
+
+@metric('mlp_ablation', 'MLPAbl', '{:+8.4f}',
+        "val-loss increase without the layer's MLP output (intact val loss {val_loss:.4f}, {windows} fixed windows "
+        "of {block_size} tokens)", enabled=lambda cfg: cfg.ablate_mlp)
+def mlp_ablation(m):
+    return ablation_metric(m, 'mlp')
+
+
+def fitted_settings(block_size):
+    """The probe's default settings, its windows cut to block_size where the model's context is shorter: the probe
+    that other scripts run (train.py's probe_interval, inherit_select)."""
+    return ProbeConfig(seq_len=min(ProbeConfig.seq_len, block_size))
+
+
+def check_inputs(cfg, model, data_dir, tokens):
+    """One-line errors for windows or a vocabulary that the model and the val split cannot serve."""
+    block_size = model.config.block_size
+    if len(tokens) < cfg.seq_len + 1:
+        fail(f"{data_dir}/val.bin has {len(tokens)} tokens, too few for windows of seq_len={cfg.seq_len}; use a smaller --seq_len")
+    if cfg.seq_len > block_size:
+        fail(f"seq_len={cfg.seq_len} is longer than the model's block_size {block_size}; use --seq_len<={block_size}")
+    data_vocab = load_meta(data_dir)['vocab_size']
+    if data_vocab > model.config.vocab_size:
+        fail(f"{data_dir} has a vocabulary of {data_vocab} tokens but the model only {model.config.vocab_size}; "
+             f"probe with a dataset tokenized for this model")
+    if (cfg.ablate_attention or cfg.ablate_mlp) and len(tokens) < block_size + 1:
+        fail(f"{data_dir}/val.bin has {len(tokens)} tokens, too few for the ablation's windows of the model's "
+             f"block_size {block_size}; run without --ablate_attention and --ablate_mlp")
 
 
 def suggest_inherit_depth(lazy):
@@ -193,15 +384,17 @@ def suggest_inherit_depth(lazy):
     return half, f"{why}: start from the paper's default L/2 = {half} and let grow.py add layers"
 
 
-def summarize(rank, mass, near_lazy=1.5, group_size=4):
-    """The probe.json content (less the settings) from Rank(l, h) and the per-head mass, (n_layer, n_head) each."""
-    max_rank = rank.max(1).values
-    layers = [{"layer": i, "max_rank": max_rank[i].item(), "head_mean_rank": rank[i].mean().item(),
-               "rank_per_head": rank[i].tolist(), "avg_mass": mass[i].mean().item(),
-               "mass_per_head": mass[i].tolist(),
+def summarize(metrics, rank, mass, near_lazy=1.5, group_size=4):
+    """The probe.json content (less the settings) from the measured metrics {name: METRICS entry's result}, which
+    include max_rank, and Rank(l, h) and the per-head mass, (n_layer, n_head) each: a record per layer with every
+    metric's value, what else a metric keeps under its name, the lazy layers, AvgRank and the suggested depth."""
+    max_rank = torch.tensor(metrics['max_rank']['per_layer'])
+    layers = [{"layer": i, **{name: result['per_layer'][i] for name, result in metrics.items()},
+               "rank_per_head": rank[i].tolist(), "mass_per_head": mass[i].tolist(),
                # k* >= 1 always, so MaxRank = 1 means k* = 1 for every head on every sequence
                "lazy": bool(max_rank[i] == 1), "near_lazy": bool(max_rank[i] <= near_lazy)}
               for i in range(len(rank))]
+    extras = {name: {k: v for k, v in result.items() if k != 'per_layer'} for name, result in metrics.items()}
     n_layer = len(layers)
     half = n_layer // 2
     avg_rank = {"all": max_rank.mean().item(), "first_half": max_rank[:half].mean().item() if half else None,
@@ -209,21 +402,23 @@ def summarize(rank, mass, near_lazy=1.5, group_size=4):
     groups = [{"layers": [a, min(a + group_size, n_layer) - 1], "avg_rank": max_rank[a:a + group_size].mean().item()}
               for a in range(0, n_layer, group_size)] if group_size > 0 else []
     depth, rule = suggest_inherit_depth([layer["lazy"] for layer in layers])
-    return {"layers": layers, "avg_rank": avg_rank, "avg_rank_groups": groups,
-            "lazy_layers": [layer["layer"] for layer in layers if layer["lazy"]],
+    return {"layers": layers, **{name: extra for name, extra in extras.items() if extra}, "avg_rank": avg_rank,
+            "avg_rank_groups": groups, "lazy_layers": [layer["layer"] for layer in layers if layer["lazy"]],
             "near_lazy_layers": [layer["layer"] for layer in layers if layer["near_lazy"]],
             "suggested_inherit_depth": depth, "suggestion_rule": rule}
 
 
+def measured_names(result):
+    """The METRICS entries a probe.json content holds, in table order."""
+    return [name for name in METRICS if name in result["layers"][0]]
+
+
 def format_table(result):
-    ablation = result.get("attention_ablation")
-    lines = [f"{'layer':>5} {'MaxRank':>8} {'HeadMean':>8} {'AvgMass':>8}" + (f" {'AblDelta':>8}" if ablation else "") +
-             "  lazy"]
+    names = measured_names(result)
+    lines = [f"{'layer':>5} " + " ".join(f"{METRICS[name].column:>8}" for name in names) + "  lazy"]
     for layer in result["layers"]:
         flag = "lazy" if layer["lazy"] else "near" if layer["near_lazy"] else ""
-        delta = f" {ablation['delta'][layer['layer']]:>+8.4f}" if ablation else ""
-        lines.append(f"{layer['layer']:>5} {layer['max_rank']:>8.2f} {layer['head_mean_rank']:>8.2f} "
-                     f"{layer['avg_mass']:>8.2f}{delta}  {flag}")
+        lines.append(f"{layer['layer']:>5} " + " ".join(METRICS[name].fmt.format(layer[name]) for name in names) + f"  {flag}")
     avg = result["avg_rank"]
     lines.append(f"AvgRank (mean MaxRank): all {avg['all']:.2f}" + "".join(
         f", {name.replace('_', ' ')} {avg[name]:.2f}" for name in ("first_half", "second_half") if avg[name] is not None))
@@ -233,24 +428,26 @@ def format_table(result):
     lines.append(f"lazy layers (MaxRank = 1): {result['lazy_layers'] or 'none'}; near-lazy (MaxRank <= "
                  f"{result['settings']['near_lazy']}): {result['near_lazy_layers'] or 'none'}")
     lines.append(f"suggested inherit depth: {result['suggested_inherit_depth']} ({result['suggestion_rule']})")
-    if ablation:
-        lines.append(f"AblDelta: val-loss increase without the layer's attention output (intact val loss "
-                     f"{ablation['val_loss']:.4f}, {ablation['windows']} fixed windows of {ablation['block_size']} tokens)")
+    lines += [f"{METRICS[name].column}: {METRICS[name].legend.format(**result.get(name, {}))}"
+              for name in names if METRICS[name].legend]
     return "\n".join(lines)
 
 
 def plot(result, path):
-    """Heatmap of Rank(l, h) over layers x heads beside MaxRank per layer, layers top to bottom in both."""
+    """Rank(l, h) over layers x heads, d(l, l+n) over layers x block lengths n, and one bar panel per per-layer
+    metric, layers top to bottom in every panel."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
     rank = [layer["rank_per_head"] for layer in result["layers"]]
-    max_rank = [layer["max_rank"] for layer in result["layers"]]
     n_layer = len(rank)
     s = result["settings"]
-    fig, (ax_map, ax_max) = plt.subplots(1, 2, figsize=(11, 2 + 0.22 * n_layer), sharey=True,
-                                          gridspec_kw={"width_ratios": [3, 1.3]})
+    names = measured_names(result)
+    colors = ['tab:red' if layer["lazy"] else 'tab:orange' if layer["near_lazy"] else 'tab:blue' for layer in result["layers"]]
+    fig, axes = plt.subplots(1, 2 + len(names), figsize=(7 + 1.9 * len(names), 2.5 + 0.22 * n_layer), sharey=True,
+                             gridspec_kw={"width_ratios": [3, 3] + [1.3] * len(names)})
+    ax_map, ax_angle, *ax_bars = axes
     im = ax_map.imshow(rank, aspect='auto', cmap='viridis', interpolation='nearest', vmin=1)
     fig.colorbar(im, ax=ax_map, label="Rank(l, h) = mean k*")
     for axis in (ax_map.xaxis, ax_map.yaxis):
@@ -258,84 +455,90 @@ def plot(result, path):
     ax_map.set_xlabel("head")
     ax_map.set_ylabel("layer")
     ax_map.set_title(f"attention rank k* (tau={s['tau']})")
-    colors = ['tab:red' if layer["lazy"] else 'tab:orange' if layer["near_lazy"] else 'tab:blue'
-              for layer in result["layers"]]
-    ax_max.barh(range(n_layer), max_rank, color=colors)
-    ax_max.axvline(1, color='tab:red', linestyle=':', linewidth=1)
-    ax_max.set_xlabel("MaxRank")
-    ax_max.set_title("MaxRank per layer\n(red: lazy, orange: near-lazy)", fontsize=10)
-    ax_max.set_xlim(0, max(max_rank) * 1.05 + 0.5)
-    fig.suptitle(f"{s['source']} on {s['dataset']} val: {s['num_seqs']} x {s['seq_len']} tokens; "
-                 f"suggested inherit depth {result['suggested_inherit_depth']}")
+    # Gromov et al.'s view: row l, column n is d(l, l+n), the distance a run of n blocks from block l covers
+    matrix = torch.tensor(result["angular_distance"]["matrix"])
+    by_length = torch.full((n_layer, n_layer), float('nan'))
+    for l in range(n_layer):
+        by_length[l, :n_layer - l] = matrix[l, l + 1:]
+    im = ax_angle.imshow(by_length.numpy(), aspect='auto', cmap='magma', interpolation='nearest', vmin=0,
+                         extent=(0.5, n_layer + 0.5, n_layer - 0.5, -0.5))
+    fig.colorbar(im, ax=ax_angle, label="d(l, l+n)")
+    ax_angle.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_angle.set_xlabel("blocks n")
+    ax_angle.set_title("angular distance d(l, l+n)\n(last token)", fontsize=10)
+    for ax, name in zip(ax_bars, names):
+        ax.barh(range(n_layer), [layer[name] for layer in result["layers"]], color=colors)
+        ax.axvline(0, color='k', linewidth=0.8)
+        if name == 'max_rank':
+            ax.axvline(1, color='tab:red', linestyle=':', linewidth=1)  # the lazy line
+        ax.set_title(METRICS[name].column, fontsize=10)
+        ax.tick_params(axis='x', labelsize=7)
+    fig.suptitle(f"{s['source']} on {s['dataset']} val: {s['num_seqs']} x {s['seq_len']} tokens; suggested inherit "
+                 f"depth {result['suggested_inherit_depth']} (bars: red lazy, orange near-lazy)")
     fig.tight_layout()
     fig.savefig(path, format='png', dpi=100)
     plt.close(fig)
 
 
-def plot_ablation(result, path):
-    """Bar chart of the attention-ablation delta per layer."""
+def plot_history(metrics_path, path, title):
+    """The probe records of a train.py run's metrics.jsonl ({'iter', 'probe': {metric: per-layer values}}, from
+    probe_interval): one panel per metric, every layer's value against the step, deeper layers darker."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    ablation, s = result["attention_ablation"], result["settings"]
-    delta = ablation["delta"]
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    bars = ax.bar(range(len(delta)), delta, color=['tab:orange' if layer["near_lazy"] else 'tab:blue' for layer in result["layers"]])
-    ax.bar_label(bars, fmt='%+.3f', fontsize=8)  # the values, since one layer often dwarfs the others
-    ax.axhline(0, color='k', linewidth=0.8)
-    ax.set_xticks(range(len(delta)))
-    ax.set_xlabel("layer")
-    ax.set_ylabel("val loss increase")
-    ax.set_title(f"{s['source']}: val loss without one layer's attention output\n(intact {ablation['val_loss']:.4f}; "
-                 f"{ablation['windows']} windows of {ablation['block_size']} tokens; orange: near-lazy)", fontsize=10)
+    with open(metrics_path) as f:
+        records = [r for r in map(json.loads, f) if 'probe' in r]
+    steps = [r['iter'] for r in records]
+    names = list(records[0]['probe'])
+    n_layer = len(records[0]['probe'][names[0]])
+    fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.4), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        for layer in range(n_layer):
+            ax.plot(steps, [r['probe'][name][layer] for r in records], marker='o', ms=2, label=f"layer {layer}",
+                    color=plt.cm.viridis_r(layer / max(1, n_layer - 1)))
+        ax.set_xlabel("step")
+        ax.set_title(METRICS[name].column)
+    axes[0][-1].legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1))
+    fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, format='png', dpi=100)
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, format='png', dpi=100)
     plt.close(fig)
 
 
 def run(cfg):
-    """Probe cfg.source as configured (a ProbeConfig); writes probe.json and probe.png into
-    cfg.out_dir and returns the probe.json content. Every check runs before any work, so a failure writes nothing."""
+    """Probe cfg.source as configured (a ProbeConfig); writes probe.json and probe.png into cfg.out_dir and returns
+    the probe.json content. Every check runs before any measurement, so a failure writes nothing."""
     if not cfg.source:
         fail("no model given; pass --source=<checkpoint file | run dir | gpt2* | HF GPT-2 dir>")
-    if cfg.num_seqs < 1 or cfg.seq_len < 1 or cfg.batch_size < 1 or cfg.ablation_windows < 1:
-        fail("num_seqs, seq_len, batch_size and ablation_windows must be at least 1")
+    counts = ('num_seqs', 'seq_len', 'sink_seqs', 'sink_seq_len', 'batch_size', 'ablation_windows')
+    if any(getattr(cfg, key) < 1 for key in counts):
+        fail(f"{', '.join(counts)} must be at least 1")
     if not (0 < cfg.tau <= 1 and 0 < cfg.eta <= 1):
         fail(f"tau={cfg.tau} and eta={cfg.eta} must lie in (0, 1]; the paper uses 0.9")
+    if not 0 <= cfg.sink_eps < 1:
+        fail(f"sink_eps={cfg.sink_eps} must lie in [0, 1); Gu et al. use 0.3")
     data_dir = os.path.join(cfg.data_root, cfg.dataset)
     tokens = open_tokens(data_dir, 'val')
-    if len(tokens) < cfg.seq_len + 1:
-        fail(f"{data_dir}/val.bin has {len(tokens)} tokens, too few for windows of seq_len={cfg.seq_len}; "
-             f"use a smaller --seq_len")
     dev, _, ptdtype, autocast = setup_device(cfg.device, cfg.dtype)
     model, info = load_model(cfg.source, dev)
+    check_inputs(cfg, model, data_dir, tokens)
     mc = model.config
-    if cfg.seq_len > mc.block_size:
-        fail(f"seq_len={cfg.seq_len} is longer than the model's block_size {mc.block_size}; use --seq_len<={mc.block_size}")
-    data_vocab = load_meta(data_dir)['vocab_size']
-    if data_vocab > mc.vocab_size:
-        fail(f"{cfg.dataset} has a vocabulary of {data_vocab} tokens but the model only "
-             f"{mc.vocab_size}; probe with a dataset tokenized for this model")
-    if cfg.ablate_attention and len(tokens) < mc.block_size + 1:
-        fail(f"{data_dir}/val.bin has {len(tokens)} tokens, too few for the ablation's windows of the model's "
-             f"block_size {mc.block_size}; run without --ablate_attention")
+    names = [name for name, entry in METRICS.items() if entry.enabled(cfg)]
+    ablating = cfg.ablate_attention or cfg.ablate_mlp
 
     print(f"probing {cfg.source} ({mc.n_layer} layers, {mc.n_head} heads, {mc.n_embd} wide) on {cfg.num_seqs} "
           f"x {cfg.seq_len} tokens of {data_dir}/val.bin, {dev} float32"
-          + (f" (ablation {str(ptdtype).removeprefix('torch.')})" if cfg.ablate_attention else "")
+          + (f" (ablations {str(ptdtype).removeprefix('torch.')})" if ablating else "")
           + f", {torch.get_num_threads()} threads")
     t0 = time.time()
-    rank, mass = probe(model, tokens, cfg.num_seqs, cfg.seq_len, cfg.tau, cfg.eta, cfg.batch_size,
-                       cfg.seed, dev)
+    measurements = Measurements(model, tokens, cfg, dev, autocast)
+    metrics = measurements.metrics(names)
+    result = summarize(metrics, *measurements.rank_and_mass, cfg.near_lazy, cfg.group_size)
     wall_s = time.time() - t0
-    result = summarize(rank, mass, cfg.near_lazy, cfg.group_size)
-    if cfg.ablate_attention:
-        t0 = time.time()
-        intact, deltas = attention_ablation(model, tokens, cfg.ablation_windows, cfg.batch_size, dev, autocast)
-        result["attention_ablation"] = {"val_loss": intact, "delta": deltas, "windows": cfg.ablation_windows,
-                                        "block_size": mc.block_size, "wall_s": time.time() - t0}
     result["settings"] = {**{k: getattr(cfg, k) for k in ('source', 'dataset', 'data_root', 'num_seqs', 'seq_len', 'tau', 'eta',
-                                                  'near_lazy', 'group_size', 'batch_size', 'seed', 'ablate_attention')},
+                                                  'near_lazy', 'group_size', 'batch_size', 'seed', 'sink_seqs',
+                                                  'sink_seq_len', 'sink_eps', 'ablate_attention', 'ablate_mlp')},
                           "device": dev, "dtype": "float32",
                           "ablation_dtype": str(ptdtype).removeprefix('torch.')}
     result["model"] = {**info["model_args"], "kind": info["kind"], "iter_num": info.get("iter_num"),
@@ -346,12 +549,8 @@ def run(cfg):
 
     with atomic_write(os.path.join(cfg.out_dir, 'probe.png')) as tmp:
         plot(result, tmp)
-    if cfg.ablate_attention:
-        with atomic_write(os.path.join(cfg.out_dir, 'ablation.png')) as tmp:
-            plot_ablation(result, tmp)
     write_json(result, os.path.join(cfg.out_dir, 'probe.json'))
-    print(f"wrote {os.path.join(cfg.out_dir, 'probe.json')} and probe.png" +
-          (", ablation.png" if cfg.ablate_attention else ""))
+    print(f"wrote {os.path.join(cfg.out_dir, 'probe.json')} and probe.png")
     return result
 
 

@@ -31,8 +31,8 @@ from model import GPT, GPTConfig
 
 @dataclass
 class BenchProbeConfig(ProbeConfig, GPTConfig):
-    """attention_probe.py's settings (source, dataset and the ablation's are unused: a random model on random tokens)
-    and the model's fields."""
+    """attention_probe.py's settings (source, dataset, the sink score's and the ablations' are unused: it times the
+    rank probe of a random model on random tokens) and the model's fields."""
     n_layer: int = 24
     n_head: int = 16
     n_embd: int = 1024

@@ -8,9 +8,10 @@ or l reaches max_layers.
 
 Every train.py key sets the per-round training (each round trains max_iters steps with a fresh optimizer and the
 warmup + cosine schedule); train.py's inherit_* keys (block parts, wpe, ln_f, width) say what each round inherits,
-while grow.py picks its blocks (0..l-1). grow_mode='paper' (default) builds every round from the reference;
-'continue' keeps the previous round's trained model and appends the next reference blocks (cheaper in spirit; not
-in the paper).
+while grow.py sets its depth l and inherit_select which l blocks (first: 0..l-1, the paper; a probe-driven strategy
+probes the reference every round). grow_mode='paper' (default) builds every round from the reference; 'continue'
+keeps the previous round's trained model and appends the next reference blocks (cheaper in spirit; not in the
+paper; first blocks only).
 Rerunning the same command after a kill skips finished rounds and resumes the interrupted one exactly. A rerun
 whose settings differ from those grow.json stored (any key that changes what a round computes or when grow stops)
 stops with an error naming them, unless --allow_changes=True.
@@ -27,9 +28,9 @@ import torch.distributed as dist
 import results
 import train
 from checkpoint import load_checkpoint, load_model, save_checkpoint
-from common import atomic_write, fail, init_distributed, write_json
+from common import atomic_write, fail, init_distributed, setup_device, write_json
 from configurator import configure
-from inherit import InheritConfig, describe, inherit, parse_parts
+from inherit import InheritConfig, describe, inherit, parse_parts, selection_named
 
 
 @dataclass
@@ -52,7 +53,7 @@ DEFAULTS = GrowConfig()
 # them freely. Every other key is stored in grow.json and compared on a rerun.
 RERUN_FREE_KEYS = ('out_dir', 'data_root', 'log_interval', 'log_seconds', 'eval_interval', 'always_save_checkpoint',
                    'wandb_log', 'wandb_project', 'wandb_run_name', 'backend', 'device', 'compile', 'dist_timeout',
-                   'compare_runs', 'allow_changes')
+                   'compare_runs', 'allow_changes', 'probe_interval')
 
 
 def round_init(cfg, depth, ref_model, ref_info, previous_round_dir):
@@ -95,15 +96,22 @@ def grow(cfg):
     if cfg.step_layers < 1:
         fail(f"step_layers must be at least 1, got {cfg.step_layers}")
     if cfg.inherit_layers is not None:
-        fail("grow.py picks each round's blocks (0..l-1) itself; drop inherit_layers and set start_layers/step_layers/max_layers")
+        fail("grow.py sets each round's depth itself (inherit_select picks which blocks); drop inherit_layers and set "
+             "start_layers/step_layers/max_layers")
+    if selection_named(cfg.inherit_select).picks_depth:
+        fail(f"inherit_select={cfg.inherit_select!r} sets the depth itself, which grow.py steps; use it with train.py or inherit.py")
+    if cfg.grow_mode == 'continue' and cfg.inherit_select != 'first':
+        fail("grow_mode='continue' appends the next reference blocks to the trained ones, so it needs inherit_select='first'")
     parse_parts(cfg.inherit_block_parts, 'inherit_block_parts')  # fail now, not after the reference's evaluation
     compare_runs = [d for d in cfg.compare_runs.split(',') if d]
     for run_dir in compare_runs:
         if not os.path.exists(os.path.join(run_dir, 'metrics.jsonl')):  # fail now, not after hours of training
             fail(f"{run_dir}/metrics.jsonl not found; compare_runs takes out_dirs of finished train.py runs")
-    ddp, rank, _, _, _ = init_distributed(cfg.backend, cfg.device, cfg.dist_timeout)
+    ddp, rank, _, _, device = init_distributed(cfg.backend, cfg.device, cfg.dist_timeout)
     master = rank == 0
-    ref_model, ref_info = load_model(cfg.reference)
+    # a probe-driven inherit_select probes the reference every round, so it waits on the training device
+    probe_device = 'cpu' if cfg.inherit_select == 'first' else setup_device(device, cfg.dtype)[0]
+    ref_model, ref_info = load_model(cfg.reference, probe_device)
     ref_depth = ref_model.config.n_layer
     start = cfg.start_layers if cfg.start_layers is not None else max(1, ref_depth // 2)
     stop = cfg.max_layers if cfg.max_layers is not None else ref_depth

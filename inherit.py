@@ -12,6 +12,7 @@ options are train.py's inherit_* settings, spelled the same:
     --source=out/ref --inherit_layers=0-5,0-5                                           # hybrid stacking
     --source=gpt2 --inherit_layers=0,2,4,6,8,10                                         # DistilBERT-style alternate layers
     --source=gpt2-medium --inherit_n_head=8 --inherit_n_embd=512                        # half-width warm start (Table 2)
+    --source=out/ref --inherit_layers=6 --inherit_select=shortgpt --dataset=shakespeare  # the 6 blocks of highest block influence
 
 Sources: a checkpoint of this project or nanoGPT (a file, or a run directory holding ckpt.pt), 'gpt2'..'gpt2-xl',
 or a local Hugging Face GPT-2 directory. The output is a checkpoint with model, model_args, iter_num=0,
@@ -20,8 +21,12 @@ Inherited tensors are copied bit for bit; everything else keeps the GPT-2 init o
 (seeded by --seed), so residual projections get 0.02/sqrt(2 * target n_layer). A narrower target (inherit_n_head/_n_embd)
 keeps the source's first heads (their q/k/v rows and attention c_proj columns), first 4*n_embd MLP hidden units and
 first n_embd dimensions of the embeddings, every LayerNorm and the residual outputs; heads keep the source's size.
+inherit_select picks which k blocks inherit_layers=k keeps: 'first' (0..k-1, the paper) or a strategy of SELECTIONS
+that probes the source on the val split of data_root/dataset (lazy_cut, shortgpt, angular, deepest_but_last,
+ablation; docs/inheriting.md); the provenance records the method, its scores and the chosen blocks.
 inherit() is the one entry point: this CLI, train.py (inherit_* keys) and grow.py all call it; each step of it is an
-entry of WARM_STARTS (layers, parts, width), so a new warm start is one registered function (README, Extending).
+entry of WARM_STARTS (layers, parts, width), so a new warm start is one registered function (README, Extending),
+and a new selection strategy one function registered in SELECTIONS.
 """
 import cpu_env  # noqa: F401  (first: it sets the OpenMP environment torch reads on import)
 import os
@@ -32,9 +37,11 @@ from typing import Callable
 
 import torch
 
+import attention_probe
 from checkpoint import load_model, save_checkpoint, strip_wrapper_prefixes
-from common import fail
+from common import fail, setup_device
 from configurator import configure
+from data import open_tokens
 from model import GPT, GPTConfig
 
 
@@ -43,7 +50,8 @@ from model import GPT, GPTConfig
 class InheritConfig:
     """What a warm start takes from its source: the options of train.py (init_from), grow.py (the reference) and
     this script alike."""
-    inherit_layers: int | list[int] | str | None = None  # source blocks to keep: k (blocks 0..k-1), a list [0, 2, 4] / '0,2,4', or ranges '0-5,0-5'; None: all
+    inherit_layers: int | list[int] | str | None = None  # source blocks to keep: k (which k: inherit_select), a list [0, 2, 4] / '0,2,4', or ranges '0-5,0-5'; None: all
+    inherit_select: str = 'first'  # which k blocks inherit_layers=k keeps: first (0..k-1, the paper) or a probe-driven strategy of inherit.SELECTIONS (docs/inheriting.md)
     inherit_block_parts: str = 'all'  # what each kept block inherits: 'all', 'none' or a comma list of attn (c_attn, c_proj), mlp (c_fc, c_proj), ln (ln_1, ln_2) (Table 3)
     inherit_wpe: bool = True  # False: fresh position embeddings (the authors' script)
     inherit_ln_f: bool = True  # False: fresh final LayerNorm (the authors' script)
@@ -59,6 +67,9 @@ class InheritScriptConfig(InheritConfig):
     seed: int = 1337  # seeds the fresh init of whatever is not inherited
     block_size: int | None = None  # the target's context (None: the source's); longer needs --inherit_wpe=False
     dropout: float | None = None  # the target's dropout (None: the source's; train.py applies its own --dropout)
+    dataset: str = 'openwebtext'  # inherit_select's probe reads the val split of data_root/<dataset>
+    data_root: str = 'data'
+    device: str = 'auto'  # where the source is loaded and inherit_select's probe runs
 
 
 # state-dict name prefixes (inside transformer.h.<i>.) of each part of a block
@@ -79,20 +90,17 @@ def parse_layers(spec):
     return result
 
 
-def layer_list(spec, source_n_layer, name='layers'):
-    """The source block of every target position, from k (blocks 0..k-1), a list of block indices or a string
-    such as '0-5,0-5' / '0,2,4,6'. Indices are checked against the source by inherit()."""
-    if isinstance(spec, int) and not isinstance(spec, bool):
-        if spec < 1:
-            fail(f"{name} must be a positive integer, got {spec!r}")
-        if spec > source_n_layer:
-            fail(f"{name}={spec} but the source has only {source_n_layer} blocks; to repeat blocks list them (e.g. '0-{source_n_layer - 1},0-{source_n_layer - 1}')")
-        return list(range(spec))
-    if isinstance(spec, (list, tuple)):
-        return list(spec)
-    if isinstance(spec, str):
-        return parse_layers(spec)
-    fail(f"{name}={spec!r} must be a number of blocks k (blocks 0..k-1), a list of block indices or a string such as '0-5,0-5'")
+def target_depth(spec, source_n_layer):
+    """k of inherit_layers=k (None stays None: all blocks, or the depth a selection picks), checked against the source."""
+    if spec is None:
+        return None
+    if isinstance(spec, bool) or not isinstance(spec, int):
+        fail(f"inherit_layers={spec!r} must be a number of blocks k, a list of block indices or a string such as '0-5,0-5'")
+    if spec < 1:
+        fail(f"inherit_layers must be a positive integer, got {spec!r}")
+    if spec > source_n_layer:
+        fail(f"inherit_layers={spec} but the source has only {source_n_layer} blocks; to repeat blocks list them (e.g. '0-{source_n_layer - 1},0-{source_n_layer - 1}')")
+    return spec
 
 
 def parse_parts(spec, name='block_parts'):
@@ -168,6 +176,7 @@ def target_model_args(source_args, overrides):
 class Plan:
     """A warm start as it is being built. The WARM_STARTS entries edit it in order; then inherit() builds a fresh
     GPT(args) under the seed and copies `tensors` into it (each target tensor's leading part; leading_slice)."""
+    source_model: GPT  # the source itself, which a selection strategy probes
     source_args: dict  # the source's GPTConfig fields
     source_state: dict  # the source's state dict
     args: dict  # the target's GPTConfig fields
@@ -195,18 +204,136 @@ def warm_start(name, describe=lambda provenance: ''):
     return register
 
 
+@dataclass(frozen=True)
+class Selection:
+    """A way to pick the k source blocks a target of depth k inherits: choose(metrics, L, k) -> the sorted block
+    indices, from the attention_probe.METRICS results named in `needs`, measured on the source. picks_depth: it sets
+    k itself when inherit_layers is unset (k is None then); for the others an unset inherit_layers is k = L."""
+    choose: Callable
+    needs: tuple
+    picks_depth: bool
+
+
+SELECTIONS = {}  # name -> Selection, the values of inherit_select
+
+
+def selection(name, needs=(), picks_depth=False):
+    """Register a selection strategy: @selection('name', needs=(metric, ...)) over a function (metrics, L, k) -> blocks."""
+    def register(choose):
+        SELECTIONS[name] = Selection(choose, tuple(needs), picks_depth)
+        return choose
+    return register
+
+
+def selection_named(name):
+    if name not in SELECTIONS:
+        fail(f"inherit_select={name!r} is not a selection strategy; use one of {', '.join(SELECTIONS)}")
+    return SELECTIONS[name]
+
+
+@selection('first')
+def first_blocks(metrics, L, k):
+    """Blocks 0..k-1: the paper's Inheritune."""
+    return list(range(k))
+
+
+@selection('lazy_cut', needs=('max_rank',), picks_depth=True)
+def blocks_before_first_lazy(metrics, L, k):
+    """Blocks 0..j-1, j the first lazy layer (MaxRank = 1): all of the model before its attention collapses. It sets
+    the depth, so inherit_layers must be unset or j."""
+    lazy = [l for l, rank in enumerate(metrics['max_rank']['per_layer']) if rank == 1]
+    if not lazy or lazy[0] == 0:
+        why = "no layer of the source is lazy (MaxRank = 1)" if not lazy else "the source's layer 0 is lazy already"
+        fail(f"{why}, so lazy_cut has no blocks to keep; give the depth with inherit_layers=k and another inherit_select")
+    if k not in (None, lazy[0]):
+        fail(f"lazy_cut keeps the {lazy[0]} blocks before the first lazy layer, but inherit_layers={k}; set "
+             f"inherit_layers={lazy[0]} or leave it unset")
+    return list(range(lazy[0]))
+
+
+def keep_highest(scores, k):
+    """The k blocks of highest score, in order; of equal scores the shallower block stays."""
+    return sorted(sorted(range(len(scores)), key=lambda l: (-scores[l], l))[:k])
+
+
+@selection('shortgpt', needs=('block_influence',))
+def least_influential_dropped(metrics, L, k):
+    """ShortGPT (arXiv 2403.03853): drop the L - k blocks of lowest Block Influence."""
+    return keep_highest(metrics['block_influence']['per_layer'], k)
+
+
+@selection('angular', needs=('angular_distance',))
+def closest_run_dropped(metrics, L, k):
+    """Gromov et al. (arXiv 2403.17887): drop the n = L - k consecutive blocks l*..l*+n-1 whose input x_l* and output
+    x_l*+n are closest, l* = argmin over l of d(l, l+n); of equal distances the deeper run goes."""
+    n, d = L - k, metrics['angular_distance']['matrix']
+    start = min(range(k + 1), key=lambda l: (d[l][l + n], -l))
+    return [l for l in range(L) if not start <= l < start + n]
+
+
+@selection('deepest_but_last')
+def deepest_but_last_dropped(metrics, L, k):
+    """Drop the L - k deepest blocks but the last: keep blocks 0..k-2 and L-1."""
+    return [*range(k - 1), L - 1]
+
+
+@selection('ablation', needs=('attention_ablation', 'mlp_ablation'))
+def least_needed_dropped(metrics, L, k):
+    """Drop the L - k blocks the model needs least: the smallest sum of the attention- and the MLP-ablation delta
+    (the val-loss increase without the block's attention output, plus that without its MLP output)."""
+    cost = [a + m for a, m in zip(metrics['attention_ablation']['per_layer'], metrics['mlp_ablation']['per_layer'])]
+    return keep_highest(cost, k)
+
+
+# the probe settings a selection's metrics depend on, kept in the provenance
+PROBE_RECORD = ('num_seqs', 'seq_len', 'tau', 'ablation_windows', 'seed')
+
+
+def choose_blocks(plan, cfg, k):
+    """The k source blocks cfg.inherit_select picks; a probe-driven strategy measures the metrics it needs on the
+    source (probe_source) and the provenance records the method, its scores and the probe's windows."""
+    L = plan.source_args['n_layer']
+    strategy = selection_named(cfg.inherit_select)
+    if k is None and not strategy.picks_depth:
+        k = L
+    metrics, settings = probe_source(plan.source_model, cfg, strategy.needs) if strategy.needs else ({}, None)
+    layers = strategy.choose(metrics, L, k)
+    if cfg.inherit_select != 'first':
+        probe = None if settings is None else {'dataset': cfg.dataset, **{key: getattr(settings, key) for key in PROBE_RECORD}}
+        plan.record['selection'] = {'method': cfg.inherit_select, 'scores': metrics, 'probe': probe}
+    return layers
+
+
+def probe_source(model, cfg, names):
+    """(the named attention_probe metrics, the probe settings) of the source on the val split of data_root/dataset,
+    with the probe's default windows (cut to the source's context), on the device the source is on."""
+    data_dir = os.path.join(cfg.data_root, cfg.dataset)
+    tokens = open_tokens(data_dir, 'val')
+    settings = attention_probe.fitted_settings(model.config.block_size)
+    attention_probe.check_inputs(settings, model, data_dir, tokens)
+    return attention_probe.Measurements(model, tokens, settings, model.lm_head.weight.device).metrics(names), settings
+
+
 def describe_layers(p):
     layers = p['layers']
     kind = 'stacked blocks' if len(set(layers)) < len(layers) else 'inherited blocks'
-    return f"{kind} {format_layers(layers)} of {short_source(p['source'])} ({p['source_model_args']['n_layer']}L)"
+    chosen = f", chosen by {p['selection']['method']}" if p.get('selection') else ''
+    return f"{kind} {format_layers(layers)} of {short_source(p['source'])} ({p['source_model_args']['n_layer']}L){chosen}"
 
 
 @warm_start('layers', describe_layers)
 def select_blocks(plan, cfg):
-    """Block i of the target is source block layers[i] (inherit_layers: k = the first k, a list, or ranges); the
-    tied token embedding, wpe and ln_f come along."""
+    """Block i of the target is source block layers[i]: inherit_layers lists them (a list or ranges), or gives their
+    number k and inherit_select picks which (SELECTIONS); the tied token embedding, wpe and ln_f come along."""
     L = plan.source_args['n_layer']
-    layers = layer_list(cfg.inherit_layers if cfg.inherit_layers is not None else L, L, 'inherit_layers')
+    spec = cfg.inherit_layers
+    if isinstance(spec, (list, tuple, str)):
+        if cfg.inherit_select != 'first':
+            fail(f"inherit_layers={spec!r} lists the blocks, which leaves inherit_select={cfg.inherit_select!r} "
+                 "nothing to choose; give their number (inherit_layers=k) or drop inherit_select")
+        layers = parse_layers(spec) if isinstance(spec, str) else list(spec)
+    else:
+        layers = choose_blocks(plan, cfg, target_depth(spec, L))
     if not layers:
         fail("the layer list is empty; inherit at least one block")
     bad = [i for i in layers if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < L]
@@ -281,7 +408,8 @@ def inherit(source_model, source_info, cfg, overrides=None):
     state is left untouched). overrides: target block_size / dropout. source_model: a GPT (unwrapped); source_info:
     load_model's info dict (source, kind, iter_num, ...)."""
     source_args = {f.name: getattr(source_model.config, f.name) for f in fields(GPTConfig)}
-    plan = Plan(source_args, strip_wrapper_prefixes(source_model.state_dict()), target_model_args(source_args, overrides or {}))
+    plan = Plan(source_model, source_args, strip_wrapper_prefixes(source_model.state_dict()),
+                target_model_args(source_args, overrides or {}))
     for entry in WARM_STARTS.values():
         entry.apply(plan, cfg)
 
@@ -346,6 +474,11 @@ def describe(provenance):
              f"  fresh GPT-2 init (seed {p['seed']}): {', '.join(p['reinitialized']) or 'nothing'}",
              f"  parameters: {p['params_inherited']:,} inherited ({100 * p['params_inherited'] / total:.1f}%), "
              f"{p['params_fresh']:,} fresh"]
+    if p.get('selection'):
+        s = p['selection']
+        lines.append(f"  chosen by {s['method']}" + (f" from the source's probe on {s['probe']['dataset']} val "
+                     f"({s['probe']['num_seqs']} x {s['probe']['seq_len']} tokens)" if s['probe'] else ''))
+        lines += [f"    {name}: {' '.join(f'{v:.4g}' for v in result['per_layer'])}" for name, result in s['scores'].items()]
     lines += [f"  note: {note}" for note in p['notes']]
     return '\n'.join(lines)
 
@@ -357,7 +490,7 @@ def main(argv):
     if not cfg.out:
         fail("give the checkpoint to write: --out=PATH")
     parse_parts(cfg.inherit_block_parts, 'inherit_block_parts')  # fail before loading the source
-    model, info = load_model(cfg.source)
+    model, info = load_model(cfg.source, setup_device(cfg.device, 'float32')[0])
     overrides = {k: getattr(cfg, k) for k in ('block_size', 'dropout') if getattr(cfg, k) is not None}
     ckpt = inherit(model, info, cfg, overrides)
     path = cfg.out

@@ -6,7 +6,8 @@ Differences from nanoGPT that matter for Inheritune:
   them from the paper authors' fork, which uses the tanh GELU).
 - scale_attn_by_inverse_layer_idx divides block i's attention logits by an extra (i+1), as HF GPT-2 and the
   paper's models do.
-- An explicit attention path hands every layer's post-softmax attention matrix to a hook, for the lazy-layer probe.
+- An explicit attention path hands every layer's post-softmax attention matrix to a hook, and hidden_states yields
+  the residual stream between blocks, for the layer metrics of attention_probe.py.
 """
 import inspect
 import json
@@ -221,6 +222,16 @@ class GPT(nn.Module):
             maps = []
             x = block(x, maps.append)
             yield i, maps[0]
+
+    @torch.no_grad()
+    def hidden_states(self, idx):
+        """Yield the residual stream at every block boundary, (B, T, n_embd) each: x_0, the embeddings' output, then
+        x_{i+1}, the stream after block i (before ln_f). One at a time, as attention_maps."""
+        x = self.embed(idx)
+        yield x
+        for block in self.transformer.h:
+            x = block(x)
+            yield x
 
     def crop_block_size(self, block_size):
         """Shrink the context window, e.g. to use GPT-2's 1024-token weights with a smaller block_size."""

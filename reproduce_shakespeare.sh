@@ -4,7 +4,8 @@
 #   bash reproduce_shakespeare.sh quick  # ~8 min, the README's main job: the pipeline end to end at 2500 steps, one seed,
 #                                         64 wide, where depth already pays (docs/cpu_reproduction.md, "The quick main job")
 #   bash reproduce_shakespeare.sh core   # ~1 h: rows 1-5 at T = 3000 steps, seeds 1337-1339 (grow: seed 1337)
-#   bash reproduce_shakespeare.sh full   # core + the reference's probe and attention ablation + rows 6-7 (one seed)
+#   bash reproduce_shakespeare.sh full   # core + the reference's probe and ablations + rows 6-7 (one seed) + row 8
+#                                        # (the inherit_select strategies, 3 seeds: 12 more trainings of T steps)
 # Runs go one at a time with torch's default threads: on the 2-core test CPU one 2-thread run was faster than two
 # 1-thread runs side by side (docs/speed.md). Every run directory ends in _s<seed>; rerunning a mode retrains from scratch.
 set -euo pipefail
@@ -84,7 +85,7 @@ echo "rows 1-5 took $((SECONDS / 60)) min $((SECONDS % 60)) s"
 [ "$mode" = core ] && exit 0
 
 python attention_probe.py --source=$out/ref_8_s1337 --dataset=shakespeare_char --out_dir=$out/probe \
-  --ablate_attention=True --ablation_windows=256 --dtype=float32
+  --ablate_attention=True --ablate_mlp=True --ablation_windows=256 --dtype=float32
 
 # ------------------------------------------------------------------------------------------------------------------
 # Rows 6-7, one seed, at the small model's budget (T steps), with train.py's KD keys (teacher, kd_alpha),
@@ -116,4 +117,17 @@ python results.py $out/{ref_8,random_4,random_4_2T,inherit_4}_s* $out/{random_2,
 python results.py $out/{ref_8,random_4,inherit_4}_s* $out/{inherit_4_attn_ln,inherit_4_mlp_ln,inherit_4_attn_mlp}_s1337 \
   $out/random_2_s1337 $out/inherit_2_from_*_s1337 --group=_s1337,_s1338,_s1339 --reference=$out/ref_8 \
   --out=$out/results_row7 --title='CPU reproduction, row 7: Table 3 and Table 4 in mini form'
+
+# row 8: which 4 of the same-seed reference's 8 blocks to inherit, picked by each inherit_select strategy
+# (docs/inheriting.md), (a) evaluated as picked (--max_iters=0: no step) and (b) after T steps; 'first' after T steps
+# is row 5. lazy_cut is left out: no layer of the reference is lazy (the probe above), so it has nowhere to cut.
+for s in "${seeds[@]}"; do
+  for select in first shortgpt angular deepest_but_last ablation; do
+    picked=(config/shakespeare_char_inherit.py --seed=$s --init_from=$(ref $s) --inherit_select=$select)
+    python train.py "${picked[@]}" --max_iters=0 --out_dir=$out/select_${select}_4_0steps_s$s
+    [ "$select" = first ] || python train.py "${picked[@]}" --out_dir=$out/select_${select}_4_s$s
+  done
+done
+python results.py $out/{ref_8,inherit_4}_s* $out/select_*_s* --group=_s1337,_s1338,_s1339 --reference=$out/ref_8 \
+  --out=$out/results_row8 --title='CPU reproduction, row 8: which 4 blocks to inherit, as picked and after T steps'
 echo "$mode took $((SECONDS / 60)) min $((SECONDS % 60)) s"

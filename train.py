@@ -8,7 +8,9 @@ Multi-node: torchrun with --nnodes, --node_rank, --master_addr, --master_port as
 Settings (TrainConfig below) keep nanoGPT's names and meanings, so a nanoGPT config file runs unchanged. init_from is one of
 'scratch', 'resume' (continue out_dir/ckpt.pt exactly), 'gpt2*' or a local Hugging Face GPT-2 directory, or the
 path of a checkpoint (for example one written by inherit.py): training then starts from those weights with a
-fresh optimizer. train() is also called in-process by grow.py.
+fresh optimizer. train() is also called in-process by grow.py. probe_interval=N probes the model every N steps
+(attention_probe.py's per-layer MaxRank, AvgMass, block influence and attention-sink score) into metrics.jsonl and
+out_dir/probe_history.png.
 """
 import cpu_env  # noqa: F401  (first: it sets the OpenMP environment torch reads on import)
 import dataclasses
@@ -25,6 +27,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+import attention_probe
 from checkpoint import load_checkpoint, load_model, model_from_checkpoint, save_checkpoint
 from common import atomic_write, fail, init_distributed, setup_device
 from configurator import configure
@@ -51,6 +54,7 @@ class TrainConfig(InheritConfig, GPTConfig):
     eval_iters: int = 200  # with eval_windows=None, each eval uses eval_iters * batch_size fixed windows per split
     eval_windows: int | None = None  # fixed windows per split in every eval, whatever the batch size; None: eval_iters * batch_size (nanoGPT)
     eval_only: bool = False  # evaluate init_from on the fixed windows and exit
+    probe_interval: int = 0  # every this many steps, probe the model on fixed val windows (MaxRank, AvgMass, BI, attention sink per layer) into metrics.jsonl; 0: off
     always_save_checkpoint: bool = True  # if False, save only when val loss improves
     init_from: str = 'scratch'  # 'scratch', 'resume', a checkpoint or run directory, 'gpt2*', or a local HF GPT-2 directory
     # knowledge distillation: loss = (1 - kd_alpha) * CE + kd_alpha * T^2 * KL(p_teacher || p_student), T = kd_temperature
@@ -111,7 +115,7 @@ def check_config(cfg):
     for key in positive:
         if getattr(cfg, key) < 1:
             fail(f"{key} must be at least 1, got {getattr(cfg, key)}")
-    for key in ('max_iters', 'warmup_iters', 'lr_decay_iters', 'weight_decay', 'grad_clip', 'min_lr'):
+    for key in ('max_iters', 'warmup_iters', 'lr_decay_iters', 'weight_decay', 'grad_clip', 'min_lr', 'probe_interval'):
         if getattr(cfg, key) < 0:
             fail(f"{key} must not be negative, got {getattr(cfg, key)}")
     if not 0 <= cfg.dropout < 1:
@@ -147,7 +151,7 @@ def build_model(cfg, data_vocab_size, device):
         resume_ckpt['model_args']['dropout'] = cfg.dropout  # the shape comes from the checkpoint, dropout from the config (nanoGPT)
         model, provenance = model_from_checkpoint(resume_ckpt, cfg.out_dir), resume_ckpt.get('inherit')
     else:
-        model, info = load_model(init_from)
+        model, info = load_model(init_from, device)  # on the training device: an inherit_select probe runs there
         provenance = info.get('inherit')
         if inheriting:
             ckpt = inherit(model, info, cfg)
@@ -367,10 +371,31 @@ def evaluate_and_save(cfg, state, eval_splits, setup, metrics, clock, checkpoint
     metrics.write({'iter': state.iter_num, 'train_loss': losses['train'], 'val_loss': losses['val'], 'lr': get_lr(state.iter_num, cfg)})
     improved = losses['val'] < state.best_val_loss
     state.best_val_loss = min(state.best_val_loss, losses['val'])
-    if (improved or cfg.always_save_checkpoint) and state.iter_num > 0:
+    # not the untrained model before the first step, unless that is the run: max_iters=0 evaluates a warm start as built
+    if (improved or cfg.always_save_checkpoint) and (state.iter_num > 0 or cfg.max_iters == 0):
         checkpointer.save(state)
     clock.add_eval(time.time() - t_eval)
     return losses
+
+
+# what probe_interval logs of every layer: attention_probe.METRICS names
+PROBE_METRICS = ('max_rank', 'avg_mass', 'block_influence', 'attention_sink')
+
+
+def probe_and_log(model, val_data, cfg, state, setup, metrics):
+    """Rank 0 probes the model being trained on the probe's fixed val windows and logs PROBE_METRICS per layer. Eval
+    mode and no RNG drawn (the windows are fixed, dropout is off), so training goes on as if it had not happened."""
+    if not setup.master:
+        return
+    t0 = time.time()
+    settings = attention_probe.fitted_settings(cfg.block_size)
+    measured = attention_probe.Measurements(model, val_data, settings, setup.device).metrics(PROBE_METRICS)
+    model.train()
+    values = {name: result['per_layer'] for name, result in measured.items()}
+    probe_s = time.time() - t0
+    print(f"step {state.iter_num}: probe MaxRank {' '.join(f'{v:.1f}' for v in values['max_rank'])}, "
+          f"BI {' '.join(f'{v:.3f}' for v in values['block_influence'])} ({probe_s:.1f}s)")
+    metrics.write({'iter': state.iter_num, 'probe': values, 'probe_s': probe_s})
 
 
 def train(cfg):
@@ -465,9 +490,14 @@ def train(cfg):
     loss_spec = LossSpec(fused=cfg.fused_loss, kd_alpha=cfg.kd_alpha, kd_temperature=cfg.kd_temperature, settings=cfg)
     t_log, iters_since_log, next_timed_log = time.time(), 0, state.iter_num + 1  # DDP logs the first step, to learn the pace
     while state.iter_num < cfg.max_iters:
-        if state.iter_num % cfg.eval_interval == 0:
+        evaluating = state.iter_num % cfg.eval_interval == 0
+        probing = cfg.probe_interval > 0 and state.iter_num % cfg.probe_interval == 0
+        if evaluating:
             evaluate_and_save(cfg, state, eval_splits, setup, metrics, clock, checkpointer)
-            t_log, iters_since_log = time.time(), 0  # don't count eval time in the step timings
+        if probing:
+            probe_and_log(raw_model, val_data, cfg, state, setup, metrics)
+        if evaluating or probing:
+            t_log, iters_since_log = time.time(), 0  # don't count eval or probe time in the step timings
         lr = get_lr(state.iter_num, cfg)
         for group in optimizer.param_groups:
             group['lr'] = lr
@@ -505,6 +535,11 @@ def train(cfg):
             metrics.write({'iter': state.iter_num, 'loss': lossf, 'lr': lr, 'ms_per_iter': dt * 1000, 'tokens_per_s': tokens_per_iter / dt,
                            'mfu': mfu, **terms})
     losses = evaluate_and_save(cfg, state, eval_splits, setup, metrics, clock, checkpointer)  # its save holds every rank until rank 0's checkpoint is written (grow.py reads it)
+    if cfg.probe_interval > 0 and state.iter_num % cfg.probe_interval == 0:
+        probe_and_log(raw_model, val_data, cfg, state, setup, metrics)
+    if cfg.probe_interval > 0 and setup.master:
+        attention_probe.plot_history(metrics.path, os.path.join(cfg.out_dir, 'probe_history.png'),
+                                     f"{cfg.out_dir}: probe every {cfg.probe_interval} steps")
     return {'val_loss': losses['val'], 'train_loss': losses['train'], 'best_val_loss': state.best_val_loss,
             'iter_num': state.iter_num, 'tokens': (state.iter_num - start_iter) * tokens_per_iter, 'wall_s': time.time() - t_start}
 
@@ -520,8 +555,8 @@ def duration(seconds):
 
 
 def keep_metrics_before(path, iter_num):
-    """Drop the metric lines a run resumed at iter_num will log again (steps after it, its evaluations from it on)
-    and any line cut short by a kill."""
+    """Drop the metric lines a run resumed at iter_num will log again (steps after it, its evaluations and probes
+    from it on) and any line cut short by a kill."""
     if not os.path.exists(path):
         return
     kept = []
@@ -531,7 +566,7 @@ def keep_metrics_before(path, iter_num):
                 record = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if record['iter'] < iter_num or (record['iter'] == iter_num and 'val_loss' not in record):
+            if record['iter'] < iter_num or (record['iter'] == iter_num and 'loss' in record):  # the step that led to iter_num
                 kept.append(line if line.endswith('\n') else line + '\n')
     with atomic_write(path) as tmp, open(tmp, 'w') as f:
         f.writelines(kept)

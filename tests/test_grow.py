@@ -130,13 +130,36 @@ def test_measures_reference_loss_and_stops_when_reached(shakespeare_root, refere
     assert "| Inheritune round, 2 layers | 2 | 2 x 32 |" in report and "inherited blocks 0-1 of " in report
 
 
+def test_every_round_selects_its_blocks_by_probe(shakespeare_root, tmp_path):
+    # a reference whose context holds the probe's 100-token windows; rounds of 2 and 4 of its 4 blocks by angular distance
+    torch.manual_seed(1)
+    model = GPT(GPTConfig(block_size=128, vocab_size=50304, n_layer=4, n_head=2, n_embd=32, bias=False))
+    reference = tmp_path / "ref.pt"
+    save_checkpoint({"model": model.state_dict(), "model_args": vars(model.config), "iter_num": 0,
+                     "best_val_loss": 1e9, "config": {}}, reference)
+    out_dir = tmp_path / "angular"
+    out = run_script(*grow_args(shakespeare_root, reference, out_dir, "--inherit_select=angular", "--max_iters=1",
+                                "--eval_interval=1", "--lr_decay_iters=1")).stdout
+    assert "chosen by angular" in out
+    round2 = torch.load(out_dir / "round_2" / "init.pt", weights_only=True)["inherit"]
+    d = round2["selection"]["scores"]["angular_distance"]["matrix"]
+    start = min(range(3), key=lambda l: (d[l][l + 2], -l))
+    assert round2["layers"] == [l for l in range(4) if not start <= l < start + 2]
+    assert torch.load(out_dir / "round_4" / "init.pt", weights_only=True)["inherit"]["layers"] == [0, 1, 2, 3]
+    assert ", chosen by angular |" in (out_dir / "grow.md").read_text()
+    assert load_json(out_dir / "grow.json")["settings"]["inherit_select"] == "angular"
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--grow_mode=stack"], "grow_mode"),
     (["--max_layers=8"], "deeper than the reference"),
     (["--start_layers=0"], "start_layers"),
     (["--step_layer=2"], "did you mean 'step_layers'"),
-    (["--inherit_layers=2"], "picks each round's blocks"),
+    (["--inherit_layers=2"], "sets each round's depth itself"),
     (["--inherit_block_parts=attn,foo"], "unknown block part 'foo'"),
+    (["--inherit_select=lazy_cut"], "inherit_select='lazy_cut' sets the depth itself, which grow.py steps"),
+    (["--inherit_select=shortgpt", "--grow_mode=continue"], "needs inherit_select='first'"),
+    (["--inherit_select=longgpt"], "not a selection strategy"),
 ])
 def test_bad_input_is_one_line_error(shakespeare_root, reference, tmp_path, extra, message):
     out_dir = tmp_path / "bad"

@@ -345,3 +345,160 @@ def test_cli_checkpoint_trains_with_train_py(tmp_path, sources):
     trained = load_checkpoint(tmp_path / 'run' / 'ckpt.pt')
     assert trained['iter_num'] == 2 and trained['model_args']['n_layer'] == 3
     assert not torch.equal(trained['model']['transformer.h.2.attn.c_attn.weight'], inherited['transformer.h.2.attn.c_attn.weight'])
+
+
+# ----------------------------------------------------------------------------- selection strategies
+
+
+def per_layer(values):
+    return {'per_layer': list(values)}
+
+
+def angular_matrix(steps):
+    """d(a, b) of a stream whose block l turns it by steps[l] (in units of pi), all turns in one plane and one sense."""
+    boundary = np.concatenate([[0.0], np.cumsum(steps)])
+    return {'matrix': np.abs(boundary[:, None] - boundary[None, :]).tolist()}
+
+
+@pytest.mark.parametrize('name, metrics, k, expected', [
+    ('first', {}, 3, [0, 1, 2]),
+    ('first', {}, None, [0, 1, 2, 3, 4, 5]),  # inherit_layers unset: every block
+    ('lazy_cut', {'max_rank': per_layer([9, 4, 2.5, 1, 1.2, 1])}, None, [0, 1, 2]),  # before the first lazy layer
+    ('lazy_cut', {'max_rank': per_layer([9, 4, 2.5, 1, 1.2, 1])}, 3, [0, 1, 2]),
+    ('shortgpt', {'block_influence': per_layer([0.9, 0.01, 0.3, 0.02, 0.5, 0.4])}, 4, [0, 2, 4, 5]),
+    ('shortgpt', {'block_influence': per_layer([0.9, 0.2, 0.2, 0.2, 0.5, 0.2])}, 3, [0, 1, 4]),  # ties: the deeper go
+    ('shortgpt', {'block_influence': per_layer([0.9, 0.01, 0.3, 0.02, 0.5, 0.4])}, None, [0, 1, 2, 3, 4, 5]),
+    ('angular', {'angular_distance': angular_matrix([0.3, 0.1, 0.01, 0.02, 0.05, 0.2])}, 4, [0, 1, 4, 5]),
+    ('angular', {'angular_distance': angular_matrix([0.3, 0.1, 0.01, 0.02, 0.05, 0.2])}, 3, [0, 1, 5]),  # 2-4: 0.08
+    ('angular', {'angular_distance': angular_matrix([0.3, 0.1, 0.01, 0.02, 0.05, 0.2])}, 1, [0]),
+    ('angular', {'angular_distance': angular_matrix([0.1] * 6)}, 4, [0, 1, 2, 3]),  # ties: the deepest run goes
+    ('angular', {'angular_distance': angular_matrix([0.1] * 6)}, 6, [0, 1, 2, 3, 4, 5]),
+    ('deepest_but_last', {}, 4, [0, 1, 2, 5]),
+    ('deepest_but_last', {}, 1, [5]),
+    ('deepest_but_last', {}, 6, [0, 1, 2, 3, 4, 5]),
+    ('ablation', {'attention_ablation': per_layer([1.2, 0.0, 0.2, 0.05, 0.1, -0.01]),
+                  'mlp_ablation': per_layer([0.5, 0.0, 0.1, 0.01, -0.02, 0.3])}, 3, [0, 2, 5]),  # costs 1.7 0 .3 .06 .08 .29
+])
+def test_selection_functions_on_hand_made_metrics(name, metrics, k, expected):
+    strategy = inherit.SELECTIONS[name]
+    assert set(strategy.needs) == set(metrics)
+    if k is None and not strategy.picks_depth:
+        k = 6  # what select_blocks hands a strategy when inherit_layers is unset
+    assert strategy.choose(metrics, 6, k) == expected
+
+
+@pytest.mark.parametrize('max_rank, k, message', [
+    ([9, 4, 2.5, 1.1, 1.2, 1.05], None, 'no layer of the source is lazy'),
+    ([1, 4, 2.5, 1, 1.2, 1], None, "layer 0 is lazy already"),
+    ([9, 4, 2.5, 1, 1.2, 1], 4, 'keeps the 3 blocks before the first lazy layer, but inherit_layers=4; set inherit_layers=3'),
+])
+def test_lazy_cut_without_a_place_to_cut_is_one_line_error(max_rank, k, message):
+    with pytest.raises(SystemExit) as e:
+        inherit.SELECTIONS['lazy_cut'].choose({'max_rank': per_layer(max_rank)}, 6, k)
+    assert str(e.value).startswith('error: ') and message in str(e.value) and '\n' not in str(e.value)
+
+
+def constant_dataset(root, token=5, n=3000):
+    """A val (and train) split that is one token over and over, so that a block adding the direction of that
+    token's embedding lowers the loss and removing it raises the loss."""
+    data = root / 'constant'
+    data.mkdir()
+    for split in ('train', 'val'):
+        np.full(n, token, dtype=np.uint16).tofile(data / f'{split}.bin')
+    (data / 'meta.json').write_text(json.dumps({'tokenizer': 'toy', 'vocab_size': SRC['vocab_size'], 'dtype': 'uint16',
+                                                'eot_token': None, 'train_tokens': n, 'val_tokens': n, 'source': 'constant'}))
+    return str(root)
+
+
+def helpful_model(idle, token=5):
+    """A 6-layer GPT whose blocks in `idle` add nothing (output projections zero: BI 0, ablation deltas 0, no
+    angular distance across them) and whose other blocks add a constant along `token`'s embedding from both their
+    attention and their MLP (zero weights, biases along it), each of which helps predict `token`."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(**SRC))
+    direction = model.transformer.wte.weight[token].detach() / model.transformer.wte.weight[token].norm().item()
+    with torch.no_grad():
+        for i, block in enumerate(model.transformer.h):
+            for proj in (block.attn.c_proj, block.mlp.c_proj):
+                proj.weight.zero_()
+                proj.bias.copy_(torch.zeros_like(direction) if i in idle else (0.2 + 0.1 * i) * direction)
+    return model.eval()
+
+
+@pytest.mark.parametrize('name, idle, expected', [
+    ('shortgpt', (1, 4), [0, 2, 3, 5]),
+    ('ablation', (1, 4), [0, 2, 3, 5]),
+    ('shortgpt', (2, 3), [0, 1, 4, 5]),
+    ('ablation', (2, 3), [0, 1, 4, 5]),
+    ('angular', (2, 3), [0, 1, 4, 5]),  # the one run of 2 blocks that adds nothing
+])
+def test_probe_driven_selection_drops_the_blocks_that_add_nothing(tmp_path, name, idle, expected, capsys):
+    model = helpful_model(idle)
+    cfg = inherit.InheritScriptConfig(inherit_layers=4, inherit_select=name, dataset='constant',
+                                      data_root=constant_dataset(tmp_path))
+    ckpt = inherit.inherit(model, {'source': 'helpful'}, cfg)
+    p = ckpt['inherit']
+    assert p['layers'] == expected and ckpt['model_args']['n_layer'] == 4
+    scores = p['selection']['scores']
+    assert p['selection']['method'] == name and set(scores) == set(inherit.SELECTIONS[name].needs)
+    for metric, result in scores.items():
+        if metric != 'angular_distance':  # per layer: exactly nothing where the block adds nothing, more elsewhere
+            assert all((abs(v) < 1e-9) == (l in idle) for l, v in enumerate(result['per_layer'])), (metric, result)
+    if name == 'ablation':
+        assert all(v > 0 for l, v in enumerate(scores['attention_ablation']['per_layer']) if l not in idle)
+    assert p['selection']['probe'] == {'dataset': 'constant', 'num_seqs': 100, 'seq_len': 32, 'tau': 0.9,
+                                       'ablation_windows': 256, 'seed': 1337}  # the probe's windows, cut to the context
+    src = model.state_dict()
+    for i, s in enumerate(expected):
+        assert torch.equal(ckpt['model'][f'transformer.h.{i}.mlp.c_proj.bias'], src[f'transformer.h.{s}.mlp.c_proj.bias'])
+    assert inherit.describe_layers(p).endswith(f'(6L), chosen by {name}')
+    print(inherit.describe(p))
+    assert f'chosen by {name} from the source\'s probe on constant val (100 x 32 tokens)' in capsys.readouterr().out
+
+
+def test_lazy_cut_keeps_the_blocks_before_the_lazy_layers(tmp_path, sources):
+    from test_probe import crafted_model, ARGS as LAZY_ARGS, LAZY  # layers 2 and 3 of 4 attend to position 0 only
+    root = tmp_path / 'data'
+    (root / 'toy').mkdir(parents=True)
+    np.random.default_rng(0).integers(0, LAZY_ARGS['vocab_size'], 3000, dtype=np.uint16).tofile(root / 'toy' / 'val.bin')
+    (root / 'toy' / 'meta.json').write_text(json.dumps({'tokenizer': 'toy', 'vocab_size': LAZY_ARGS['vocab_size'],
+                                                        'dtype': 'uint16', 'eot_token': None}))
+    cfg = inherit.InheritScriptConfig(inherit_select='lazy_cut', dataset='toy', data_root=str(root))
+    p = inherit.inherit(crafted_model(), {'source': 'crafted'}, cfg)['inherit']
+    assert p['layers'] == list(range(LAZY[0])) and p['selection']['scores']['max_rank']['per_layer'][LAZY[0]] == 1.0
+    # a random model has no lazy layers, so nowhere to cut
+    write_tiny_dataset(tmp_path)
+    with pytest.raises(SystemExit, match='no layer of the source is lazy'):
+        inherit.inherit(load_model(sources['project'])[0], {'source': 'x'}, replace(cfg, dataset='tiny', data_root=str(tmp_path)))
+
+
+def test_deepest_but_last_needs_no_probe_and_first_records_nothing(tmp_path, sources):
+    model, info = load_model(sources['project'])
+    cfg = inherit.InheritScriptConfig(inherit_layers=3, inherit_select='deepest_but_last', dataset='nowhere')
+    p = inherit.inherit(model, info, cfg)['inherit']
+    assert p['layers'] == [0, 1, 5] and p['selection'] == {'method': 'deepest_but_last', 'scores': {}, 'probe': None}
+    assert 'selection' not in inherit.inherit(model, info, replace(cfg, inherit_select='first'))['inherit']
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--inherit_layers=0,2', '--inherit_select=shortgpt'], "lists the blocks, which leaves inherit_select='shortgpt' nothing to choose"),
+    (['--inherit_layers=2', '--inherit_select=longgpt'], "inherit_select='longgpt' is not a selection strategy; use one of first, lazy_cut"),
+    (['--inherit_layers=2', '--inherit_select=shortgpt', '--dataset=nowhere'], 'nowhere/val.bin not found'),
+    (['--inherit_layers=9', '--inherit_select=shortgpt'], 'only 6 blocks'),
+])
+def test_bad_selection_settings_fail_in_one_line(tmp_path, sources, args, message):
+    with pytest.raises(SystemExit) as e:
+        inherit.main([f'--source={sources["project"]}', *args, f'--data_root={tmp_path}', f'--out={tmp_path / "out.pt"}'])
+    assert str(e.value).startswith('error: ') and '\n' not in str(e.value) and message in str(e.value), str(e.value)
+    assert not (tmp_path / 'out.pt').exists()
+
+
+def test_cli_selection_on_a_dataset(tmp_path, sources):
+    write_tiny_dataset(tmp_path)
+    proc = run_script('inherit.py', f'--source={sources["project"]}', '--inherit_layers=4', '--inherit_select=angular',
+                      '--dataset=tiny', f'--data_root={tmp_path}', '--device=cpu', f'--out={tmp_path / "out.pt"}')
+    p = load_checkpoint(tmp_path / 'out.pt')['inherit']
+    d = np.array(p['selection']['scores']['angular_distance']['matrix'])
+    start = min(range(5), key=lambda l: (d[l, l + 2], -l))  # the run of 2 blocks with the smallest d(l, l+2)
+    assert p['layers'] == [l for l in range(6) if not start <= l < start + 2]
+    assert 'chosen by angular' in proc.stdout and 'angular_distance: ' in proc.stdout

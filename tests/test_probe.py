@@ -1,6 +1,7 @@
 """attention_probe.py: k* and m* on matrices with known answers and against a slow float64 reference, the
 per-sequence averaging, the inherit-depth rule, a crafted model with lazy layers, the CLI outputs, bad inputs."""
 import json
+import math
 import os
 
 import numpy as np
@@ -175,7 +176,9 @@ def test_probe_averages_per_sequence_then_over_sequences():
     assert torch.allclose(rank[0], torch.tensor([expected0] * 2, dtype=torch.float64))
     assert torch.allclose(mass[0], torch.tensor([expected0] * 2, dtype=torch.float64))
     assert rank[1].tolist() == [9.0, 1.0] and mass[1].tolist() == [9.0, 1.0]
-    result = attention_probe.summarize(rank, mass)
+    metrics = attention_probe.Measurements(ScriptedModel(), tokens, attention_probe.ProbeConfig(
+        num_seqs=23, seq_len=10, batch_size=4, seed=7), 'cpu').metrics(['max_rank', 'avg_mass'])
+    result = attention_probe.summarize(metrics, rank, mass)
     assert [l['max_rank'] for l in result['layers']] == pytest.approx([expected0, 9.0])
     assert result['layers'][1]['avg_mass'] == 5.0 and not any(l['lazy'] for l in result['layers'])
 
@@ -263,10 +266,11 @@ def test_probe_attention_is_float32_whatever_dtype_says(setup, tmp_path, monkeyp
             yield layer, att
 
     monkeypatch.setattr(GPT, 'attention_maps', recording)
-    results = {dtype: attention_probe.run(config(setup, tmp_path, dtype=dtype, out_dir=str(tmp_path / dtype), num_seqs=4))
-               for dtype in ('float32', 'bfloat16')}
-    assert list(maps) == ['off'] and len(maps['off']) == 2 * ARGS['n_layer']
-    for a, b in zip(maps['off'][:ARGS['n_layer']], maps['off'][ARGS['n_layer']:]):
+    results = {dtype: attention_probe.run(config(setup, tmp_path, dtype=dtype, out_dir=str(tmp_path / dtype), num_seqs=4,
+                                                 sink_seqs=4)) for dtype in ('float32', 'bfloat16')}
+    per_run = 2 * ARGS['n_layer']  # one batch of the rank probe's windows, one of the sink score's
+    assert list(maps) == ['off'] and len(maps['off']) == 2 * per_run
+    for a, b in zip(maps['off'][:per_run], maps['off'][per_run:]):
         assert a.dtype == torch.float32 and torch.equal(a, b)
     assert results['bfloat16']['layers'] == results['float32']['layers']
     assert results['bfloat16']['settings']['dtype'] == 'float32'
@@ -335,50 +339,181 @@ def test_cli_bad_input_exit_code(setup, tmp_path):
     assert 'block_size' in proc.stderr and not (tmp_path / 'out').exists()
 
 
-# ----------------------------------------------------------------------------- attention ablation
+# ----------------------------------------------------------------------------- the other layer metrics
 
 
-def manual_loss_without_attention(model, x, y, layer):
-    """The forward written out by hand, with block `layer`'s attention branch left out."""
+def weighty_model(seed=0):
+    """A random GPT whose blocks matter (output projections far above GPT-2's init), block 1's attention and block 2's
+    MLP adding exactly nothing, and a first-token logit boost in layer 3 that turns its heads into attention sinks."""
+    torch.manual_seed(seed)
+    model = GPT(GPTConfig(**ARGS))
+    C, hs = ARGS['n_embd'], ARGS['n_embd'] // ARGS['n_head']
+    with torch.no_grad():
+        model.transformer.wpe.weight[0, 0] = 3.0  # position 0 stands out in channel 0 ...
+        for block in model.transformer.h:
+            block.attn.c_proj.weight.mul_(300)
+            block.mlp.c_proj.weight.mul_(30)
+        for proj in (model.transformer.h[1].attn.c_proj, model.transformer.h[2].mlp.c_proj):
+            proj.weight.zero_()
+            proj.bias.zero_()
+        attn = model.transformer.h[3].attn.c_attn
+        attn.bias[:C] = 0.0
+        attn.bias[0] = 6.0  # ... and layer 3's head 0 queries it, so that head sinks while head 1 stays random
+        attn.weight[C, :] = 0.0
+        attn.weight[C, 0] = 4.0
+    return model.eval()
+
+
+@torch.no_grad()
+def manual_states(model, x):
+    """The residual stream x_0 .. x_L written out by hand."""
+    h = model.transformer.wte(x) + model.transformer.wpe(torch.arange(x.shape[1]))
+    states = [h]
+    for block in model.transformer.h:
+        h = h + block.attn(block.ln_1(h))
+        h = h + block.mlp(block.ln_2(h))
+        states.append(h)
+    return [s.double().numpy() for s in states]
+
+
+def windows(tokens, seq_len, count, seed=1337):
+    return get_batch(tokens, fixed_windows(len(tokens), seq_len, count, seed=seed), seq_len, 'cpu')[0]
+
+
+def toy_tokens(n=3000, seed=1):
+    return np.random.default_rng(seed).integers(0, VOCAB, n).astype(np.uint16)
+
+
+def test_hidden_states_are_the_residual_stream():
+    model, x = weighty_model(), windows(toy_tokens(), 24, 3)
+    states = list(model.hidden_states(x))
+    assert len(states) == ARGS['n_layer'] + 1
+    for ours, manual in zip(states, manual_states(model, x)):
+        assert np.allclose(ours.double().numpy(), manual, atol=1e-5)
+    with torch.no_grad():  # the last one is what ln_f and lm_head read
+        assert torch.allclose(model.lm_head(model.transformer.ln_f(states[-1]))[:, -1], model(x)[0][:, -1], atol=1e-5)
+
+
+def test_block_influence_and_angular_distance_match_numpy():
+    model, tokens = weighty_model(), toy_tokens()
+    cfg = attention_probe.ProbeConfig(num_seqs=7, seq_len=24, batch_size=3)
+    metrics = attention_probe.Measurements(model, tokens, cfg, 'cpu').metrics(['block_influence', 'angular_distance'])
+    states = manual_states(model, windows(tokens, 24, 7))
+    unit = [s / np.linalg.norm(s, axis=-1, keepdims=True) for s in states]
+    bi = [1 - (unit[l] * unit[l + 1]).sum(-1).mean() for l in range(ARGS['n_layer'])]
+    assert metrics['block_influence']['per_layer'] == pytest.approx(bi, abs=1e-6)
+    assert min(bi) > 1e-3  # every block turns the stream (block 1's MLP and block 2's attention still work)
+    last = [u[:, -1] for u in unit]
+    angle = [[np.mean(np.arccos(np.clip((a * b).sum(-1), -1, 1))) / np.pi for b in last] for a in last]
+    matrix = metrics['angular_distance']['matrix']
+    assert np.allclose(matrix, angle, atol=1e-6) and np.allclose(matrix, np.transpose(matrix))
+    assert metrics['angular_distance']['per_layer'] == pytest.approx([angle[l][l + 1] for l in range(ARGS['n_layer'])], abs=1e-6)
+
+
+def test_a_block_that_adds_nothing_has_zero_influence_and_distance():
+    model = weighty_model()
+    with torch.no_grad():
+        for proj in (model.transformer.h[2].attn.c_proj, model.transformer.h[2].mlp.c_proj):
+            proj.weight.zero_()
+            proj.bias.zero_()
+    cfg = attention_probe.ProbeConfig(num_seqs=5, seq_len=24)
+    metrics = attention_probe.Measurements(model, toy_tokens(), cfg, 'cpu').metrics(['block_influence', 'angular_distance'])
+    assert abs(metrics['block_influence']['per_layer'][2]) < 1e-12
+    assert metrics['angular_distance']['matrix'][2][3] < 1e-7 and metrics['angular_distance']['matrix'][1][2] > 1e-3
+
+
+@torch.no_grad()
+def manual_first_token_attention(model, x):
+    """Each head's mean attention on token 0, from softmax(q k^T * scale) computed here from c_attn's weights."""
+    C, H = ARGS['n_embd'], ARGS['n_head']
+    hs, T = C // H, x.shape[1]
+    h = torch.from_numpy(manual_states(model, x)[0]).float()
+    result = []
+    for block in model.transformer.h:
+        a = block.ln_1(h)
+        w, b = block.attn.c_attn.weight, block.attn.c_attn.bias
+        q, k = (a @ w[i * C:(i + 1) * C].T + b[i * C:(i + 1) * C] for i in (0, 1))
+        q, k = (t.view(len(x), T, H, hs).transpose(1, 2).double() for t in (q, k))
+        logits = (q @ k.transpose(-2, -1)) / math.sqrt(hs)
+        att = torch.softmax(logits.masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float('-inf')), -1)
+        result.append(att[..., :, 0].mean(-1).mean(0))  # over queries, then windows
+        h = h + block.attn(a)
+        h = h + block.mlp(block.ln_2(h))
+    return torch.stack(result)
+
+
+def test_attention_sink_matches_a_manual_softmax():
+    model, tokens = weighty_model(), toy_tokens()
+    cfg = attention_probe.ProbeConfig(sink_seqs=6, sink_seq_len=20, batch_size=4)
+    sink = attention_probe.Measurements(model, tokens, cfg, 'cpu').metrics(['attention_sink'])['attention_sink']
+    expected = manual_first_token_attention(model, windows(tokens, 20, 6))
+    assert np.allclose(sink['first_token_attention'], expected, atol=1e-6)
+    assert sink['per_layer'] == ((expected > 0.3).double().mean(1)).tolist()
+    assert sink['per_layer'][3] == 0.5  # the crafted sink head, not its neighbour
+    assert (sink['eps'], sink['seqs'], sink['seq_len']) == (0.3, 6, 20)
+    crafted = attention_probe.Measurements(crafted_model(), tokens, cfg, 'cpu').metrics(['attention_sink'])['attention_sink']
+    assert crafted['per_layer'] == [1.0 if l in LAZY else 0.0 for l in range(ARGS['n_layer'])]  # lazy: every head on token 0
+    long = attention_probe.Measurements(model, tokens, attention_probe.ProbeConfig(sink_seqs=2), 'cpu').metrics(['attention_sink'])
+    assert long['attention_sink']['seq_len'] == ARGS['block_size']  # 64 tokens do not fit: cut to the context
+
+
+def manual_loss_without(model, x, y, layer, part):
+    """The forward written out by hand, with block `layer`'s attention ('attn') or MLP ('mlp') branch left out."""
     h = model.transformer.wte(x) + model.transformer.wpe(torch.arange(x.shape[1]))
     for i, block in enumerate(model.transformer.h):
-        if i != layer:
+        if (i, part) != (layer, 'attn'):
             h = h + block.attn(block.ln_1(h))
-        h = h + block.mlp(block.ln_2(h))
+        if (i, part) != (layer, 'mlp'):
+            h = h + block.mlp(block.ln_2(h))
     logits = model.lm_head(model.transformer.ln_f(h))
     return torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten()).item()
 
 
-def test_attention_ablation_matches_a_manual_forward():
-    torch.manual_seed(0)
-    model = GPT(GPTConfig(**ARGS))
-    with torch.no_grad():
-        for block in model.transformer.h:
-            block.attn.c_proj.weight.mul_(300)  # attention that matters, unlike at init
-        model.transformer.h[1].attn.c_proj.weight.zero_()  # ... except in layer 1, which adds nothing
-        model.transformer.h[1].attn.c_proj.bias.zero_()
-    tokens = np.random.default_rng(1).integers(0, VOCAB, 3000).astype(np.uint16)
-    intact, delta = attention_probe.attention_ablation(model, tokens, num_windows=10, batch_size=4)
+@pytest.mark.parametrize('part, silent', [('attn', 1), ('mlp', 2)])
+def test_ablation_matches_a_manual_forward(part, silent):
+    model, tokens = weighty_model(), toy_tokens()
+    intact, delta = attention_probe.ablation(model, tokens, part, num_windows=10, batch_size=4)
     x, y = get_batch(tokens, fixed_windows(len(tokens), ARGS['block_size'], 10), ARGS['block_size'], 'cpu')
     with torch.no_grad():
         assert intact == pytest.approx(model(x, y)[1].item(), rel=1e-6)
-        for layer in (0, 2, 3):
-            assert intact + delta[layer] == pytest.approx(manual_loss_without_attention(model, x, y, layer), rel=1e-6)
-            assert abs(delta[layer]) > 1e-3
-    assert delta[1] == 0.0  # removing an attention output that is exactly zero changes nothing
+        for layer in range(ARGS['n_layer']):
+            if layer != silent:
+                assert intact + delta[layer] == pytest.approx(manual_loss_without(model, x, y, layer, part), rel=1e-6)
+                assert abs(delta[layer]) > 1e-5  # far above float32 noise at this loss
+    assert delta[silent] == 0.0  # removing an output that is exactly zero changes nothing
     assert model(x, y)[1].item() == pytest.approx(intact, rel=1e-6)  # the hooks are gone afterwards
 
 
-def test_cli_attention_ablation(setup, tmp_path):
+def test_cli_ablations(setup, tmp_path):
     out = tmp_path / 'cli'
     proc = run_script('attention_probe.py', f"--source={setup['ckpt']}", '--dataset=toy',
                       f"--data_root={setup['data_root']}", f'--out_dir={out}', '--num_seqs=6', '--seq_len=20',
-                      '--device=cpu', '--ablate_attention=True', '--ablation_windows=12')
+                      '--device=cpu', '--ablate_attention=True', '--ablate_mlp=True', '--ablation_windows=12',
+                      '--sink_seqs=8')
     result = json.loads((out / 'probe.json').read_text())
-    ablation = result['attention_ablation']
-    # the crafted model's attention output projections are all zero, so no layer's attention changes the loss
-    assert ablation['delta'] == [0.0] * ARGS['n_layer'] and (ablation['windows'], ablation['block_size']) == (12, 48)
-    assert ablation['val_loss'] > 5  # random tokens: near log(256) = 5.55
-    assert 'AblDelta' in proc.stdout and '+0.0000' in proc.stdout
-    assert sorted(os.listdir(out)) == ['ablation.png', 'probe.json', 'probe.png']
-    assert (out / 'ablation.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    # the crafted model's output projections are all zero, so no layer's attention or MLP changes the loss
+    for name in ('attention_ablation', 'mlp_ablation'):
+        assert [layer[name] for layer in result['layers']] == [0.0] * ARGS['n_layer']
+        assert (result[name]['windows'], result[name]['block_size']) == (12, 48)
+        assert result[name]['val_loss'] > 5  # random tokens: near log(256) = 5.55
+    assert 'AttnAbl' in proc.stdout and 'MLPAbl' in proc.stdout and '+0.0000' in proc.stdout
+    assert "without the layer's MLP output" in proc.stdout
+    assert sorted(os.listdir(out)) == ['probe.json', 'probe.png']
+
+
+def test_cli_table_has_every_metric(setup, tmp_path):
+    out = tmp_path / 'cli'
+    proc = run_script('attention_probe.py', f"--source={setup['ckpt']}", '--dataset=toy',
+                      f"--data_root={setup['data_root']}", f'--out_dir={out}', '--num_seqs=6', '--seq_len=20',
+                      '--device=cpu', '--sink_seqs=8', '--sink_eps=0.5')
+    result = json.loads((out / 'probe.json').read_text())
+    header = next(line for line in proc.stdout.splitlines() if line.lstrip().startswith('layer'))
+    assert header.split() == ['layer', 'MaxRank', 'HeadMean', 'AvgMass', 'BI', 'AngDist', 'Sink', 'lazy']
+    for layer in result['layers']:
+        # every block of the crafted model adds nothing to the residual stream (zero output projections)
+        assert abs(layer['block_influence']) < 1e-12 and layer['angular_distance'] < 1e-7
+        assert layer['attention_sink'] == (1.0 if layer['layer'] in LAZY else 0.0)
+    L = ARGS['n_layer']
+    assert np.array(result['angular_distance']['matrix']).shape == (L + 1, L + 1)
+    assert result['attention_sink']['eps'] == 0.5 and result['settings']['sink_seqs'] == 8
+    assert 'exceeds 0.5 (8 windows of 48 tokens)' in proc.stdout

@@ -50,11 +50,14 @@ def teacher(tmp_path_factory):
     return write_teacher(tmp_path_factory.mktemp("teacher") / "teacher.pt")
 
 
-@pytest.mark.parametrize("kd", [False, True])
-def test_kill_and_resume_is_bit_identical(shakespeare_root, tmp_path, teacher, kd):
+@pytest.mark.parametrize("mode", ["plain", "kd", "probe"])
+def test_kill_and_resume_is_bit_identical(shakespeare_root, tmp_path, teacher, mode):
     # dropout > 0 so the resumed run must also restore the dropout RNG, not only the data order; with kd, a killed
-    # distillation run resumes exactly too (the teacher is reloaded from its source, not from the checkpoint)
-    args = ["--max_iters=12", "--eval_interval=3", "--dropout=0.1"] + ([f"--teacher={teacher}", "--kd_temperature=2.0"] if kd else [])
+    # distillation run resumes exactly too (the teacher is reloaded from its source, not from the checkpoint); with
+    # probes every 2 steps, probing changes nothing of the training and the resumed run logs the same probes
+    kd = mode == "kd"
+    args = ["--max_iters=12", "--eval_interval=3", "--dropout=0.1"] + {
+        "plain": [], "kd": [f"--teacher={teacher}", "--kd_temperature=2.0"], "probe": ["--probe_interval=2"]}[mode]
     run_script(*tiny(shakespeare_root, tmp_path / "full", *args))
 
     killed = tmp_path / "killed"
@@ -85,6 +88,10 @@ def test_kill_and_resume_is_bit_identical(shakespeare_root, tmp_path, teacher, k
     if kd:
         assert [m.get("kd") for m in metrics(killed)] == [m.get("kd") for m in metrics(tmp_path / "full")]
         assert not any("teacher" in k for k in resumed["model"]) and resumed["config"]["teacher"] == str(teacher)
+    if mode == "probe":
+        probes = [(m["iter"], m["probe"]) for m in metrics(killed) if "probe" in m]
+        assert [i for i, _ in probes] == [0, 2, 4, 6, 8, 10, 12]
+        assert probes == [(m["iter"], m["probe"]) for m in metrics(tmp_path / "full") if "probe" in m]
 
 
 def test_kd_run_logs_both_terms_and_kd_alpha_zero_is_plain_training(shakespeare_root, tmp_path, teacher):
@@ -317,3 +324,45 @@ def test_kd_paper_configs_at_mini_scale(shakespeare_root, tmp_path, config, laye
     assert (ckpt["inherit"] or {}).get("layers") == layers
     steps = [m for m in metrics(out_dir) if "loss" in m]
     assert len(steps) == 2 and all(("kd" in m) == kd for m in steps)
+
+
+def test_probe_interval_logs_every_layer_and_plots(shakespeare_root, tmp_path):
+    out_dir = tmp_path / "run"
+    out = run_script(*tiny(shakespeare_root, out_dir, "--max_iters=5", "--eval_interval=5", "--probe_interval=2")).stdout
+    probes = [m for m in metrics(out_dir) if "probe" in m]
+    assert [m["iter"] for m in probes] == [0, 2, 4]  # 5 is no multiple of 2
+    for m in probes:
+        assert set(m["probe"]) == {"max_rank", "avg_mass", "block_influence", "attention_sink"} and m["probe_s"] > 0
+        assert all(len(values) == 2 for values in m["probe"].values())  # TINY's 2 layers
+        assert all(1 <= v <= 32 for v in m["probe"]["max_rank"] + m["probe"]["avg_mass"])  # windows cut to block_size 32
+        assert all(0 < v < 2 for v in m["probe"]["block_influence"]) and all(0 <= v <= 1 for v in m["probe"]["attention_sink"])
+    assert probes[0]["probe"] != probes[-1]["probe"]  # the model trained in between
+    assert "step 2: probe MaxRank " in out
+    assert (out_dir / "probe_history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    results_val = [m["val_loss"] for m in metrics(out_dir) if "val_loss" in m]
+    plain = tmp_path / "plain"
+    run_script(*tiny(shakespeare_root, plain, "--max_iters=5", "--eval_interval=5"))
+    assert results_val == [m["val_loss"] for m in metrics(plain) if "val_loss" in m]  # the same training
+    assert torch.equal(final_state(out_dir)["model"]["lm_head.weight"], final_state(plain)["model"]["lm_head.weight"])
+
+
+def test_selection_by_probe_and_a_zero_step_run(shakespeare_root, tmp_path):
+    # the reference's context (128) holds the probe's 100-token windows; the student trains on TINY's 32
+    reference = write_teacher(tmp_path / "ref.pt", block_size=128)
+    args = [f"--init_from={reference}", "--inherit_layers=2", "--inherit_select=shortgpt", "--eval_interval=2"]
+    run_script(*tiny(shakespeare_root, tmp_path / "zero", *args, "--max_iters=0"))  # the pruned model, evaluated as built
+    run_script(*tiny(shakespeare_root, tmp_path / "run", *args, "--max_iters=2"))
+    zero, trained = final_state(tmp_path / "zero"), final_state(tmp_path / "run")
+    p = trained["inherit"]
+    bi = p["selection"]["scores"]["block_influence"]["per_layer"]
+    assert p["selection"]["method"] == "shortgpt" and len(bi) == 3 and p["selection"]["probe"]["seq_len"] == 100
+    assert p["layers"] == sorted(sorted(range(3), key=lambda l: -bi[l])[:2])  # the two blocks of highest BI
+    assert zero["iter_num"] == 0 and zero["inherit"] == p  # the same selection: the probe is deterministic
+    assert [m["iter"] for m in metrics(tmp_path / "zero")] == [0] and "val_loss" in metrics(tmp_path / "zero")[0]
+    source = torch.load(reference, weights_only=True)["model"]
+    for i, s in enumerate(p["layers"]):  # as built, before any step
+        assert torch.equal(zero["model"][f"transformer.h.{i}.attn.c_attn.weight"], source[f"transformer.h.{s}.attn.c_attn.weight"])
+    import results
+    assert results.describe_init(trained).endswith("(3L), chosen by shortgpt")
+    row = results.load_run(str(tmp_path / "zero"))
+    assert row["steps"] == 0 and row["val_loss"] == metrics(tmp_path / "zero")[0]["val_loss"]
