@@ -10,4 +10,5 @@ the spinning threads take turns from the thread they wait for, and every op of a
 """
 import os
 
+SPINCOUNT_FROM_USER = "GOMP_SPINCOUNT" in os.environ  # bench_nanogpt.py runs nanoGPT with libgomp's default otherwise
 os.environ.setdefault("GOMP_SPINCOUNT", "1000")

@@ -2,12 +2,13 @@
 asserted)."""
 import json
 import os
+import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench import busy_machine  # noqa: E402
-from conftest import run_script  # noqa: E402
+from conftest import REPO, run_script  # noqa: E402
 
 
 def test_bench_prints_summary_and_json():
@@ -110,3 +111,40 @@ def test_bench_beside_busy_processes_reports_them():
     assert json.loads(line)["busy_processes"] == 1 and summary.endswith("beside 1 busy process(es)")
     proc = run_script("bench.py", "--busy_processes=-1", check=False)
     assert proc.returncode == 1 and proc.stderr.strip() == "error: busy_processes must be at least 0 and busy_max_seconds positive"
+
+
+FAKE_NANOGPT_TRAIN = """
+import os, sys
+args = dict(a[2:].split('=', 1) for a in sys.argv[1:])
+assert os.path.getsize(f"data/{args['dataset']}/train.bin") > 0, 'no data'  # linked into its copy by bench_nanogpt.py
+assert args['dtype'] == 'float32' and args['compile'] == 'False' and args['device'] == 'cpu'
+assert 'GOMP_SPINCOUNT' not in os.environ  # nanoGPT runs with libgomp's default spinning, as its users have it
+for i in range(int(args['max_iters']) + 1):  # nanoGPT logs iterations 0..max_iters
+    print(f"iter {i}: loss 4.0000, time {40 + i}.00ms, mfu -100.00%")
+"""
+
+
+def test_bench_nanogpt_times_both_train_scripts_in_turns(shakespeare_root, tmp_path):
+    """A stand-in for nanoGPT's train.py (its log format, iteration i taking 40 + i ms) beside this repo's real
+    train.py on a tiny model: the medians, the ratio and the busy levels are what bench_nanogpt.py reports."""
+    nano = tmp_path / "nanoGPT"
+    nano.mkdir()
+    (nano / "train.py").write_text(FAKE_NANOGPT_TRAIN)
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+    proc = subprocess.run([sys.executable, "bench_nanogpt.py", f"--nanogpt_dir={nano}", f"--data_root={shakespeare_root}",
+                           "--busy=0,1", "--rounds=2", "--iters=5", "--skip=2", "--n_layer=1", "--n_head=2", "--n_embd=32",
+                           "--block_size=16", "--batch_size=2"], cwd=REPO, env=env, capture_output=True, text=True, check=True)
+    lines = proc.stdout.strip().splitlines()
+    r = json.loads(lines[-1])
+    assert [x["busy_processes"] for x in r["results"]] == [0, 1] and r["dtype"] == "float32"
+    for x in r["results"]:
+        assert x["nanogpt_ms_per_iter"] == 43.5  # median of 42..45 twice: iterations 0-1 of each run skipped
+        assert x["iters_timed"] == 2 * 3  # this repo logs iterations 1..5; the first 2 are skipped
+        assert x["ratio"] == x["nanogpt_ms_per_iter"] / x["repo_ms_per_iter"] and 0 < x["repo_ms_per_iter"] < 10_000
+    assert "beside 1 busy process(es): nanoGPT 44 ms/iter" in lines[2] and not list(tmp_path.glob("bench_nanogpt_*"))
+
+
+def test_bench_nanogpt_refuses_a_missing_checkout(tmp_path):
+    proc = run_script("bench_nanogpt.py", f"--nanogpt_dir={tmp_path}", check=False)
+    assert proc.returncode == 1 and proc.stderr.strip() == (
+        f"error: nanogpt_dir={str(tmp_path)!r} holds no train.py; clone https://github.com/karpathy/nanoGPT and pass its path")
