@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The CPU reproduction on character-level Shakespeare (docs/cpu_reproduction.md): an 8-layer reference against
 # 4-layer models (random init, random init for twice the steps, Inheritune), with the unigram/bigram scale markers.
-#   bash reproduce_shakespeare.sh quick  # ~8 min, the README's main job: the pipeline end to end at 2500 steps, one seed,
-#                                         64 wide, where depth already pays (docs/cpu_reproduction.md, "The quick main job")
+#   bash reproduce_shakespeare.sh quick  # ~7 min, the README's main job: the pipeline end to end at 2000 steps, one seed,
+#                                         64 wide, lr 3e-3, where depth already pays (docs/cpu_reproduction.md, "The quick main job")
 #   bash reproduce_shakespeare.sh core   # ~1 h: rows 1-5 at T = 3000 steps, seeds 1337-1339 (grow: seed 1337)
 #   bash reproduce_shakespeare.sh full   # core + the reference's probe and ablations + rows 6-7 (one seed) + row 8
 #                                        # (the inherit_select strategies, 3 seeds: 12 more trainings of T steps)
@@ -12,8 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 mode=${1:-quick}
 case "$mode" in
-  quick) out=out/shakespeare_char_quick; seeds=(1337); size=(--n_embd=64)
-         steps=(--max_iters=2500 --lr_decay_iters=2500 --eval_interval=500) ;;
+  quick) out=out/shakespeare_char_quick; seeds=(1337); size=(--n_embd=64)  # the inheriting runs take the reference's width
+         steps=(--max_iters=2000 --lr_decay_iters=2000 --eval_interval=500 --learning_rate=3e-3 --min_lr=3e-4) ;;
   core|full) out=out/shakespeare_char; seeds=(1337 1338 1339); size=(); steps=() ;;
   *) echo "error: mode must be quick, core or full, got '$mode'" >&2; exit 1 ;;
 esac
@@ -55,7 +55,7 @@ for run in ("ref_8", "random_4", "inherit_4"):
     with open(f"{out}/{run}_s1337/metrics.jsonl") as f:
         loss[run] = [json.loads(line) for line in f if "val_loss" in line][-1]["val_loss"]
 depth, inheritune = loss["random_4"] - loss["ref_8"], loss["random_4"] - loss["inherit_4"]
-print(f"val loss after 2500 steps, seed 1337: reference 8L {loss['ref_8']:.4f}, random 4L {loss['random_4']:.4f}, "
+print(f"val loss after 2000 steps, seed 1337: reference 8L {loss['ref_8']:.4f}, random 4L {loss['random_4']:.4f}, "
       f"Inheritune 4L {loss['inherit_4']:.4f}")
 print(f"margins over the random 4-layer model: reference {depth:+.4f}, Inheritune {inheritune:+.4f} (each needs >= 0.02, "
       "about three seed-to-seed stds of a random-init run)")
