@@ -173,8 +173,8 @@ def bench(cfg, argv=()):
     fresh_peaks = {name: fresh_process_peak_memory(argv, name) for name in names} if cfg.baseline else {}
     paths = {name: build_path(cfg, name, device, device_type) for name in names}
     # on CPU, before any busy process starts: the machine's own ceiling for each dtype the paths use
-    peaks = {str(p[2]).removeprefix("torch."): matmul_peak_gflops(p[2], device)
-             for p in paths.values()} if device_type == "cpu" else {}
+    dtypes = {p[2] for p in paths.values()} if device_type == "cpu" else set()
+    peaks = {str(dtype).removeprefix("torch."): matmul_peak_gflops(dtype, device) for dtype in dtypes}
     sync = torch.cuda.synchronize if device_type == "cuda" else (lambda: None)
     model = paths[names[0]][0]
     vocab_size = min(model.config.vocab_size, GPT2_VOCAB)
