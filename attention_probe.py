@@ -135,7 +135,8 @@ def attention_mass(A, eta=0.9):
     return _leading_count(column_mass, eta)[0].cpu()
 
 
-def probe(model, tokens, num_seqs=100, seq_len=100, tau=0.9, eta=0.9, batch_size=50, seed=1337, device='cpu'):
+def probe(model, tokens, num_seqs=100, seq_len=100, tau=0.9, eta=0.9, batch_size=50, seed=1337, device='cpu',
+          progress=True):
     """Rank(l, h) and per-head mean mass, float64 (n_layer, n_head), averaged over num_seqs windows of seq_len tokens
     from `tokens` (chosen by seed). Each layer's maps are reduced to two numbers per matrix as soon as the model
     yields them, so memory holds one layer's maps of one batch, whatever the depth.
@@ -147,7 +148,8 @@ def probe(model, tokens, num_seqs=100, seq_len=100, tau=0.9, eta=0.9, batch_size
     rank_sum = torch.zeros(n_layer, n_head, dtype=torch.float64)
     mass_sum = torch.zeros(n_layer, n_head, dtype=torch.float64)
     model.eval()
-    with tqdm(total=math.ceil(num_seqs / batch_size) * n_layer, unit='layer', desc='probe', leave=False) as bar:
+    with tqdm(total=math.ceil(num_seqs / batch_size) * n_layer, unit='layer', desc='probe', leave=False,
+              disable=not progress) as bar:
         for start in range(0, num_seqs, batch_size):
             x, _ = get_batch(tokens, offsets[start:start + batch_size], seq_len, device)
             with torch.autocast(torch.device(device).type, enabled=False):
@@ -235,13 +237,15 @@ class Measurements:
     """A model on val tokens under a ProbeConfig's settings, where the metrics are measured. The passes that several
     metrics read (the attention ranks and masses, the residual stream) run once, when the first of them asks."""
 
-    def __init__(self, model, tokens, cfg, device, autocast=None):
+    def __init__(self, model, tokens, cfg, device, autocast=None, progress=True):
         self.model, self.tokens, self.cfg, self.device, self.autocast = model, tokens, cfg, device, autocast
+        self.progress = progress  # the rank probe's progress bar (off inside training, which prints its own line)
 
     @cached_property
     def rank_and_mass(self):
         c = self.cfg
-        return probe(self.model, self.tokens, c.num_seqs, c.seq_len, c.tau, c.eta, c.batch_size, c.seed, self.device)
+        return probe(self.model, self.tokens, c.num_seqs, c.seq_len, c.tau, c.eta, c.batch_size, c.seed, self.device,
+                     self.progress)
 
     @cached_property
     def residual_stream(self):

@@ -389,7 +389,8 @@ def probe_and_log(model, val_data, cfg, state, setup, metrics):
         return
     t0 = time.time()
     settings = attention_probe.fitted_settings(cfg.block_size)
-    measured = attention_probe.Measurements(model, val_data, settings, setup.device).metrics(PROBE_METRICS)
+    measurements = attention_probe.Measurements(model, val_data, settings, setup.device, progress=False)  # one line below
+    measured = measurements.metrics(PROBE_METRICS)
     model.train()
     values = {name: result['per_layer'] for name, result in measured.items()}
     probe_s = time.time() - t0
