@@ -22,10 +22,10 @@ torch.compile), CUDA synchronized around each; MFU against the GPU's dense peak 
 where the peak is not known). On CPU, where no spec sheet gives a peak, the achieved GFLOP/s of the step (the same
 FLOP count as MFU's) beside this machine's measured matmul peak in the path's dtype (matmul_peak_gflops, timed
 before anything else runs). --busy_processes=N times everything beside N single-thread CPU-bound processes, as on a
-shared machine or a laptop doing other work; they end with the run. Peak memory = torch.cuda.max_memory_allocated over the timed iterations
-on CUDA, the process's peak RSS on CPU; with --baseline=True each path's peak comes from a fresh process that runs
-two iterations of that path alone (peak RSS only ever grows, so one process cannot measure both). Output: one
-summary line per path (and the ratios), then the same figures as one JSON line.
+shared machine or a laptop doing other work; they end with the run. Peak memory = torch.cuda.max_memory_allocated
+over the timed iterations on CUDA, the process's peak RSS on CPU; with --baseline=True each path's peak comes from a
+fresh process that runs two iterations of that path alone (peak RSS only ever grows, so one process cannot measure
+both). Output: one summary line per path (and the ratios), then the same figures as one JSON line.
 """
 import cpu_env  # noqa: F401  (first: it sets the OpenMP environment torch reads on import)
 import json

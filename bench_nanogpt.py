@@ -54,7 +54,7 @@ def busy_levels(spec):
     elif isinstance(spec, (list, tuple)):
         levels = list(spec)
     else:
-        levels = [int(v) for v in spec.split(',') if v.strip().isdigit()] if re.fullmatch(r'[0-9, ]+', spec) else []
+        levels = [int(v) for v in spec.split(',')] if re.fullmatch(r' *[0-9]+ *(, *[0-9]+ *)*', spec) else []
     if not levels or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in levels):
         fail(f"busy={spec!r} must be one or more counts of busy processes, such as 0,1,2")
     return levels
