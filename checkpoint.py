@@ -3,14 +3,19 @@
 A checkpoint is a torch file with nanoGPT's keys (model, optimizer, model_args, iter_num, best_val_loss, config)
 plus what exact resume needs (scaler, rng) and, for inherited models, the provenance (inherit).
 """
+import json
 import os
 
 import torch
 
+import hf_llama
 from common import atomic_write, fail
 from model import GPT, GPTConfig
 
 HUB_MODELS = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
+HUB_PREFIX = "hf:"  # hf:owner/name is a Hugging Face hub repository, e.g. hf:Qwen/Qwen2.5-0.5B
+# what a hub snapshot downloads: the config, the weights as safetensors and the tokenizer's files
+HUB_FILES = ["*.json", "*.safetensors", "tokenizer.model", "*.txt"]
 
 
 def save_checkpoint(ckpt, path):
@@ -74,20 +79,48 @@ def model_from_checkpoint(ckpt, path="checkpoint"):
 
 
 def is_hf_source(source):
-    return source in HUB_MODELS or (os.path.isdir(source) and os.path.isfile(os.path.join(source, "config.json")))
+    return (source in HUB_MODELS or source.startswith(HUB_PREFIX)
+            or (os.path.isdir(source) and os.path.isfile(os.path.join(source, "config.json"))))
+
+
+def hub_snapshot(repo):
+    """A local folder holding the hub repository's config, weights and tokenizer (huggingface_hub's cache)."""
+    from huggingface_hub import snapshot_download
+    try:
+        return snapshot_download(repo, allow_patterns=HUB_FILES)
+    except Exception as e:
+        fail(f"could not download {repo} from the Hugging Face hub ({type(e).__name__}); check the name and the network, "
+             "or pass a local HF directory")
+
+
+def hf_model(source):
+    """The GPT of 'gpt2*', 'hf:owner/name' or a local HF folder: GPT-2 (GPT.from_pretrained), Llama or Qwen2 (hf_llama)."""
+    if source in HUB_MODELS:
+        return GPT.from_pretrained(source)
+    folder = hub_snapshot(source.removeprefix(HUB_PREFIX)) if source.startswith(HUB_PREFIX) else source
+    config_path = os.path.join(folder, "config.json")
+    try:
+        with open(config_path) as f:
+            hf = json.load(f)
+    except (OSError, ValueError) as e:
+        fail(f"could not read {config_path} ({type(e).__name__}); a Hugging Face folder needs a JSON config.json")
+    if hf.get("model_type") in hf_llama.MODEL_TYPES:
+        return hf_llama.from_folder(folder, hf)
+    return GPT.from_pretrained(folder)
 
 
 def load_model(source, device="cpu"):
-    """A GPT from a checkpoint file, a run directory holding ckpt.pt, 'gpt2*' or a local HF GPT-2 directory.
-    Returns (model, info) where info holds model_args and whatever the checkpoint says about its history."""
+    """A GPT from a checkpoint file, a run directory holding ckpt.pt, 'gpt2*', 'hf:owner/name' (the Hugging Face hub)
+    or a local HF folder of GPT-2, Llama or Qwen2. Returns (model, info) where info holds model_args and whatever the
+    checkpoint says about its history."""
     if is_hf_source(source):
-        model = GPT.from_pretrained(source)
+        model = hf_model(source)
         info = {"kind": "hf", "source": source}
     else:
         if not os.path.exists(source) and os.sep not in source and not source.endswith(".pt"):
             # a bare name that is no file: most likely a mistyped hub name, so list what is accepted
             fail(f"model source {source!r} not found: give a checkpoint file, a run directory with ckpt.pt, "
-                 f"one of {', '.join(HUB_MODELS)}, or a local HF GPT-2 directory")
+                 f"one of {', '.join(HUB_MODELS)}, {HUB_PREFIX}owner/name from the hub, or a local HF directory")
         # memory-mapped: only the weights' pages are read (an xl checkpoint with its AdamW state is ~18.6 GB, its
         # weights a third of that), and the page cache shares them between the ranks of a node
         ckpt = load_checkpoint(source, mmap=True)
@@ -95,5 +128,5 @@ def load_model(source, device="cpu"):
         info = {"kind": "checkpoint", "source": source, "iter_num": ckpt.get("iter_num"),
                 "best_val_loss": None if ckpt.get("best_val_loss") is None else float(ckpt["best_val_loss"]),
                 "inherit": ckpt.get("inherit"), "config": ckpt.get("config", {})}
-    info["model_args"] = {k: getattr(model.config, k) for k in GPTConfig.__dataclass_fields__}
+    info["model_args"] = model.config.model_args()
     return model.to(device), info

@@ -1,11 +1,13 @@
 """Write a checkpoint as a complete Hugging Face GPT-2 directory: config.json, model.safetensors, generation_config.json
-and the GPT-2 tokenizer (vocab.json, merges.txt, tokenizer_config.json, special_tokens_map.json).
+and the GPT-2 tokenizer (vocab.json, merges.txt, tokenizer_config.json, special_tokens_map.json). A model with the
+Llama settings (rmsnorm, rope, swiglu) becomes a Llama directory instead, or a Qwen2 one where it has q/k/v biases and
+no others; an HF source folder's tokenizer files come along, and the GPT-2 tokenizer never does.
 
     python export_hf.py --ckpt=out/shakespeare/ref_12 --out_dir=hf/ref_12
     lm_eval --model hf --model_args pretrained=hf/ref_12 --tasks arc_easy,piqa,sciq,hellaswag,lambada_openai
 
 --ckpt takes whatever checkpoint.load_model reads: a ckpt.pt of this project or of nanoGPT (also an inherited one),
-a run directory holding ckpt.pt, a local HF GPT-2 directory or 'gpt2*'. The result loads offline with
+a run directory holding ckpt.pt, a local HF GPT-2, Llama or Qwen2 directory, 'gpt2*' or 'hf:owner/name'. The result loads offline with
 transformers' AutoModelForCausalLM and AutoTokenizer.from_pretrained(out_dir) and gives the same logits as model.py.
 The tokenizer files are the repo's gpt2_bpe/ files (vocab.json = encoder.json, merges.txt = vocab.bpe) with
 <|endoftext|> as bos, eos and unk token, as on the hub's gpt2; a model whose vocab cannot hold GPT-2's 50257 tokens
@@ -25,15 +27,16 @@ import torch
 from dataclasses import dataclass, fields
 from safetensors.torch import save_file
 
-from checkpoint import load_model
+from checkpoint import is_hf_source, load_model
 from common import current_umask, fail, write_json
 from configurator import configure
 from data import EOT_TOKEN, GPT2_BPE_DIR
+from hf_llama import hf_layout
 
 
 @dataclass
 class ExportConfig:
-    ckpt: str = ""  # checkpoint file, run directory, HF GPT-2 directory or 'gpt2*'
+    ckpt: str = ""  # checkpoint file, run directory, HF GPT-2/Llama/Qwen2 directory, 'gpt2*' or 'hf:owner/name'
     out_dir: str = ""  # the HF directory to write
     overwrite: bool = False  # replace an existing out_dir
 
@@ -41,37 +44,110 @@ class ExportConfig:
 EOT = "<|endoftext|>"
 GPT2_VOCAB = 50257
 CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
+                   "generation_config.json")  # copied from an HF Llama or Qwen2 source folder
 
 
-# GPT2Config entries of each GPTConfig field; a field added to GPTConfig must say here how it exports
+def only(cfg, architecture, field, *values):
+    """The entry of a field the architecture does not have: none, where the value is one that computes the same."""
+    if getattr(cfg, field) not in values:
+        fail(f"{architecture} has no {field}={getattr(cfg, field)!r} (only {' or '.join(map(repr, values))}), so "
+             "export_hf.py cannot write this model")
+    return {}
+
+
+# the config.json entries of each GPTConfig field in a GPT-2 and in a Llama or Qwen2 export, entry(cfg); a field
+# added to GPTConfig must say in both how it exports
 HF_FIELDS = {
-    "block_size": lambda v: {"n_positions": v},
-    "vocab_size": lambda v: {"vocab_size": v},
-    "n_layer": lambda v: {"n_layer": v},
-    "n_head": lambda v: {"n_head": v},
-    "n_embd": lambda v: {"n_embd": v, "n_inner": None},  # n_inner None: 4 * n_embd
-    "dropout": lambda v: {"resid_pdrop": v, "embd_pdrop": v, "attn_pdrop": v},
-    "bias": lambda v: {},  # GPT-2 always has biases: bias=False exports zeros (hf_state_dict)
-    "scale_attn_by_inverse_layer_idx": lambda v: {"scale_attn_by_inverse_layer_idx": v},
-    "gelu_approximate": lambda v: {"activation_function": "gelu_new" if v == "tanh" else "gelu"},  # "gelu": HF's exact GELU
+    "block_size": lambda c: {"n_positions": c.block_size},
+    "vocab_size": lambda c: {"vocab_size": c.vocab_size},
+    "n_layer": lambda c: {"n_layer": c.n_layer},
+    "n_head": lambda c: {"n_head": c.n_head},
+    "n_embd": lambda c: {"n_embd": c.n_embd},
+    "dropout": lambda c: {"resid_pdrop": c.dropout, "embd_pdrop": c.dropout, "attn_pdrop": c.dropout},
+    "bias": lambda c: {},  # GPT-2 always has biases: bias=False exports zeros (hf_state_dict)
+    "scale_attn_by_inverse_layer_idx": lambda c: {"scale_attn_by_inverse_layer_idx": c.scale_attn_by_inverse_layer_idx},
+    "gelu_approximate": lambda c: {"activation_function": "gelu_new" if c.gelu_approximate == "tanh" else "gelu"},  # "gelu": HF's exact GELU
+    "norm": lambda c: only(c, "GPT-2", "norm", "layernorm"),
+    "norm_eps": lambda c: {"layer_norm_epsilon": c.norm_eps},
+    "position": lambda c: only(c, "GPT-2", "position", "learned"),
+    "rope_theta": lambda c: {},  # unused without RoPE
+    "mlp": lambda c: only(c, "GPT-2", "mlp", "gelu"),
+    "mlp_hidden": lambda c: {"n_inner": c.mlp_hidden},  # None: 4 * n_embd
+    "n_kv_head": lambda c: only(c, "GPT-2", "n_kv_head", None, c.n_head),
+    "tie_embeddings": lambda c: {"tie_word_embeddings": c.tie_embeddings},
+    "qkv_bias": lambda c: {},  # as bias: zeros where the model has none
 }
+LLAMA_FIELDS = {
+    "block_size": lambda c: {"max_position_embeddings": c.block_size},
+    "vocab_size": lambda c: {"vocab_size": c.vocab_size},
+    "n_layer": lambda c: {"num_hidden_layers": c.n_layer},
+    "n_head": lambda c: {"num_attention_heads": c.n_head, "head_dim": c.n_embd // c.n_head},
+    "n_embd": lambda c: {"hidden_size": c.n_embd},
+    "dropout": lambda c: {"attention_dropout": c.dropout},  # Llama drops out attention weights only
+    "bias": lambda c: {} if is_qwen2(c) else {"attention_bias": c.bias, "mlp_bias": c.bias},
+    "scale_attn_by_inverse_layer_idx": lambda c: only(c, "Llama", "scale_attn_by_inverse_layer_idx", False),
+    "gelu_approximate": lambda c: {},  # unused by SwiGLU
+    "norm": lambda c: only(c, "Llama", "norm", "rmsnorm"),
+    "norm_eps": lambda c: {"rms_norm_eps": c.norm_eps},
+    "position": lambda c: only(c, "Llama", "position", "rope"),
+    # transformers 5 reads rope_parameters, 4 rope_theta
+    "rope_theta": lambda c: {"rope_theta": c.rope_theta, "rope_parameters": {"rope_type": "default", "rope_theta": c.rope_theta}},
+    "mlp": lambda c: only(c, "Llama", "mlp", "swiglu"),
+    "mlp_hidden": lambda c: {"intermediate_size": c.mlp_hidden or 4 * c.n_embd},
+    "n_kv_head": lambda c: {"num_key_value_heads": c.n_kv_head or c.n_head},
+    "tie_embeddings": lambda c: {"tie_word_embeddings": c.tie_embeddings},
+    "qkv_bias": lambda c: {} if is_qwen2(c) else only(c, "Llama", "qkv_bias", None, c.bias),  # Llama: as its other biases
+}
+
+
+def is_llama(cfg):
+    """A model with any of the Llama settings exports as Llama (or Qwen2); LLAMA_FIELDS checks it has all of them."""
+    return (cfg.norm, cfg.position, cfg.mlp) != ("layernorm", "learned", "gelu")
+
+
+def is_qwen2(cfg):
+    """Qwen2 is a Llama with biases in q, k and v and nowhere else."""
+    return cfg.qkv_bias is True and not cfg.bias
+
+
+def config_entries(cfg, table):
+    """config.json entries of every GPTConfig field by the table (HF_FIELDS or LLAMA_FIELDS)."""
+    unknown = [f.name for f in fields(cfg) if f.name not in table]
+    if unknown:
+        fail(f"export_hf.py cannot export the model field(s) {unknown}; add them to HF_FIELDS and LLAMA_FIELDS in export_hf.py")
+    return {key: value for f in fields(cfg) for key, value in table[f.name](cfg).items()}
+
+
+def llama_config(cfg):
+    """config.json of transformers' LlamaConfig or Qwen2Config for a GPTConfig with the Llama settings."""
+    model_type, architecture = ("qwen2", "Qwen2ForCausalLM") if is_qwen2(cfg) else ("llama", "LlamaForCausalLM")
+    return {"architectures": [architecture], "model_type": model_type, **config_entries(cfg, LLAMA_FIELDS),
+            "hidden_act": "silu", "initializer_range": 0.02, "bos_token_id": None, "eos_token_id": None,
+            "use_cache": True, "torch_dtype": "float32"}
+
+
+def llama_state_dict(model):
+    """LlamaForCausalLM's (or Qwen2ForCausalLM's) weights: c_attn and c_fc split into their q/k/v and gate/up rows."""
+    state = model.state_dict()
+    out = {}
+    for name, parts in hf_layout(model):
+        w = state[name].detach().float()
+        pieces = w.split([rows for _, rows in parts]) if len(parts) > 1 else [w]
+        out.update({hf_name: piece.contiguous() for (hf_name, _), piece in zip(parts, pieces)})
+    return out
 
 
 def hf_config(cfg):
     """config.json of transformers' GPT2Config for a GPTConfig (GPT-2's defaults for everything model.py fixes)."""
-    unknown = [f.name for f in fields(cfg) if f.name not in HF_FIELDS]
-    if unknown:
-        fail(f"export_hf.py cannot export the model field(s) {unknown}; add them to HF_FIELDS in export_hf.py")
     special = EOT_TOKEN if EOT_TOKEN < cfg.vocab_size else None  # transformers warns about ids outside the vocab
     return {
         "architectures": ["GPT2LMHeadModel"],
         "model_type": "gpt2",
-        **{key: value for f in fields(cfg) for key, value in HF_FIELDS[f.name](getattr(cfg, f.name)).items()},
-        "layer_norm_epsilon": 1e-5,
+        **config_entries(cfg, HF_FIELDS),
         "initializer_range": 0.02,
         "scale_attn_weights": True,
         "reorder_and_upcast_attn": False,
-        "tie_word_embeddings": True,
         "bos_token_id": special,
         "eos_token_id": special,
         "use_cache": True,
@@ -80,18 +156,19 @@ def hf_config(cfg):
 
 
 def hf_state_dict(model):
-    """GPT2LMHeadModel's weights: Conv1D layout (in, out), biases everywhere, lm_head left out (tied to wte)."""
+    """GPT2LMHeadModel's weights: Conv1D layout (in, out), biases everywhere, lm_head left out where tied to wte."""
     out = {}
     for name, module in model.named_modules():
         weight = getattr(module, "weight", None)
-        if not isinstance(weight, torch.nn.Parameter) or name == "lm_head":
+        if not isinstance(weight, torch.nn.Parameter) or (name == "lm_head" and model.config.tie_embeddings):
             continue
         w = weight.detach().float()
         out[f"{name}.weight"] = (w.t() if f"{name}.weight".endswith(CONV1D) else w).contiguous()
         if not isinstance(module, torch.nn.Embedding):
             # Linear and LayerNorm have a bias in GPT-2 even when this model was built with bias=False
             bias = module.bias.detach().float() if module.bias is not None else torch.zeros(w.shape[0])
-            out[f"{name}.bias"] = bias.contiguous()
+            if name != "lm_head":  # GPT-2's lm_head has no bias
+                out[f"{name}.bias"] = bias.contiguous()
     return out
 
 
@@ -115,14 +192,21 @@ def export(source, out_dir, overwrite=False):
     if os.path.exists(out_dir) and not overwrite:
         fail(f"{out_dir} already exists; pass --overwrite=True to replace it or choose another --out_dir")
     model, info = load_model(source)
+    llama = is_llama(model.config)
+    config = llama_config(model.config) if llama else hf_config(model.config)  # before any file: it may refuse
     parent = os.path.dirname(out_dir)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp-export-")
     try:
         with open(os.path.join(tmp, "config.json"), "w") as f:
-            json.dump(hf_config(model.config), f, indent=2)
-        save_file(hf_state_dict(model), os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
-        if model.config.vocab_size >= GPT2_VOCAB:
+            json.dump(config, f, indent=2)
+        save_file(llama_state_dict(model) if llama else hf_state_dict(model), os.path.join(tmp, "model.safetensors"),
+                  metadata={"format": "pt"})
+        if llama and is_hf_source(source) and os.path.isdir(source):
+            for name in TOKENIZER_FILES:
+                if os.path.isfile(os.path.join(source, name)):
+                    shutil.copyfile(os.path.join(source, name), os.path.join(tmp, name))
+        elif not llama and model.config.vocab_size >= GPT2_VOCAB:
             write_tokenizer(tmp, model.config.block_size)
         os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes it private
         for name in os.listdir(tmp):  # and safetensors writes 0600
@@ -142,6 +226,8 @@ def export(source, out_dir, overwrite=False):
 if __name__ == "__main__":
     cfg = configure(ExportConfig, sys.argv[1:])
     config = export(cfg.ckpt, cfg.out_dir, cfg.overwrite)
-    print(f"wrote {cfg.out_dir}: GPT-2 with {config.n_layer} layers, {config.n_head} heads, n_embd {config.n_embd}, "
-          f"vocab {config.vocab_size}, context {config.block_size}"
-          + (", GPT-2 tokenizer" if config.vocab_size >= GPT2_VOCAB else "; no tokenizer: the vocab is not GPT-2's"))
+    architecture = ("Qwen2" if is_qwen2(config) else "Llama") if is_llama(config) else "GPT-2"
+    tokenizer = ("; tokenizer files as in the source folder" if is_llama(config) else ", GPT-2 tokenizer"
+                 if config.vocab_size >= GPT2_VOCAB else "; no tokenizer: the vocab is not GPT-2's")
+    print(f"wrote {cfg.out_dir}: {architecture} with {config.n_layer} layers, {config.n_head} heads, n_embd {config.n_embd}, "
+          f"vocab {config.vocab_size}, context {config.block_size}{tokenizer}")

@@ -32,7 +32,7 @@ import cpu_env  # noqa: F401  (first: it sets the OpenMP environment torch reads
 import os
 import re
 import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -407,7 +407,7 @@ def inherit(source_model, source_info, cfg, overrides=None):
     GPT(target config) built under torch.manual_seed(cfg.seed), whose other tensors keep that init (the caller's RNG
     state is left untouched). overrides: target block_size / dropout. source_model: a GPT (unwrapped); source_info:
     load_model's info dict (source, kind, iter_num, ...)."""
-    source_args = {f.name: getattr(source_model.config, f.name) for f in fields(GPTConfig)}
+    source_args = source_model.config.model_args()
     plan = Plan(source_model, source_args, strip_wrapper_prefixes(source_model.state_dict()),
                 target_model_args(source_args, overrides or {}))
     for entry in WARM_STARTS.values():

@@ -1,4 +1,5 @@
-"""GPT-2 in one file, nanoGPT-compatible (same module names and state-dict keys).
+"""GPT-2 in one file, nanoGPT-compatible (same module names and state-dict keys), and the Llama family (Llama, Qwen2)
+as settings of the same GPT: RMSNorm, RoPE, SwiGLU, grouped-query attention, an untied lm_head, q/k/v biases.
 
 Differences from nanoGPT that matter for Inheritune:
 - GELU is GPT-2's tanh approximation, so imported Hugging Face GPT-2 weights give the same logits (checkpoints
@@ -6,6 +7,8 @@ Differences from nanoGPT that matter for Inheritune:
   them from the paper authors' fork, which uses the tanh GELU).
 - scale_attn_by_inverse_layer_idx divides block i's attention logits by an extra (i+1), as HF GPT-2 and the
   paper's models do.
+- The Llama settings keep GPT-2's module names: c_attn stacks q, k and v (k and v with n_kv_head heads each), c_fc
+  stacks SwiGLU's gate and up projections; hf_llama.py maps Hugging Face's Llama and Qwen2 weights onto them.
 - An explicit attention path hands every layer's post-softmax attention matrix to a hook, and hidden_states yields
   the residual stream between blocks, for the layer metrics of attention_probe.py.
 """
@@ -26,6 +29,11 @@ from losses import fused_loss, plain_loss
 # took 2.7-3.3x longer in bf16 than in float32 at 128 tokens, about the same at 256, and less from 512 on
 CPU_FP32_ATTENTION_T = 256
 
+# the Llama family's fields: model_args name them only where they differ from their (GPT-2's) defaults, so a GPT-2's
+# model_args stay what they were before these fields, which code and checkpoints of that time read
+LLAMA_FIELDS = ("norm", "norm_eps", "position", "rope_theta", "mlp", "mlp_hidden", "n_kv_head", "tie_embeddings", "qkv_bias")
+
+
 @dataclass
 class GPTConfig:
     """The model's fields: the one list of them. train.py's settings extend this class, so a new field here is a
@@ -39,6 +47,33 @@ class GPTConfig:
     bias: bool = True  # biases in Linears and LayerNorms, like GPT-2; False is a bit better and faster
     scale_attn_by_inverse_layer_idx: bool = False  # divide block i's attention logits by i + 1, as the paper's models
     gelu_approximate: str = "tanh"  # GPT-2's tanh GELU; "none" is the exact erf GELU that nanoGPT uses
+    # the Llama family's settings (LLAMA_FIELDS); the defaults are GPT-2's
+    norm: str = "layernorm"  # "rmsnorm": Llama's RMSNorm (a gain, never a bias)
+    norm_eps: float = 1e-5  # epsilon of every norm (Llama: 1e-5 or 1e-6)
+    position: str = "learned"  # GPT-2's position embeddings (wpe); "rope": rotary q and k (Llama), no wpe
+    rope_theta: float = 10000.0  # RoPE's base wavelength (Llama 3 and Qwen2 use 500000 and 1000000)
+    mlp: str = "gelu"  # "swiglu": Llama's c_proj(silu(gate) * up) with gate and up stacked in c_fc
+    mlp_hidden: int | None = None  # the MLP's hidden width; None: 4 * n_embd
+    n_kv_head: int | None = None  # key/value heads, each shared by n_head / n_kv_head query heads (GQA); None: n_head
+    tie_embeddings: bool = True  # lm_head's weight is wte's, as in GPT-2; False: its own (most Llamas)
+    qkv_bias: bool | None = None  # biases in c_attn; None: as bias (Qwen2: True with bias=False)
+
+    def __post_init__(self):
+        choices = {"norm": ("layernorm", "rmsnorm"), "position": ("learned", "rope"), "mlp": ("gelu", "swiglu")}
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                fail(f"{key}={getattr(self, key)!r} is not one of {', '.join(allowed)}")
+        if self.n_kv_head is not None and (self.n_kv_head < 1 or self.n_head % self.n_kv_head):
+            fail(f"n_kv_head={self.n_kv_head} must divide n_head={self.n_head} (or be None: as many as n_head)")
+        if self.mlp_hidden is not None and self.mlp_hidden < 1:
+            fail(f"mlp_hidden must be a positive integer or None (4 * n_embd), got {self.mlp_hidden}")
+        if self.position == "rope" and self.n_head > 0 and self.n_embd // self.n_head % 2:
+            fail(f"RoPE rotates pairs of dimensions, so the head size n_embd/n_head = {self.n_embd // self.n_head} must be even")
+
+    def model_args(self):
+        """The model fields as a checkpoint records them: every GPT-2 field, the Llama family's where set."""
+        return {f.name: getattr(self, f.name) for f in fields(GPTConfig)
+                if f.name not in LLAMA_FIELDS or getattr(self, f.name) != f.default}
 
     @classmethod
     def from_dict(cls, args):
@@ -47,7 +82,7 @@ class GPTConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(args) - known)
         if unknown:
-            fail(f"model_args has unknown keys {unknown}; this checkpoint is not from a GPT-2 model of this project, "
+            fail(f"model_args has unknown keys {unknown}; this checkpoint is not from a GPT of this project, "
                  "nanoGPT or the paper authors' fork")
         if "gelu_approximate" not in args:
             # the paper authors' nanoGPT fork uses GPT-2's tanh GELU and is the only writer that records
@@ -60,42 +95,75 @@ class GPTConfig:
 class LayerNorm(nn.Module):
     """LayerNorm with an optional bias (PyTorch's has no bias=False before 2.1)."""
 
-    def __init__(self, ndim, bias):
+    def __init__(self, ndim, bias, eps):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(ndim))
         self.bias = nn.Parameter(torch.zeros(ndim)) if bias else None
+        self.eps = eps
 
     def forward(self, x):
-        return F.layer_norm(x, self.weight.shape, self.weight, self.bias, 1e-5)
+        return F.layer_norm(x, self.weight.shape, self.weight, self.bias, self.eps)
+
+
+class RMSNorm(nn.Module):
+    """Llama's RMSNorm, x / rms(x) times a gain, in float32 whatever the activations' dtype (as Llama and Qwen2)."""
+
+    def __init__(self, ndim, eps):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(ndim))
+        self.eps = eps
+
+    def forward(self, x):
+        return self.weight * F.rms_norm(x.float(), self.weight.shape, eps=self.eps).to(x.dtype)
+
+
+def norm(config):
+    """A block's norms and ln_f: GPT-2's LayerNorm or Llama's RMSNorm."""
+    if config.norm == "rmsnorm":
+        return RMSNorm(config.n_embd, config.norm_eps)
+    return LayerNorm(config.n_embd, config.bias, config.norm_eps)
+
+
+def rotate(x, rope):
+    """RoPE as Llama applies it to (B, heads, T, head_size) q or k: dimension j pairs with j + head_size/2. The rotation
+    runs in float32 (rope's tables) and returns x's dtype."""
+    cos, sin = rope
+    x1, x2 = x.chunk(2, dim=-1)
+    return (x * cos + torch.cat((-x2, x1), dim=-1) * sin).to(x.dtype)
 
 
 class CausalSelfAttention(nn.Module):
     def __init__(self, config, layer_idx):
         super().__init__()
         assert config.n_embd % config.n_head == 0
-        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+        self.n_head, self.n_kv_head = config.n_head, config.n_kv_head or config.n_head
+        self.head_dim = config.n_embd // config.n_head
+        # q, k and v stacked along the rows: (n_head + 2 * n_kv_head) * head_dim of them, 3 * n_embd without GQA
+        qkv_bias = config.bias if config.qkv_bias is None else config.qkv_bias
+        self.c_attn = nn.Linear(config.n_embd, (self.n_head + 2 * self.n_kv_head) * self.head_dim, bias=qkv_bias)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.attn_dropout = nn.Dropout(config.dropout)
         self.resid_dropout = nn.Dropout(config.dropout)
-        self.n_head = config.n_head
-        self.n_embd = config.n_embd
         self.dropout = config.dropout
-        head_dim = config.n_embd // config.n_head
-        self.scale = 1.0 / math.sqrt(head_dim)
+        self.scale = 1.0 / math.sqrt(self.head_dim)
         if config.scale_attn_by_inverse_layer_idx:
             self.scale /= layer_idx + 1
 
     def attend(self, q, k, v):
         """Causal attention with torch's fused kernels (flash attention on CUDA)."""
         return F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0,
-                                              is_causal=True, scale=self.scale)
+                                              is_causal=True, scale=self.scale, enable_gqa=self.n_kv_head != self.n_head)
 
-    def forward(self, x, attention_hook=None):
+    def forward(self, x, attention_hook=None, rope=None):
+        """rope: the (cos, sin) tables of GPT.rope_tables with position='rope', else None."""
         B, T, C = x.size()
-        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
-        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
-        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        kv_size = self.n_kv_head * self.head_dim
+        q, k, v = self.c_attn(x).split([C, kv_size, kv_size], dim=2)
+        q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)  # (B, n_kv_head, T, hs)
+        v = v.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
+        if rope is not None:
+            q, k = rotate(q, rope), rotate(k, rope)
         if attention_hook is None and x.device.type == "cpu" and q.dtype == torch.bfloat16 and T <= CPU_FP32_ATTENTION_T:
             # torch's CPU flash attention runs short sequences slower in bf16 than in float32 (docs/speed.md), so
             # there the attention itself runs in float32 (under autocast or in a model cast to bf16); c_proj gets
@@ -105,7 +173,8 @@ class CausalSelfAttention(nn.Module):
         elif attention_hook is None:
             y = self.attend(q, k, v)
         else:
-            # explicit path: the probe needs the post-softmax matrices themselves
+            # explicit path: the probe needs the post-softmax matrices themselves, one per query head
+            k, v = (t.repeat_interleave(self.n_head // self.n_kv_head, dim=1) for t in (k, v))
             att = (q @ k.transpose(-2, -1)) * self.scale
             causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
             att = att.masked_fill(~causal, float("-inf"))
@@ -119,25 +188,34 @@ class CausalSelfAttention(nn.Module):
 class MLP(nn.Module):
     def __init__(self, config):
         super().__init__()
-        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        hidden = config.mlp_hidden or 4 * config.n_embd
+        self.swiglu = config.mlp == "swiglu"
+        # SwiGLU's gate and up projections stacked along the rows, as q, k and v are in c_attn
+        self.c_fc = nn.Linear(config.n_embd, (2 if self.swiglu else 1) * hidden, bias=config.bias)
         self.gelu = nn.GELU(approximate=config.gelu_approximate)
-        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(hidden, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x):
-        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+        h = self.c_fc(x)
+        if self.swiglu:
+            gate, up = h.chunk(2, dim=-1)
+            h = F.silu(gate) * up
+        else:
+            h = self.gelu(h)
+        return self.dropout(self.c_proj(h))
 
 
 class Block(nn.Module):
     def __init__(self, config, layer_idx):
         super().__init__()
-        self.ln_1 = LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_1 = norm(config)
         self.attn = CausalSelfAttention(config, layer_idx)
-        self.ln_2 = LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_2 = norm(config)
         self.mlp = MLP(config)
 
-    def forward(self, x, attention_hook=None):
-        x = x + self.attn(self.ln_1(x), attention_hook)
+    def forward(self, x, attention_hook=None, rope=None):
+        x = x + self.attn(self.ln_1(x), attention_hook, rope)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -148,13 +226,14 @@ class GPT(nn.Module):
         self.config = config
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(config.vocab_size, config.n_embd),
-            wpe=nn.Embedding(config.block_size, config.n_embd),
+            wpe=nn.Embedding(config.block_size, config.n_embd) if config.position == "learned" else None,  # RoPE: none
             drop=nn.Dropout(config.dropout),
             h=nn.ModuleList([Block(config, i) for i in range(config.n_layer)]),
-            ln_f=LayerNorm(config.n_embd, bias=config.bias),
+            ln_f=norm(config),
         ))
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        self.transformer.wte.weight = self.lm_head.weight  # weight tying, as in GPT-2
+        if config.tie_embeddings:
+            self.transformer.wte.weight = self.lm_head.weight  # weight tying, as in GPT-2
         self.apply(self._init_weights)
         # GPT-2 scales the residual projections by 1/sqrt(2 * n_layer)
         for name, p in self.named_parameters():
@@ -162,10 +241,13 @@ class GPT(nn.Module):
                 torch.nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
 
     def get_num_params(self, non_embedding=True):
-        """Parameter count; position embeddings are left out by default (token embeddings are tied to lm_head)."""
+        """Parameter count; by default only the weights that multiply: position embeddings and an untied token
+        embedding are table lookups and left out (a tied one is lm_head's weight and counts)."""
         n_params = sum(p.numel() for p in self.parameters())
-        if non_embedding:
+        if non_embedding and self.transformer.wpe is not None:
             n_params -= self.transformer.wpe.weight.numel()
+        if non_embedding and not self.config.tie_embeddings:
+            n_params -= self.transformer.wte.weight.numel()
         return n_params
 
     def _init_weights(self, module):
@@ -180,14 +262,27 @@ class GPT(nn.Module):
         t = idx.size(1)
         if t > self.config.block_size:
             fail(f"sequence of length {t} is longer than the model's block_size {self.config.block_size}")
-        pos = torch.arange(0, t, dtype=torch.long, device=idx.device)
-        return self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
+        x = self.transformer.wte(idx)
+        if self.transformer.wpe is not None:
+            x = x + self.transformer.wpe(torch.arange(0, t, dtype=torch.long, device=idx.device))
+        return self.transformer.drop(x)
+
+    def rope_tables(self, t, device):
+        """RoPE's (cos, sin), float32 (t, head_size) tables of positions 0..t-1 as Llama computes them (each frequency
+        twice: for dimension j and j + head_size/2), or None with learned positions. Cheap enough to make per call."""
+        if self.config.position != "rope":
+            return None
+        head_dim = self.config.n_embd // self.config.n_head
+        inv_freq = 1.0 / self.config.rope_theta ** (torch.arange(0, head_dim, 2, dtype=torch.float, device=device) / head_dim)
+        angles = torch.arange(t, dtype=torch.float, device=device)[:, None] * inv_freq
+        angles = torch.cat((angles, angles), dim=-1)
+        return angles.cos(), angles.sin()
 
     def final_hidden(self, idx, attention_hook=None):
         """The (B, T, n_embd) hidden states after ln_f, i.e. the input of lm_head (a KD teacher hands these over)."""
-        x = self.embed(idx)
+        x, rope = self.embed(idx), self.rope_tables(idx.size(1), idx.device)
         for i, block in enumerate(self.transformer.h):
-            x = block(x, None if attention_hook is None else (lambda att, i=i: attention_hook(i, att)))
+            x = block(x, None if attention_hook is None else (lambda att, i=i: attention_hook(i, att)), rope)
         return self.transformer.ln_f(x)
 
     def forward(self, idx, targets=None, attention_hook=None, loss_spec=None):
@@ -217,27 +312,28 @@ class GPT(nn.Module):
     def attention_maps(self, idx):
         """Yield (layer_index, att) one layer at a time, att the float32 post-softmax (B, n_head, T, T) maps.
         Only one layer's maps are alive at once, so probing a 48-layer model stays within memory."""
-        x = self.embed(idx)
+        x, rope = self.embed(idx), self.rope_tables(idx.size(1), idx.device)
         for i, block in enumerate(self.transformer.h):
             maps = []
-            x = block(x, maps.append)
+            x = block(x, maps.append, rope)
             yield i, maps[0]
 
     @torch.no_grad()
     def hidden_states(self, idx):
         """Yield the residual stream at every block boundary, (B, T, n_embd) each: x_0, the embeddings' output, then
         x_{i+1}, the stream after block i (before ln_f). One at a time, as attention_maps."""
-        x = self.embed(idx)
+        x, rope = self.embed(idx), self.rope_tables(idx.size(1), idx.device)
         yield x
         for block in self.transformer.h:
-            x = block(x)
+            x = block(x, rope=rope)
             yield x
 
     def crop_block_size(self, block_size):
         """Shrink the context window, e.g. to use GPT-2's 1024-token weights with a smaller block_size."""
         assert block_size <= self.config.block_size
         self.config.block_size = block_size
-        self.transformer.wpe.weight = nn.Parameter(self.transformer.wpe.weight[:block_size])
+        if self.transformer.wpe is not None:  # RoPE has no table to crop
+            self.transformer.wpe.weight = nn.Parameter(self.transformer.wpe.weight[:block_size])
 
     @classmethod
     def from_pretrained(cls, name_or_path, override_args=None):
@@ -265,7 +361,8 @@ class GPT(nn.Module):
         with open(config_path) as f:
             hf = json.load(f)
         if hf.get("model_type", "gpt2") != "gpt2":
-            fail(f"{config_path} describes a {hf.get('model_type')!r} model; only GPT-2 can be imported")
+            fail(f"{config_path} describes a {hf.get('model_type')!r} model; only GPT-2 can be imported here "
+                 "(checkpoint.load_model reads Llama and Qwen2 folders too)")
         activations = {"gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "gelu": "none"}
         activation = hf.get("activation_function", "gelu_new")
         if activation not in activations:
@@ -310,12 +407,12 @@ class GPT(nn.Module):
     def configure_optimizers(self, weight_decay, learning_rate, betas, device_type, fused=True, decay_embeddings=True):
         """AdamW with weight decay on matrices and embeddings only (>= 2-D), as today's nanoGPT.
         decay_embeddings=False decays the Linear weights only, as the paper authors' fork (older nanoGPT) did: no decay
-        on wte and wpe, and since wte is lm_head's weight (tied), none on the output layer either.
+        on wte and wpe, and where wte is lm_head's weight (tied), none on the output layer either.
         fused=True uses the fused kernel wherever the installed torch has one for device_type (CUDA, and CPU since
         torch 2.4: 5x faster than the per-tensor loop on the 124M model); fused=False is nanoGPT's choice off CUDA
         (the baseline of bench.py)."""
         params = [p for p in self.parameters() if p.requires_grad]  # the tied wte/lm_head weight once
-        embeddings = {id(self.transformer.wte.weight), id(self.transformer.wpe.weight)}
+        embeddings = {id(table.weight) for table in (self.transformer.wte, self.transformer.wpe) if table is not None}
         decays = lambda p: p.dim() >= 2 and (decay_embeddings or id(p) not in embeddings)
         optim_groups = [
             {"params": [p for p in params if decays(p)], "weight_decay": weight_decay},

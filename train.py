@@ -425,7 +425,7 @@ def train(cfg):
     model, resume_ckpt, provenance = build_model(cfg, meta['vocab_size'], setup.device)
     if teacher is not None:
         check_teacher(teacher, model, cfg.teacher)
-    model_args = dataclasses.asdict(model.config)
+    model_args = model.config.model_args()
     if meta['vocab_size'] > model.config.vocab_size:
         fail(f"dataset {cfg.dataset} has token ids up to {meta['vocab_size']} but the model's vocab_size is {model.config.vocab_size}")
     if setup.master and cfg.init_from not in ('scratch', 'resume'):

@@ -1,0 +1,339 @@
+"""The Llama family as settings of model.py's GPT: Hugging Face Llama and Qwen2 folders load with transformers'
+logits, export back to folders transformers reloads with the same logits, train with train.py, and whatever the GPT
+cannot compute exactly is a one-line error. Tiny random HF models are built with transformers in tmp dirs (offline)."""
+import json
+import math
+import os
+
+import pytest
+import torch
+
+import export_hf
+from checkpoint import load_model, save_checkpoint
+from configurator import configure
+from model import GPT, GPTConfig
+from train import TrainConfig, train
+
+# GQA (2 key/value heads for 4 query heads), an untied lm_head, a base other than 10000 and Llama 2's epsilon
+LLAMA = dict(vocab_size=96, hidden_size=64, intermediate_size=80, num_hidden_layers=3, num_attention_heads=4,
+             num_key_value_heads=2, max_position_embeddings=48, rms_norm_eps=1e-6, rope_theta=500.0,
+             tie_word_embeddings=False)
+# Qwen2: q/k/v biases and none elsewhere, here one key/value head and a tied lm_head
+QWEN2 = dict(LLAMA, num_key_value_heads=1, rope_theta=20000.0, tie_word_embeddings=True)
+TOKENS = torch.randint(0, 96, (2, 48), generator=torch.Generator().manual_seed(1))
+
+
+def write_hf(path, kind="llama", seed=0, **overrides):
+    """A random HF model saved to path, made sharp enough that a wrong rotation, head grouping, bias or norm gain
+    shows in the logits: q and k scaled up, random norm gains and biases."""
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+    config_class, model_class, base = {"llama": (LlamaConfig, LlamaForCausalLM, LLAMA),
+                                       "qwen2": (Qwen2Config, Qwen2ForCausalLM, QWEN2)}[kind]
+    torch.manual_seed(seed)
+    hf = model_class(config_class(**(base | overrides)))
+    with torch.no_grad():
+        for name, p in hf.named_parameters():
+            if name.endswith(("q_proj.weight", "k_proj.weight")):
+                p.mul_(8)
+            elif "norm" in name or name.endswith("bias"):
+                p.add_(0.3 * torch.randn_like(p))
+    hf.save_pretrained(path)
+    return hf.eval()
+
+
+def hf_logits(hf, idx=TOKENS):
+    with torch.no_grad():
+        return hf(idx).logits
+
+
+def gpt_logits(model, idx=TOKENS):
+    with torch.no_grad():
+        return model.eval()(idx, idx.contiguous())[0]  # with targets: every position's logits
+
+
+@pytest.fixture(scope="module", params=["llama", "qwen2"])
+def hf_dir(request, tmp_path_factory):
+    path = tmp_path_factory.mktemp(request.param)
+    return path, write_hf(path, request.param)
+
+
+def test_load_matches_transformers(hf_dir):
+    path, hf = hf_dir
+    model, info = load_model(str(path))
+    qwen2 = hf.config.model_type == "qwen2"
+    c = model.config
+    assert info["kind"] == "hf" and info["model_args"]["position"] == "rope"
+    assert (c.norm, c.position, c.mlp, c.n_head, c.n_kv_head, c.mlp_hidden) == ("rmsnorm", "rope", "swiglu", 4,
+                                                                                hf.config.num_key_value_heads, 80)
+    assert c.norm_eps == 1e-6 and c.rope_theta == (20000.0 if qwen2 else 500.0)
+    assert (c.bias, c.qkv_bias, c.tie_embeddings) == ((False, True, True) if qwen2 else (False, None, False))
+    assert model.transformer.wpe is None and "transformer.wpe.weight" not in model.state_dict()
+    assert (model.lm_head.weight is model.transformer.wte.weight) == qwen2
+    # c_attn stacks q (4 heads), k and v (n_kv_head heads each) of head size 16
+    assert model.transformer.h[0].attn.c_attn.weight.shape == ((4 + 2 * c.n_kv_head) * 16, 64)
+    ref = hf_logits(hf)
+    assert torch.allclose(gpt_logits(model), ref, atol=1e-5), (gpt_logits(model) - ref).abs().max()
+    # the tolerance means something: another RoPE base moves the logits far beyond it
+    model.config.rope_theta = 10000.0
+    assert (gpt_logits(model) - ref).abs().max() > 1e-2
+
+
+def test_export_reloads_in_transformers_with_the_same_logits(hf_dir, tmp_path):
+    from transformers import AutoModelForCausalLM
+    path, hf = hf_dir
+    (path / "tokenizer.json").write_text('{"stand-in": "copied as it is"}')
+    out = tmp_path / "export"
+    config = export_hf.export(str(path), str(out))
+    assert sorted(os.listdir(out)) == ["config.json", "generation_config.json", "model.safetensors", "tokenizer.json"]
+    assert (out / "tokenizer.json").read_text() == (path / "tokenizer.json").read_text()
+    written = json.loads((out / "config.json").read_text())
+    assert written["model_type"] == hf.config.model_type
+    assert written["num_key_value_heads"] == config.n_kv_head and written["rope_theta"] == config.rope_theta
+    back, loading = AutoModelForCausalLM.from_pretrained(str(out), output_loading_info=True, dtype=torch.float32)
+    assert not any(loading.values()), loading  # no missing, unexpected or mismatched weights
+    assert type(back) is type(hf)
+    assert torch.allclose(hf_logits(back.eval()), hf_logits(hf), atol=1e-5)
+    # and the exported folder loads back into the very same GPT
+    again, _ = load_model(str(out))
+    original, _ = load_model(str(path))
+    assert again.config == original.config
+    assert all(torch.equal(v, original.state_dict()[k]) for k, v in again.state_dict().items())
+
+
+def test_gpt_built_with_the_llama_settings_exports_as_llama(tmp_path):
+    # a model trained here (not imported): GQA, biases everywhere, its own mlp_hidden, untied
+    torch.manual_seed(0)
+    cfg = GPTConfig(block_size=32, vocab_size=96, n_layer=2, n_head=4, n_embd=32, bias=True, norm="rmsnorm", position="rope",
+                    mlp="swiglu", mlp_hidden=48, n_kv_head=2, tie_embeddings=False, rope_theta=300.0)
+    model = GPT(cfg)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 1:
+                p.add_(0.3 * torch.randn_like(p))
+            elif "c_attn" in name:
+                p.mul_(10)
+    save_checkpoint({"model": model.state_dict(), "model_args": vars(cfg)}, tmp_path / "ckpt.pt")
+    export_hf.export(str(tmp_path / "ckpt.pt"), str(tmp_path / "hf"))
+    from transformers import LlamaForCausalLM
+    hf, loading = LlamaForCausalLM.from_pretrained(str(tmp_path / "hf"), output_loading_info=True, dtype=torch.float32)
+    assert not any(loading.values()), loading
+    assert hf.config.attention_bias and hf.config.mlp_bias and hf.config.intermediate_size == 48
+    idx = TOKENS[:, :32]
+    assert torch.allclose(hf_logits(hf.eval(), idx), gpt_logits(model, idx), atol=1e-5)
+
+
+@pytest.mark.parametrize("fields,message", [
+    (dict(norm="rmsnorm"), "Llama has no position='learned'"),  # a mix of the two families
+    (dict(n_kv_head=2), "GPT-2 has no n_kv_head=2"),
+    (dict(norm="rmsnorm", position="rope", mlp="swiglu", scale_attn_by_inverse_layer_idx=True), "scale_attn_by_inverse_layer_idx"),
+    (dict(norm="rmsnorm", position="rope", mlp="swiglu", bias=True, qkv_bias=False), "Llama has no qkv_bias=False"),
+])
+def test_export_of_what_no_hf_architecture_computes_is_one_line_error(tmp_path, fields, message):
+    model = GPT(GPTConfig(block_size=16, vocab_size=64, n_layer=1, n_head=4, n_embd=32, **fields))
+    save_checkpoint({"model": model.state_dict(), "model_args": vars(model.config)}, tmp_path / "ckpt.pt")
+    with pytest.raises(SystemExit) as e:
+        export_hf.export(str(tmp_path / "ckpt.pt"), str(tmp_path / "hf"))
+    msg = str(e.value)
+    assert msg.startswith("error: ") and "\n" not in msg and message in msg, msg
+    assert sorted(os.listdir(tmp_path)) == ["ckpt.pt"]  # nothing written
+
+
+def edit_config(path, **changes):
+    config = json.loads((path / "config.json").read_text())
+    config.update(changes)
+    (path / "config.json").write_text(json.dumps(config))
+
+
+@pytest.mark.parametrize("kind,changes,field", [
+    ("llama", dict(rope_scaling={"rope_type": "linear", "factor": 2.0}), "rope_scaling"),  # transformers 4's key
+    ("llama", dict(rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0}), "rope_parameters"),
+    ("llama", dict(rope_parameters={"rope_type": "default", "rope_theta": 1e4, "partial_rotary_factor": 0.5}), "rope_parameters"),
+    ("qwen2", dict(use_sliding_window=True, sliding_window=16), "use_sliding_window"),
+    ("qwen2", dict(layer_types=["full_attention", "sliding_attention", "full_attention"]), "layer_types"),
+    ("llama", dict(hidden_act="gelu"), "hidden_act"),
+    ("llama", dict(head_dim=32), "head_dim"),
+    ("llama", dict(attention_bias=True), "attention_bias"),
+    ("llama", dict(num_key_value_heads=3), "num_key_value_heads"),
+])
+def test_what_the_gpt_cannot_compute_is_a_one_line_error(tmp_path, kind, changes, field):
+    write_hf(tmp_path, kind)
+    edit_config(tmp_path, **changes)
+    with pytest.raises(SystemExit) as e:
+        load_model(str(tmp_path))
+    msg = str(e.value)
+    assert msg.startswith("error: ") and "\n" not in msg and field in msg, msg
+
+
+def test_weights_the_config_does_not_announce_are_one_line_errors(tmp_path):
+    from safetensors.torch import load_file, save_file
+    write_hf(tmp_path)
+    weights = load_file(tmp_path / "model.safetensors")
+    save_file({**weights, "model.layers.0.self_attn.q_proj.bias": torch.zeros(64)}, tmp_path / "model.safetensors")
+    with pytest.raises(SystemExit, match=r"^error: .* no place for \(first: model.layers.0.self_attn.q_proj.bias\)$"):
+        load_model(str(tmp_path))
+    del weights["model.layers.2.mlp.up_proj.weight"]
+    save_file(weights, tmp_path / "model.safetensors")
+    with pytest.raises(SystemExit, match=r"^error: .* lacks the weight model.layers.2.mlp.up_proj.weight"):
+        load_model(str(tmp_path))
+
+
+def test_sharded_safetensors_load(tmp_path):
+    from safetensors.torch import load_file, save_file
+    hf = write_hf(tmp_path)
+    weights = load_file(tmp_path / "model.safetensors")
+    os.remove(tmp_path / "model.safetensors")
+    names = sorted(weights)
+    shards = {"model-00001-of-00002.safetensors": names[::2], "model-00002-of-00002.safetensors": names[1::2]}
+    for file, keys in shards.items():
+        save_file({k: weights[k] for k in keys}, tmp_path / file)
+    index = {"weight_map": {k: file for file, keys in shards.items() for k in keys}}
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps(index))
+    model, _ = load_model(str(tmp_path))
+    assert torch.allclose(gpt_logits(model), hf_logits(hf), atol=1e-5)
+
+
+def test_hub_ids_go_through_a_snapshot(tmp_path, monkeypatch):
+    import huggingface_hub
+    hf = write_hf(tmp_path / "snapshot")
+    calls = []
+
+    def snapshot_download(repo_id, allow_patterns):
+        calls.append((repo_id, allow_patterns))
+        return str(tmp_path / "snapshot")
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    model, info = load_model("hf:someone/tiny-llama")
+    assert calls[0][0] == "someone/tiny-llama" and "*.safetensors" in calls[0][1] and "*.json" in calls[0][1]
+    assert info["source"] == "hf:someone/tiny-llama"
+    assert torch.allclose(gpt_logits(model), hf_logits(hf), atol=1e-5)
+
+    def offline(repo_id, allow_patterns):
+        raise OSError("no network")
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+    with pytest.raises(SystemExit, match=r"^error: could not download someone/tiny-llama from the Hugging Face hub \(OSError\)"):
+        load_model("hf:someone/tiny-llama")
+
+
+def rotate_by_hand(x, theta):
+    """RoPE written independently of model.py: dimensions j and j + d/2 are one complex number, turned by
+    position * theta^(-2j/d)."""
+    T, d = x.shape[-2], x.shape[-1]
+    angle = torch.arange(T, dtype=torch.float64)[:, None] * theta ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
+    z = torch.complex(x[..., :d // 2].double(), x[..., d // 2:].double()) * torch.polar(torch.ones_like(angle), angle)
+    return torch.cat((z.real, z.imag), dim=-1).float()
+
+
+def test_attention_maps_of_a_gqa_model_are_softmax_qk_per_query_head(hf_dir):
+    path, hf = hf_dir
+    model, _ = load_model(str(path))
+    c = model.config
+    H, d, group = c.n_head, c.n_embd // c.n_head, c.n_head // c.n_kv_head
+    B, T = TOKENS.shape
+    maps = list(model.eval().attention_maps(TOKENS))
+    streams = list(model.hidden_states(TOKENS))
+    for (i, att), x, block in zip(maps, streams, model.transformer.h):
+        assert att.shape == (B, H, T, T) and att.dtype == torch.float32
+        with torch.no_grad():
+            qkv = block.attn.c_attn(block.ln_1(x))
+        q = qkv[..., :H * d].view(B, T, H, d).transpose(1, 2)
+        k = qkv[..., H * d:(H + c.n_kv_head) * d].view(B, T, c.n_kv_head, d).transpose(1, 2)
+        q, k = rotate_by_hand(q, c.rope_theta), rotate_by_hand(k, c.rope_theta)
+        for h in range(H):  # query head h reads key/value head h // group
+            scores = q[:, h] @ k[:, h // group].transpose(-2, -1) / math.sqrt(d)
+            ref = scores.masked_fill(torch.ones(T, T).triu(1).bool(), float("-inf")).softmax(-1)
+            assert torch.allclose(att[:, h], ref, atol=1e-5), (i, h, (att[:, h] - ref).abs().max())
+    # the two heads of a group share keys but not queries: their maps differ
+    assert (maps[0][1][:, 0] - maps[0][1][:, 1]).abs().max() > 1e-2
+
+
+def test_explicit_attention_sdpa_and_cpu_autocast_agree_under_gqa(hf_dir):
+    model, _ = load_model(str(hf_dir[0]))
+    with torch.no_grad():
+        sdpa = gpt_logits(model)
+        explicit = model(TOKENS, TOKENS, attention_hook=lambda i, att: None)[0]
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16 = model(TOKENS, TOKENS)[0]
+    assert torch.allclose(explicit, sdpa, atol=1e-5)
+    assert bf16.dtype == torch.bfloat16 and (bf16.float() - sdpa).abs().max() < 0.1 * sdpa.abs().max()
+
+
+LLAMA_SMALL = dict(block_size=32, vocab_size=96, n_layer=2, n_head=4, n_embd=32, bias=False, norm="rmsnorm",
+                   position="rope", mlp="swiglu", mlp_hidden=48, n_kv_head=1, tie_embeddings=False)
+
+
+def test_param_count_flops_crop_and_generate():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(**LLAMA_SMALL)).eval()
+    C, V, L, F, hd = 32, 96, 2, 48, 8
+    per_block = 2 * C + C * (4 + 2 * 1) * hd + C * C + C * 2 * F + F * C  # norms, c_attn (q + 1 k/v head), c_proj, c_fc, c_proj
+    assert model.get_num_params(non_embedding=False) == 2 * V * C + L * per_block + C  # wte, lm_head, ln_f
+    assert model.get_num_params() == V * C + L * per_block + C  # wte is a lookup: left out
+    assert model.flops_per_token() == 3 * (2 * model.get_num_params() + 4 * L * 4 * hd * 32)
+    idx = TOKENS[:, :32] % V
+    before = gpt_logits(model, idx)
+    model.crop_block_size(16)
+    assert model.config.block_size == 16 and model.get_num_params(non_embedding=False) == 2 * V * C + L * per_block + C
+    assert torch.allclose(gpt_logits(model, idx[:, :16]), before[:, :16], atol=1e-6)  # RoPE's first positions unchanged
+    torch.manual_seed(3)
+    out = model.generate(idx[:, :20], max_new_tokens=5, top_k=10)  # a prompt longer than the context is cut to it
+    assert out.shape == (2, 25) and torch.equal(out[:, :20], idx[:, :20]) and int(out.max()) < V
+
+
+def test_optimizer_decays_an_untied_lm_head_but_no_lookup_table():
+    model = GPT(GPTConfig(**LLAMA_SMALL))
+    opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu", decay_embeddings=False)
+    decayed = {id(p) for p in opt.param_groups[0]["params"]}
+    assert id(model.lm_head.weight) in decayed and id(model.transformer.wte.weight) not in decayed
+    assert sum(p.numel() for g in opt.param_groups for p in g["params"]) == model.get_num_params(non_embedding=False)
+
+
+@pytest.mark.parametrize("fields,message", [
+    (dict(norm="batchnorm"), "norm='batchnorm' is not one of layernorm, rmsnorm"),
+    (dict(position="alibi"), "position='alibi' is not one of learned, rope"),
+    (dict(n_kv_head=3), "n_kv_head=3 must divide n_head=4"),
+    (dict(n_embd=12, n_head=4, position="rope"), "must be even"),
+])
+def test_bad_settings_are_one_line_errors(fields, message):
+    with pytest.raises(SystemExit) as e:
+        GPTConfig(**{**dict(n_head=4, n_embd=32), **fields})
+    assert str(e.value).startswith("error: ") and "\n" not in str(e.value) and message in str(e.value), str(e.value)
+
+
+def train_args(root, out_dir, *extra):
+    return ["--dataset=shakespeare", f"--data_root={root}", f"--out_dir={out_dir}", "--block_size=32", "--batch_size=4",
+            "--gradient_accumulation_steps=1", "--eval_iters=2", "--eval_interval=6", "--max_iters=6", "--log_interval=1",
+            "--warmup_iters=0", "--learning_rate=1e-2", "--decay_lr=False", "--compile=False", "--device=cpu",
+            "--dtype=float32", *extra]
+
+
+def step_losses(out_dir):
+    with open(os.path.join(out_dir, "metrics.jsonl")) as f:
+        return [m["loss"] for m in map(json.loads, f) if "loss" in m]
+
+
+@pytest.mark.parametrize("start", ["hf", "scratch"])
+def test_train_py_trains_the_llama_settings(shakespeare_root, tmp_path, start):
+    # from an HF Llama folder (GPT-2 token ids: a vocab of 50304 holds the data's 50257), or from scratch by settings
+    if start == "hf":
+        write_hf(tmp_path / "hf", vocab_size=50304, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                 max_position_embeddings=64)
+        extra = [f"--init_from={tmp_path / 'hf'}"]
+    else:
+        extra = ["--n_layer=2", "--n_head=4", "--n_embd=32", "--norm=rmsnorm", "--position=rope", "--mlp=swiglu",
+                 "--mlp_hidden=48", "--n_kv_head=2", "--tie_embeddings=False", "--rope_theta=500.0"]
+    out_dir = tmp_path / "run"
+    result = train(configure(TrainConfig, train_args(shakespeare_root, out_dir, *extra)))
+    losses = step_losses(out_dir)
+    assert len(losses) == 6 and losses[-1] < losses[0] - 0.5, losses
+    ckpt = torch.load(out_dir / "ckpt.pt", weights_only=True)
+    args = ckpt["model_args"]
+    assert (args["norm"], args["position"], args["mlp"], args["n_kv_head"], args["tie_embeddings"]) == \
+        ("rmsnorm", "rope", "swiglu", 2, False)
+    assert args["block_size"] == 32 and args["rope_theta"] == 500.0  # cropped to the run's context; RoPE's base kept
+    assert "transformer.wpe.weight" not in ckpt["model"]
+    assert not torch.equal(ckpt["model"]["lm_head.weight"], ckpt["model"]["transformer.wte.weight"])
+    # the checkpoint loads back as the same model and gives the loss train.py measured
+    model, _ = load_model(str(out_dir))
+    assert model.config == GPTConfig.from_dict(args)
+    evaluated = train(configure(TrainConfig, train_args(shakespeare_root, tmp_path / "eval", f"--init_from={out_dir}/ckpt.pt",
+                                                         "--eval_only=True")))
+    assert evaluated["val_loss"] == pytest.approx(result["val_loss"], abs=1e-4)
