@@ -149,6 +149,8 @@ def leading_slice(name, source_tensor, shape, source_n_embd):
     """The part of a source tensor that a target tensor of `shape` takes: the leading entries of every dimension
     (first positions, dimensions, heads, hidden units; all of it at equal shapes). c_attn stacks q, k and v along
     its rows, so each of the three keeps its own first rows (the first heads)."""
+    if source_tensor.shape == shape:  # whole: also a GQA c_attn, whose q, k and v differ in size
+        return source_tensor
     if '.attn.c_attn.' in name:
         qkv = source_tensor.view(3, source_n_embd, *source_tensor.shape[1:])
         return qkv[(slice(None), *(slice(0, n) for n in (shape[0] // 3, *shape[1:])))].reshape(shape)
@@ -324,7 +326,8 @@ def describe_layers(p):
 @warm_start('layers', describe_layers)
 def select_blocks(plan, cfg):
     """Block i of the target is source block layers[i]: inherit_layers lists them (a list or ranges), or gives their
-    number k and inherit_select picks which (SELECTIONS); the tied token embedding, wpe and ln_f come along."""
+    number k and inherit_select picks which (SELECTIONS); the token embedding, lm_head (tied to it or not), wpe and
+    ln_f come along."""
     L = plan.source_args['n_layer']
     spec = cfg.inherit_layers
     if isinstance(spec, (list, tuple, str)):
@@ -340,7 +343,7 @@ def select_blocks(plan, cfg):
     if bad:
         fail(f"block index {bad[0]!r} is out of range: the source has {L} blocks, numbered 0-{L - 1}")
     plan.args['n_layer'] = len(layers)
-    plan.tensors = {k: v for k, v in plan.source_state.items() if not k.startswith('transformer.h.') and k != 'lm_head.weight'}
+    plan.tensors = {k: v for k, v in plan.source_state.items() if not k.startswith('transformer.h.')}
     for i, s in enumerate(layers):
         prefix = f'transformer.h.{s}.'
         plan.tensors.update({f'transformer.h.{i}.{k[len(prefix):]}': v for k, v in plan.source_state.items() if k.startswith(prefix)})
@@ -365,7 +368,8 @@ def keep_parts(plan, cfg):
         if name.startswith('transformer.h.'):
             rest = name.split('.', 3)[3]
             return 'blocks.' + next(part for part, prefixes in BLOCK_PARTS.items() if rest.startswith(prefixes))
-        return {'transformer.wte.weight': 'wte/lm_head', 'transformer.wpe.weight': 'wpe'}.get(name, 'ln_f')
+        return {'transformer.wte.weight': 'wte/lm_head', 'lm_head.weight': 'wte/lm_head',
+                'transformer.wpe.weight': 'wpe'}.get(name, 'ln_f')
 
     plan.tensors = {k: v for k, v in plan.tensors.items() if groups[group(k)]}
     plan.record.update(block_parts=list(parts), inherited=[g for g, kept in groups.items() if kept],
@@ -395,6 +399,9 @@ def keep_first_heads(plan, cfg):
     n_head, n_embd = target_width(plan.source_args, cfg.inherit_n_head, cfg.inherit_n_embd)
     plan.args.update(n_head=n_head, n_embd=n_embd)
     narrower = (n_head, n_embd) != (plan.source_args['n_head'], plan.source_args['n_embd'])
+    if narrower and ('n_kv_head' in plan.source_args or plan.source_args.get('mlp') == 'swiglu'):
+        fail("a narrower warm start of a model with n_kv_head or mlp='swiglu' is not supported yet (its c_attn and c_fc "
+             "stack heads and projections differently); inherit it at full width")
     plan.record['width'] = {'n_head': n_head, 'n_embd': n_embd} if narrower else None
     if narrower:
         plan.notes.append(f"width: the first {n_head} of {plan.source_args['n_head']} heads and {n_embd} of "

@@ -4,11 +4,13 @@ cannot compute exactly is a one-line error. Tiny random HF models are built with
 import json
 import math
 import os
+from dataclasses import replace
 
 import pytest
 import torch
 
 import export_hf
+import inherit
 from checkpoint import load_model, save_checkpoint
 from configurator import configure
 from model import GPT, GPTConfig
@@ -337,3 +339,18 @@ def test_train_py_trains_the_llama_settings(shakespeare_root, tmp_path, start):
     evaluated = train(configure(TrainConfig, train_args(shakespeare_root, tmp_path / "eval", f"--init_from={out_dir}/ckpt.pt",
                                                          "--eval_only=True")))
     assert evaluated["val_loss"] == pytest.approx(result["val_loss"], abs=1e-4)
+
+
+def test_inherit_copies_an_untied_gqa_llama(tmp_path, hf_dir):
+    # inherit.py's depth-only warm start: the first blocks, the embedding, an untied lm_head and ln_f, bit for bit
+    path, _ = hf_dir
+    source, _ = load_model(str(path))
+    for layers in (3, 2):
+        inherit.main([f"--source={path}", f"--inherit_layers={layers}", f"--out={tmp_path / f'{layers}.pt'}"])
+        target, _ = load_model(str(tmp_path / f"{layers}.pt"))
+        assert target.config == replace(source.config, n_layer=layers)
+        assert all(torch.equal(v, source.state_dict()[k]) for k, v in target.state_dict().items())
+        if layers == 3:  # all of it: the same model
+            assert torch.allclose(gpt_logits(target), gpt_logits(source), atol=1e-6)
+    with pytest.raises(SystemExit, match=r"^error: a narrower warm start of a model with n_kv_head .*full width$"):
+        inherit.main([f"--source={path}", "--inherit_layers=2", "--inherit_n_head=2", f"--out={tmp_path / 'narrow.pt'}"])
