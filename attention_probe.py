@@ -54,7 +54,7 @@ from data import fixed_windows, get_batch, load_meta, open_tokens
 @dataclass
 class ProbeConfig:
     """attention_probe.py's settings."""
-    source: str = ''  # checkpoint file | run dir with ckpt.pt | gpt2, gpt2-medium, gpt2-large, gpt2-xl | local HF GPT-2 dir
+    source: str = ''  # checkpoint file | run dir with ckpt.pt | gpt2, gpt2-medium, gpt2-large, gpt2-xl | hf:owner/name | local HF GPT-2/Llama/Qwen2 dir
     dataset: str = 'shakespeare'
     data_root: str = 'data'  # the dataset is read from data_root/<dataset>/val.bin
     out_dir: str = 'out-probe'

@@ -62,7 +62,7 @@ class InheritConfig:
 
 @dataclass
 class InheritScriptConfig(InheritConfig):
-    source: str = ''  # checkpoint file, run directory, nanoGPT ckpt.pt, 'gpt2'..'gpt2-xl' or local HF GPT-2 directory
+    source: str = ''  # checkpoint file, run directory, nanoGPT ckpt.pt, 'gpt2'..'gpt2-xl', 'hf:owner/name' or local HF GPT-2/Llama/Qwen2 directory
     out: str = ''  # checkpoint to write (a directory gets ckpt.pt inside)
     seed: int = 1337  # seeds the fresh init of whatever is not inherited
     block_size: int | None = None  # the target's context (None: the source's); longer needs --inherit_wpe=False

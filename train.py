@@ -6,11 +6,11 @@ DDP on one node with 8 GPUs (NCCL on CUDA, gloo on CPU):
 Multi-node: torchrun with --nnodes, --node_rank, --master_addr, --master_port as usual.
 
 Settings (TrainConfig below) keep nanoGPT's names and meanings, so a nanoGPT config file runs unchanged. init_from is one of
-'scratch', 'resume' (continue out_dir/ckpt.pt exactly), 'gpt2*' or a local Hugging Face GPT-2 directory, or the
-path of a checkpoint (for example one written by inherit.py): training then starts from those weights with a
-fresh optimizer. train() is also called in-process by grow.py. probe_interval=N probes the model every N steps
-(attention_probe.py's per-layer MaxRank, AvgMass, block influence and attention-sink score) into metrics.jsonl and
-out_dir/probe_history.png.
+'scratch', 'resume' (continue out_dir/ckpt.pt exactly), 'gpt2*', 'hf:owner/name' (the Hugging Face hub), a local Hugging
+Face GPT-2, Llama or Qwen2 directory, or the path of a checkpoint (for example one written by inherit.py): training then
+starts from those weights with a fresh optimizer. train() is also called in-process by grow.py. probe_interval=N probes
+the model every N steps (attention_probe.py's per-layer MaxRank, AvgMass, block influence and attention-sink score) into
+metrics.jsonl and out_dir/probe_history.png.
 """
 import cpu_env  # noqa: F401  (first: it sets the OpenMP environment torch reads on import)
 import dataclasses
@@ -56,7 +56,7 @@ class TrainConfig(InheritConfig, GPTConfig):
     eval_only: bool = False  # evaluate init_from on the fixed windows and exit
     probe_interval: int = 0  # every this many steps, probe the model on fixed val windows (MaxRank, AvgMass, BI, attention sink per layer) into metrics.jsonl; 0: off
     always_save_checkpoint: bool = True  # if False, save only when val loss improves
-    init_from: str = 'scratch'  # 'scratch', 'resume', a checkpoint or run directory, 'gpt2*', or a local HF GPT-2 directory
+    init_from: str = 'scratch'  # 'scratch', 'resume', a checkpoint or run directory, 'gpt2*', 'hf:owner/name', or a local HF GPT-2/Llama/Qwen2 directory
     # knowledge distillation: loss = (1 - kd_alpha) * CE + kd_alpha * T^2 * KL(p_teacher || p_student), T = kd_temperature
     teacher: str = ''  # '' = off; else any model source init_from accepts (checkpoint, run dir, 'gpt2*', HF dir), frozen
     kd_alpha: float = 0.4  # weight of the KD term (the paper: 0.6 CE + 0.4 KD)
