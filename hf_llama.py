@@ -50,9 +50,8 @@ def gpt_config(hf, where):
         bias, qkv_bias = attention_bias, None
     return dict(block_size=hf["max_position_embeddings"], vocab_size=hf["vocab_size"], n_layer=hf["num_hidden_layers"],
                 n_head=heads, n_embd=width, bias=bias, norm="rmsnorm", norm_eps=hf["rms_norm_eps"], position="rope",
-                rope_theta=float(rope_theta), mlp="swiglu", mlp_hidden=hf["intermediate_size"],
-                n_kv_head=kv_heads, tie_embeddings=hf.get("tie_word_embeddings", False),
-                qkv_bias=qkv_bias)
+                rope_theta=float(rope_theta), mlp="swiglu", mlp_hidden=hf["intermediate_size"], n_kv_head=kv_heads,
+                tie_embeddings=hf.get("tie_word_embeddings", False), qkv_bias=qkv_bias)
 
 
 # HF's modules inside model.layers.<i>. that make each GPT module inside transformer.h.<i>., in the order the GPT
