@@ -49,7 +49,7 @@ from tqdm import tqdm
 from checkpoint import load_model
 from common import atomic_write, fail, setup_device, write_json
 from configurator import configure
-from data import fixed_windows, get_batch, load_meta, open_tokens
+from data import check_window_start, fixed_windows, get_batch, load_meta, open_tokens, window_starts
 
 @dataclass
 class ProbeConfig:
@@ -57,6 +57,7 @@ class ProbeConfig:
     source: str = ''  # checkpoint file | run dir with ckpt.pt | gpt2, gpt2-medium, gpt2-large, gpt2-xl | hf:owner/name | local HF GPT-2/Llama/Qwen2 dir
     dataset: str = 'shakespeare'
     data_root: str = 'data'  # the dataset is read from data_root/<dataset>/val.bin
+    window_start: str = 'anywhere'  # 'document': every window begins with a document's EOT, as train.py's window_start
     out_dir: str = 'out-probe'
     num_seqs: int = 100  # N in the paper
     seq_len: int = 100  # T in the paper
@@ -136,15 +137,15 @@ def attention_mass(A, eta=0.9):
 
 
 def probe(model, tokens, num_seqs=100, seq_len=100, tau=0.9, eta=0.9, batch_size=50, seed=1337, device='cpu',
-          progress=True):
+          progress=True, starts=None):
     """Rank(l, h) and per-head mean mass, float64 (n_layer, n_head), averaged over num_seqs windows of seq_len tokens
-    from `tokens` (chosen by seed). Each layer's maps are reduced to two numbers per matrix as soon as the model
+    from `tokens` (chosen by seed, among `starts` when given: data.window_starts()). Each layer's maps are reduced to two numbers per matrix as soon as the model
     yields them, so memory holds one layer's maps of one batch, whatever the depth.
     The forward passes run in float32 with autocast off, whatever the caller's autocast: tau = eta = 0.9 and
     MaxRank = 1 sit where bf16 rounding of the attention logits can move a layer across the lazy line, and at
     100 x 100 tokens float32 costs little."""
     n_layer, n_head = model.config.n_layer, model.config.n_head
-    offsets = fixed_windows(len(tokens), seq_len, num_seqs, seed=seed)
+    offsets = fixed_windows(len(tokens), seq_len, num_seqs, seed=seed, starts=starts)
     rank_sum = torch.zeros(n_layer, n_head, dtype=torch.float64)
     mass_sum = torch.zeros(n_layer, n_head, dtype=torch.float64)
     model.eval()
@@ -163,14 +164,14 @@ def probe(model, tokens, num_seqs=100, seq_len=100, tau=0.9, eta=0.9, batch_size
 
 
 @torch.no_grad()
-def residual_geometry(model, tokens, num_seqs=100, seq_len=100, batch_size=50, seed=1337, device='cpu'):
+def residual_geometry(model, tokens, num_seqs=100, seq_len=100, batch_size=50, seed=1337, device='cpu', starts=None):
     """How much each block turns the residual stream x_0 (the embeddings' output) .. x_L (after the last block), on
     the windows probe() reads: the mean cosine similarity of x_l and x_l+1 over every token, float64 (n_layer,), and
     the mean angular distance arccos(cos(x_a, x_b)) / pi between every two boundaries at each window's last token,
     float64 (n_layer + 1, n_layer + 1). One float32 forward pass (autocast off, as probe()); cosines in float64, so
     a block that adds exactly nothing gets 1 and 0."""
     n_layer = model.config.n_layer
-    offsets = fixed_windows(len(tokens), seq_len, num_seqs, seed=seed)
+    offsets = fixed_windows(len(tokens), seq_len, num_seqs, seed=seed, starts=starts)
     cos_sum = torch.zeros(n_layer, dtype=torch.float64)
     angle_sum = torch.zeros(n_layer + 1, n_layer + 1, dtype=torch.float64)
     model.eval()
@@ -190,10 +191,10 @@ def residual_geometry(model, tokens, num_seqs=100, seq_len=100, batch_size=50, s
 
 
 @torch.no_grad()
-def first_token_attention(model, tokens, num_seqs=100, seq_len=64, batch_size=50, seed=1337, device='cpu'):
+def first_token_attention(model, tokens, num_seqs=100, seq_len=64, batch_size=50, seed=1337, device='cpu', starts=None):
     """Each head's mean attention on the first token of the window, over all queries and num_seqs windows of seq_len
     tokens, float64 (n_layer, n_head); float32 maps, as probe()."""
-    offsets = fixed_windows(len(tokens), seq_len, num_seqs, seed=seed)
+    offsets = fixed_windows(len(tokens), seq_len, num_seqs, seed=seed, starts=starts)
     total = torch.zeros(model.config.n_layer, model.config.n_head, dtype=torch.float64)
     model.eval()
     for start in range(0, num_seqs, batch_size):
@@ -205,12 +206,12 @@ def first_token_attention(model, tokens, num_seqs=100, seq_len=64, batch_size=50
 
 
 @torch.no_grad()
-def ablation(model, tokens, part, num_windows=256, batch_size=50, device='cpu', autocast=None):
+def ablation(model, tokens, part, num_windows=256, batch_size=50, device='cpu', autocast=None, starts=None):
     """(intact val loss, [delta per layer]): delta[l] = mean loss with the output of block l's `part` ('attn' or
     'mlp') replaced by zeros, minus the intact mean loss, over num_windows fixed windows of the model's block_size
     (fixed_windows, seed 1337, as train.py's val windows)."""
     block_size = model.config.block_size
-    offsets = fixed_windows(len(tokens), block_size, num_windows)
+    offsets = fixed_windows(len(tokens), block_size, num_windows, starts=starts)
 
     def mean_loss():
         total = 0.0
@@ -237,20 +238,22 @@ class Measurements:
     """A model on val tokens under a ProbeConfig's settings, where the metrics are measured. The passes that several
     metrics read (the attention ranks and masses, the residual stream) run once, when the first of them asks."""
 
-    def __init__(self, model, tokens, cfg, device, autocast=None, progress=True):
+    def __init__(self, model, tokens, cfg, device, autocast=None, progress=True, starts=None):
         self.model, self.tokens, self.cfg, self.device, self.autocast = model, tokens, cfg, device, autocast
+        self.starts = starts  # where every window begins (data.window_starts() for the model's block_size); None: anywhere
         self.progress = progress  # the rank probe's progress bar (off inside training, which prints its own line)
 
     @cached_property
     def rank_and_mass(self):
         c = self.cfg
         return probe(self.model, self.tokens, c.num_seqs, c.seq_len, c.tau, c.eta, c.batch_size, c.seed, self.device,
-                     self.progress)
+                     self.progress, self.starts)
 
     @cached_property
     def residual_stream(self):
         c = self.cfg
-        return residual_geometry(self.model, self.tokens, c.num_seqs, c.seq_len, c.batch_size, c.seed, self.device)
+        return residual_geometry(self.model, self.tokens, c.num_seqs, c.seq_len, c.batch_size, c.seed, self.device,
+                                 self.starts)
 
     def metrics(self, names):
         """{name: its METRICS entry's result} for the named metrics."""
@@ -320,14 +323,15 @@ def attention_sink(m):
     """Gu et al.'s (arXiv 2410.10781) sink score per layer: the share of heads h with mean_i A[i, 0] > sink_eps."""
     c = m.cfg
     seq_len = min(c.sink_seq_len, m.model.config.block_size)
-    attention = first_token_attention(m.model, m.tokens, c.sink_seqs, seq_len, c.batch_size, c.seed, m.device)
+    attention = first_token_attention(m.model, m.tokens, c.sink_seqs, seq_len, c.batch_size, c.seed, m.device, m.starts)
     return {'per_layer': (attention > c.sink_eps).double().mean(1).tolist(), 'first_token_attention': attention.tolist(),
             'eps': c.sink_eps, 'seqs': c.sink_seqs, 'seq_len': seq_len}
 
 
 def ablation_metric(m, part):
     """The METRICS result of ablating `part` ('attn' or 'mlp'): the delta per layer, the intact loss, the windows."""
-    intact, deltas = ablation(m.model, m.tokens, part, m.cfg.ablation_windows, m.cfg.batch_size, m.device, m.autocast)
+    intact, deltas = ablation(m.model, m.tokens, part, m.cfg.ablation_windows, m.cfg.batch_size, m.device, m.autocast,
+                              m.starts)
     return {'per_layer': deltas, 'val_loss': intact, 'windows': m.cfg.ablation_windows,
             'block_size': m.model.config.block_size}
 
@@ -522,11 +526,13 @@ def run(cfg):
         fail(f"tau={cfg.tau} and eta={cfg.eta} must lie in (0, 1]; the paper uses 0.9")
     if not 0 <= cfg.sink_eps < 1:
         fail(f"sink_eps={cfg.sink_eps} must lie in [0, 1); Gu et al. use 0.3")
+    check_window_start(cfg.window_start)
     data_dir = os.path.join(cfg.data_root, cfg.dataset)
     tokens = open_tokens(data_dir, 'val')
     dev, _, ptdtype, autocast = setup_device(cfg.device, cfg.dtype)
     model, info = load_model(cfg.source, dev)
     check_inputs(cfg, model, data_dir, tokens)
+    starts = window_starts(tokens, load_meta(data_dir), cfg.window_start, model.config.block_size, f"{data_dir}/val.bin")
     mc = model.config
     names = [name for name, entry in METRICS.items() if entry.enabled(cfg)]
     ablating = cfg.ablate_attention or cfg.ablate_mlp
@@ -536,13 +542,13 @@ def run(cfg):
           + (f" (ablations {str(ptdtype).removeprefix('torch.')})" if ablating else "")
           + f", {torch.get_num_threads()} threads")
     t0 = time.time()
-    measurements = Measurements(model, tokens, cfg, dev, autocast)
+    measurements = Measurements(model, tokens, cfg, dev, autocast, starts=starts)
     metrics = measurements.metrics(names)
     result = summarize(metrics, *measurements.rank_and_mass, cfg.near_lazy, cfg.group_size)
     wall_s = time.time() - t0
-    result["settings"] = {**{k: getattr(cfg, k) for k in ('source', 'dataset', 'data_root', 'num_seqs', 'seq_len', 'tau', 'eta',
-                                                  'near_lazy', 'group_size', 'batch_size', 'seed', 'sink_seqs',
-                                                  'sink_seq_len', 'sink_eps', 'ablate_attention', 'ablate_mlp')},
+    result["settings"] = {**{k: getattr(cfg, k) for k in ('source', 'dataset', 'data_root', 'window_start', 'num_seqs',
+                                                  'seq_len', 'tau', 'eta', 'near_lazy', 'group_size', 'batch_size',
+                                                  'seed', 'sink_seqs', 'sink_seq_len', 'sink_eps', 'ablate_attention', 'ablate_mlp')},
                           "device": dev, "dtype": "float32",
                           "ablation_dtype": str(ptdtype).removeprefix('torch.')}
     result["model"] = {**info["model_args"], "kind": info["kind"], "iter_num": info.get("iter_num"),

@@ -4,7 +4,8 @@ document) plus meta.json, or character ids plus meta.pkl (nanoGPT's shakespeare_
 Writing: every prepare_*.py hands its documents to write_dataset(), the one place that tokenizes (tiktoken GPT-2
 encode_ordinary from the BPE files in gpt2_bpe/, worker processes, bounded memory) and writes bins atomically;
 write_char_dataset() is its character-level counterpart.
-Reading: open_tokens(), load_meta(), fixed_windows() for comparable eval losses, get_batch().
+Reading: open_tokens(), load_meta(), fixed_windows() for comparable eval losses (window_starts() for windows that begin
+at a document), get_batch().
 """
 import contextlib
 import hashlib
@@ -25,6 +26,8 @@ from common import atomic_write, fail
 EOT_TOKEN = 50256
 DEFAULT_META = {"tokenizer": "gpt2", "vocab_size": 50257, "dtype": "uint16", "eot_token": EOT_TOKEN}
 PARQUET_REVISION = "refs/convert/parquet"  # where the hub keeps its automatic Parquet conversion of a dataset
+EOT_TEXT = "<|endoftext|>"  # how a character dataset's end-of-text id decodes
+WINDOW_STARTS = ("anywhere", "document")  # where a training or eval window may begin (window_starts)
 LOCAL_LOADERS = {".txt": "text", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 
 # ----------------------------------------------------------------------------- writing
@@ -117,23 +120,39 @@ def write_dataset(out_dir, splits, source, num_proc=1, doc_counts=None, extra_me
 
 def write_char_dataset(out_dir, texts, source, extra_meta=None):
     """Character-level dataset in nanoGPT's shakespeare_char format: out_dir/<split>.bin (uint16 character ids) and
-    meta.pkl (vocab_size, itos, stoi). texts = {'train': str, 'val': str}; the vocabulary is every character of
-    both, so no val character is unknown. Bins are renamed into place first, meta.pkl last."""
-    chars = sorted(set().union(*map(set, texts.values())))
+    meta.pkl (vocab_size, itos, stoi). texts = {'train': str, 'val': str}, or {'train': [documents], ...}: then every
+    document is followed by one end-of-text id past the characters (meta's eot_token, decoded as EOT_TEXT), as the
+    GPT-2 bins end every document with EOT. The vocabulary is every character of both splits, so no val character is
+    unknown. Bins are renamed into place first, meta.pkl last."""
+    documents = {split: [text] if isinstance(text, str) else list(text) for split, text in texts.items()}
+    chars = sorted(set().union(*(set(doc) for docs in documents.values() for doc in docs)))
     stoi = {c: i for i, c in enumerate(chars)}
-    meta = {"vocab_size": len(chars), "itos": dict(enumerate(chars)), "stoi": stoi, "tokenizer": "char", "source": source}
+    itos = dict(enumerate(chars))
+    eot = None if all(isinstance(text, str) for text in texts.values()) else len(chars)
+    if eot is not None:
+        itos[eot] = EOT_TEXT
+    meta = {"vocab_size": len(itos), "itos": itos, "stoi": stoi, "tokenizer": "char", "source": source}
+    if eot is not None:
+        meta["eot_token"] = eot
     with contextlib.ExitStack() as stack:
         meta_tmp = stack.enter_context(atomic_write(os.path.join(out_dir, "meta.pkl")))
-        for split, text in texts.items():
-            ids = np.fromiter((stoi[c] for c in tqdm(text, desc=split, unit="char", unit_scale=True, mininterval=1)),
-                              dtype=np.uint16, count=len(text))
+        for split, docs in documents.items():
+            n = sum(map(len, docs)) + (len(docs) if eot is not None else 0)
+            ids = np.empty(n, dtype=np.uint16)
+            i = 0
+            for doc in tqdm(docs, desc=split, unit="doc", mininterval=1, disable=len(docs) == 1):
+                ids[i:i + len(doc)] = np.fromiter(map(stoi.__getitem__, doc), dtype=np.uint16, count=len(doc))
+                i += len(doc)
+                if eot is not None:
+                    ids[i] = eot
+                    i += 1
             ids.tofile(stack.enter_context(atomic_write(os.path.join(out_dir, f"{split}.bin"))))
-            meta[f"{split}_tokens"] = len(ids)
+            meta[f"{split}_tokens"] = n
         meta.update(extra_meta or {})
         with open(meta_tmp, "wb") as f:
             pickle.dump(meta, f)
     print(f"wrote {out_dir}: " + ", ".join(f"{meta[f'{split}_tokens']:,} {split}" for split in texts) +
-          f" characters, vocabulary of {len(chars)}")
+          f" characters, vocabulary of {meta['vocab_size']}")
     return meta
 
 
@@ -274,11 +293,40 @@ def check_fits(n_tokens, block_size, what="the split"):
         fail(f"{what} has {n_tokens:,} tokens, fewer than block_size + 1 = {block_size + 1:,}; use a smaller block_size or more data")
 
 
-def fixed_windows(n_tokens, block_size, count, seed=1337):
-    """`count` window start offsets into a split of n_tokens tokens. They depend only on the arguments, so every
-    eval, run and model sees the same text."""
+def check_window_start(window_start):
+    if window_start not in WINDOW_STARTS:
+        fail(f"window_start must be one of {', '.join(WINDOW_STARTS)}, got {window_start!r}")
+
+
+def window_starts(tokens, meta, window_start, block_size, what="the split"):
+    """Where windows of block_size (+1) tokens may begin: None for 'anywhere' (every offset); for 'document', the
+    offset of every end-of-text token that has a window after it (int64, ascending), so every window begins with the
+    EOT that ends the previous document, as a BOS token begins a sequence. The scan reads the memmap in chunks."""
+    check_window_start(window_start)
+    if window_start == "anywhere":
+        return None
+    eot = meta.get("eot_token")
+    if eot is None:
+        fail(f"window_start='document' needs documents, but {what} has no end-of-text token (meta eot_token); "
+             "prepare the dataset from documents or use window_start='anywhere'")
+    chunk = 1 << 24
+    starts = np.concatenate([np.flatnonzero(tokens[i:i + chunk] == eot).astype(np.int64) + i
+                             for i in range(0, len(tokens), chunk)])
+    starts = starts[starts < len(tokens) - block_size]
+    if len(starts) == 0:
+        fail(f"{what} has no end-of-text token followed by block_size={block_size} tokens, so no window can start at "
+             "a document; use a smaller block_size or window_start='anywhere'")
+    return starts
+
+
+def fixed_windows(n_tokens, block_size, count, seed=1337, starts=None):
+    """`count` window start offsets into a split of n_tokens tokens, anywhere or, given `starts` (window_starts()),
+    among those. They depend only on the arguments, so every eval, run and model sees the same text."""
     check_fits(n_tokens, block_size)
-    return np.random.default_rng(seed).integers(0, n_tokens - block_size, size=count, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    if starts is None:
+        return rng.integers(0, n_tokens - block_size, size=count, dtype=np.int64)
+    return starts[rng.integers(0, len(starts), size=count)]
 
 
 def get_batch(tokens, offsets, block_size, device):

@@ -130,4 +130,23 @@ for s in "${seeds[@]}"; do
 done
 python results.py $out/{ref_8,inherit_4}_s* $out/select_*_s* --group=_s1337,_s1338,_s1339 --reference=$out/ref_8 \
   --out=$out/results_row8 --title='CPU reproduction, row 8: which 4 blocks to inherit, as picked and after T steps'
+python - $out "${seeds[@]}" <<'EOF'  # each seed's reference metrics beside the blocks each strategy kept
+import sys, torch
+out, seeds = sys.argv[1], sys.argv[2:]
+strategies = ("first", "shortgpt", "angular", "deepest_but_last", "ablation")
+for seed in seeds:
+    picked = {s: torch.load(f"{out}/select_{s}_4_0steps_s{seed}/ckpt.pt", weights_only=True, mmap=True)["inherit"]
+              for s in strategies}
+    scores = {k: v for p in picked.values() if p.get("selection") for k, v in p["selection"]["scores"].items()}
+    matrix = scores["angular_distance"]["matrix"]
+    drop = len(matrix) - 1 - 4  # L - k
+    print(f"\nseed {seed}: the reference's metrics per block, and the blocks each strategy kept (x)")
+    print("| block | BI | d(l, l+L-k) | attention Δ | MLP Δ | " + " | ".join(strategies) + " |")
+    print("|---" * (5 + len(strategies)) + "|")
+    for layer, bi in enumerate(scores["block_influence"]["per_layer"]):
+        angle = f"{matrix[layer][layer + drop]:.4f}" if layer + drop < len(matrix) else "-"
+        kept = " | ".join("x" if layer in picked[s]["layers"] else "" for s in strategies)
+        print(f"| {layer} | {bi:.4f} | {angle} | {scores['attention_ablation']['per_layer'][layer]:+.4f} | "
+              f"{scores['mlp_ablation']['per_layer'][layer]:+.4f} | {kept} |")
+EOF
 echo "$mode took $((SECONDS / 60)) min $((SECONDS % 60)) s"

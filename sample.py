@@ -44,10 +44,11 @@ def tokenizer_for(info):
         data_dir = os.path.join(config.get("data_root", "data"), config["dataset"])
         if os.path.isdir(data_dir):
             meta = load_meta(data_dir)
-    if meta["tokenizer"] == "char":  # nanoGPT's shakespeare_char
+    if meta["tokenizer"] == "char":  # nanoGPT's shakespeare_char; a dataset of documents also has an end-of-text id
         stoi, itos = meta["stoi"], meta["itos"]
         unknown = "\ufffd"
-        return (lambda s: [stoi[c] for c in s if c in stoi]), (lambda ids: "".join(itos.get(i, unknown) for i in ids)), None
+        return (lambda s: [stoi[c] for c in s if c in stoi]), (lambda ids: "".join(itos.get(i, unknown) for i in ids)), \
+            meta.get("eot_token")
     if meta["tokenizer"] == "gpt2":
         enc = gpt2_encoding()
     else:

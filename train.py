@@ -31,7 +31,7 @@ import attention_probe
 from checkpoint import load_checkpoint, load_model, model_from_checkpoint, save_checkpoint
 from common import atomic_write, fail, init_distributed, setup_device
 from configurator import configure
-from data import check_fits, fixed_windows, get_batch, load_meta, open_tokens
+from data import check_fits, check_window_start, fixed_windows, get_batch, load_meta, open_tokens, window_starts
 from inherit import InheritConfig, inherit
 from losses import LossSpec
 from model import GPT, GPTConfig, peak_flops
@@ -68,6 +68,7 @@ class TrainConfig(InheritConfig, GPTConfig):
     # data
     dataset: str = 'openwebtext'
     data_root: str = 'data'  # datasets live in data_root/<dataset>/{train,val}.bin
+    window_start: str = 'anywhere'  # 'document': every training, eval and probe window begins with a document's EOT (a BOS)
     gradient_accumulation_steps: int = 5 * 8  # in total over all ranks, as in nanoGPT
     batch_size: int = 12  # micro-batch size per rank
     # AdamW
@@ -128,6 +129,7 @@ def check_config(cfg):
         fail(f"eval_windows must be a positive integer or None (eval_iters * batch_size), got {cfg.eval_windows!r}")
     if cfg.dist_timeout <= 0:
         fail(f"dist_timeout must be a positive number of minutes, got {cfg.dist_timeout}")
+    check_window_start(cfg.window_start)
     if not 0 <= cfg.kd_alpha <= 1 or cfg.kd_temperature <= 0:
         fail(f"kd_alpha must be in [0, 1] and kd_temperature positive, got {cfg.kd_alpha} and {cfg.kd_temperature}")
 
@@ -382,14 +384,16 @@ def evaluate_and_save(cfg, state, eval_splits, setup, metrics, clock, checkpoint
 PROBE_METRICS = ('max_rank', 'avg_mass', 'block_influence', 'attention_sink')
 
 
-def probe_and_log(model, val_data, cfg, state, setup, metrics):
-    """Rank 0 probes the model being trained on the probe's fixed val windows and logs PROBE_METRICS per layer. Eval
+def probe_and_log(model, val_data, val_starts, cfg, state, setup, metrics):
+    """Rank 0 probes the model being trained on the probe's fixed val windows (among val_starts, window_starts()'s
+    offsets, unless that is None) and logs PROBE_METRICS per layer. Eval
     mode and no RNG drawn (the windows are fixed, dropout is off), so training goes on as if it had not happened."""
     if not setup.master:
         return
     t0 = time.time()
     settings = attention_probe.fitted_settings(cfg.block_size)
-    measurements = attention_probe.Measurements(model, val_data, settings, setup.device, progress=False)  # one line below
+    measurements = attention_probe.Measurements(model, val_data, settings, setup.device, progress=False,  # one line below
+                                                starts=val_starts)
     measured = measurements.metrics(PROBE_METRICS)
     model.train()
     values = {name: result['per_layer'] for name, result in measured.items()}
@@ -419,6 +423,8 @@ def train(cfg):
     train_data, val_data = open_tokens(data_dir, 'train'), open_tokens(data_dir, 'val')
     for split, tokens in (('train', train_data), ('val', val_data)):
         check_fits(len(tokens), cfg.block_size, f"the {split} split of {data_dir}")  # before a model that size is built
+    starts = {split: window_starts(tokens, meta, cfg.window_start, cfg.block_size, f"the {split} split of {data_dir}")
+              for split, tokens in (('train', train_data), ('val', val_data))}  # None: windows start anywhere
 
     teacher = load_teacher(cfg.teacher, setup.device) if cfg.teacher else None  # before seeding: building a GPT draws
     torch.manual_seed(cfg.seed + rank)
@@ -462,8 +468,9 @@ def train(cfg):
 
     # ---- the fixed evaluation windows, and what identifies them (results.py tells runs on other windows apart)
     n_windows = cfg.eval_windows or cfg.eval_iters * cfg.batch_size
-    val_windows = fixed_windows(len(val_data), cfg.block_size, n_windows)
-    eval_splits = {'train': (train_data, fixed_windows(len(train_data), cfg.block_size, n_windows)), 'val': (val_data, val_windows)}
+    val_windows = fixed_windows(len(val_data), cfg.block_size, n_windows, starts=starts['val'])
+    eval_splits = {'train': (train_data, fixed_windows(len(train_data), cfg.block_size, n_windows, starts=starts['train'])),
+                   'val': (val_data, val_windows)}
     eval_set = {'dataset': cfg.dataset, 'val_tokens': len(val_data), 'block_size': cfg.block_size, 'windows': n_windows,
                 'offsets_sha1': hashlib.sha1(val_windows.tobytes()).hexdigest()[:12]}
     if cfg.eval_only:
@@ -496,13 +503,17 @@ def train(cfg):
         if evaluating:
             evaluate_and_save(cfg, state, eval_splits, setup, metrics, clock, checkpointer)
         if probing:
-            probe_and_log(raw_model, val_data, cfg, state, setup, metrics)
+            probe_and_log(raw_model, val_data, starts['val'], cfg, state, setup, metrics)
         if evaluating or probing:
             t_log, iters_since_log = time.time(), 0  # don't count eval or probe time in the step timings
         lr = get_lr(state.iter_num, cfg)
         for group in optimizer.param_groups:
             group['lr'] = lr
-        offsets = torch.randint(len(train_data) - cfg.block_size, (grad_accum, cfg.batch_size), generator=state.data_gen)
+        if starts['train'] is None:
+            offsets = torch.randint(len(train_data) - cfg.block_size, (grad_accum, cfg.batch_size), generator=state.data_gen)
+        else:
+            picks = torch.randint(len(starts['train']), (grad_accum, cfg.batch_size), generator=state.data_gen)
+            offsets = torch.from_numpy(starts['train'])[picks]
         batches = [get_batch(train_data, offsets[rank * micro_steps + i].numpy(), cfg.block_size, setup.device) for i in range(micro_steps)]
         step_loss, step_terms = train_step(model, optimizer, scaler, setup.autocast, batches, cfg.grad_clip, ddp, loss_spec, teacher)
         state.iter_num += 1
@@ -537,7 +548,7 @@ def train(cfg):
                            'mfu': mfu, **terms})
     losses = evaluate_and_save(cfg, state, eval_splits, setup, metrics, clock, checkpointer)  # its save holds every rank until rank 0's checkpoint is written (grow.py reads it)
     if cfg.probe_interval > 0 and state.iter_num % cfg.probe_interval == 0:
-        probe_and_log(raw_model, val_data, cfg, state, setup, metrics)
+        probe_and_log(raw_model, val_data, starts['val'], cfg, state, setup, metrics)
     if cfg.probe_interval > 0 and setup.master:
         attention_probe.plot_history(metrics.path, os.path.join(cfg.out_dir, 'probe_history.png'),
                                      f"{cfg.out_dir}: probe every {cfg.probe_interval} steps")
