@@ -93,11 +93,19 @@ def hub_snapshot(repo):
              "or pass a local HF directory")
 
 
+def hf_folder(source):
+    """The local folder of 'hf:owner/name' (a hub snapshot: config, weights, tokenizer) or of a local HF folder; None
+    for the gpt2* names, which GPT.from_pretrained reads from transformers' own cache."""
+    if source in HUB_MODELS:
+        return None
+    return hub_snapshot(source.removeprefix(HUB_PREFIX)) if source.startswith(HUB_PREFIX) else source
+
+
 def hf_model(source):
     """The GPT of 'gpt2*', 'hf:owner/name' or a local HF folder: GPT-2 (GPT.from_pretrained), Llama or Qwen2 (hf_llama)."""
-    if source in HUB_MODELS:
+    folder = hf_folder(source)
+    if folder is None:
         return GPT.from_pretrained(source)
-    folder = hub_snapshot(source.removeprefix(HUB_PREFIX)) if source.startswith(HUB_PREFIX) else source
     config_path = os.path.join(folder, "config.json")
     try:
         with open(config_path) as f:

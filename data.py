@@ -1,13 +1,24 @@
-"""Token datasets in nanoGPT's format: data/<name>/train.bin, val.bin (raw uint16 GPT-2 tokens, EOT after every
-document) plus meta.json, or character ids plus meta.pkl (nanoGPT's shakespeare_char format).
+"""Token datasets in nanoGPT's format: data/<name>/train.bin, val.bin (raw token ids, every document ended by an
+end-of-text id) plus meta.json, or character ids plus meta.pkl (nanoGPT's shakespeare_char format).
 
-Writing: every prepare_*.py hands its documents to write_dataset(), the one place that tokenizes (tiktoken GPT-2
-encode_ordinary from the BPE files in gpt2_bpe/, worker processes, bounded memory) and writes bins atomically;
-write_char_dataset() is its character-level counterpart.
-Reading: open_tokens(), load_meta(), fixed_windows() for comparable eval losses (window_starts() for windows that begin
-at a document), get_batch().
+Writing: every prepare_*.py hands its documents to write_dataset(), the one place that tokenizes (worker processes,
+bounded memory) and writes bins atomically; write_char_dataset() is its character-level counterpart. The tokenizer:
+- 'gpt2' (the default): tiktoken's GPT-2 encode_ordinary from the BPE files in gpt2_bpe/; every document is followed
+  by EOT 50256; uint16 bins.
+- a Hugging Face model folder (--tokenizer=DIR): its tokenizer.json through the `tokenizers` library, offline. Every
+  document is the tokenizer's encoding of its text without special tokens (a special token's text in it is text),
+  followed by the tokenizer's EOS
+  (tokenizer_config.json's eos_token, else config.json's eos_token_id) and preceded by its BOS (bos_token /
+  bos_token_id) where the tokenizer itself begins a text with one (tokenizer_config.json's add_bos_token, else what
+  tokenizer.json's post-processor adds), as Llama's does and Qwen2's does not. meta.json records the folder
+  (tokenizer), vocab_size (its highest id + 1), eot_token (the EOS: window_starts() finds documents by it, so with a
+  BOS a window that starts at a document reads EOS, BOS, text), bos_token where one is written, and dtype: uint16
+  where every id fits, else uint32.
+Reading: open_tokens() (either dtype, as meta.json says), load_meta(), fixed_windows() for comparable eval losses
+(window_starts() for windows that begin at a document), get_batch().
 """
 import contextlib
+import functools
 import hashlib
 import itertools
 import json
@@ -64,28 +75,111 @@ def gpt2_encoding():
     return _encoding
 
 
+def read_json(path):
+    """A JSON file as a dict; {} where there is none."""
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as e:
+            fail(f"{path} is not valid JSON ({e}); restore the model folder's copy")
+
+
+def special_id(tok, folder, tokenizer_config, config, kind):
+    """The id of the tokenizer's bos or eos (kind): tokenizer_config.json's bos_token/eos_token, the tokenizer's own
+    word, else config.json's bos_token_id/eos_token_id (the first where it lists several); None where neither names one."""
+    token = tokenizer_config.get(f"{kind}_token")
+    token = token.get("content") if isinstance(token, dict) else token  # an AddedToken as transformers saves it
+    if token is not None:
+        if tok.token_to_id(token) is None:
+            fail(f"{folder}/tokenizer_config.json names {kind}_token {token!r}, which its tokenizer.json does not have")
+        return tok.token_to_id(token)
+    token_id = config.get(f"{kind}_token_id")
+    return (token_id or [None])[0] if isinstance(token_id, list) else token_id
+
+
+_hf_tokenizers = {}
+
+
+def hf_tokenizer(folder):
+    """(tokenizers.Tokenizer of folder/tokenizer.json, the meta.json fields of a dataset it writes: tokenizer,
+    vocab_size, dtype, eot_token and bos_token where one begins every document; see the module docstring). Loaded
+    once per process."""
+    folder = os.path.abspath(folder)
+    if folder not in _hf_tokenizers:
+        from tokenizers import Tokenizer
+        path = os.path.join(folder, "tokenizer.json")
+        if not os.path.isfile(path):
+            fail(f"{folder} has no tokenizer.json; pass a Hugging Face model folder that holds one (a sentencepiece "
+                 "tokenizer.model alone: save it as tokenizer.json with transformers' AutoTokenizer) or gpt2")
+        try:
+            tok = Tokenizer.from_file(path)
+        except Exception as e:  # the Rust library's parse errors: one line, then stop
+            fail(f"could not read {path} with the tokenizers library ({str(e).splitlines()[0][:200]})")
+        tok.encode_special_tokens = True  # a document's literal "</s>" is text, as encode_ordinary reads "<|endoftext|>"
+        tokenizer_config = read_json(os.path.join(folder, "tokenizer_config.json"))
+        config = read_json(os.path.join(folder, "config.json"))
+        eos = special_id(tok, folder, tokenizer_config, config, "eos")
+        if eos is None:
+            fail(f"{folder} names no end-of-text token (eos_token in tokenizer_config.json or eos_token_id in "
+                 "config.json), the id written after every document; add one")
+        bos = special_id(tok, folder, tokenizer_config, config, "bos")
+        adds_bos = tokenizer_config.get("add_bos_token")
+        if adds_bos is None:  # the post-processor's say: what the tokenizer puts before any text
+            adds_bos = bos is not None and tok.encode("", add_special_tokens=True).ids[:1] == [bos]
+        vocab_size = max(tok.get_vocab(with_added_tokens=True).values()) + 1
+        meta = {"tokenizer": folder, "vocab_size": vocab_size,
+                "dtype": "uint16" if vocab_size <= 1 << 16 else "uint32", "eot_token": eos}
+        if adds_bos and bos is not None:
+            meta["bos_token"] = bos
+        _hf_tokenizers[folder] = tok, meta
+    return _hf_tokenizers[folder]
+
+
+def document_encoder(tokenizer):
+    """(encode: text -> ids without special tokens, the meta.json fields of a dataset it writes) of 'gpt2' or a HF
+    model folder."""
+    if tokenizer == "gpt2":
+        return gpt2_encoding().encode_ordinary, DEFAULT_META
+    tok, meta = hf_tokenizer(tokenizer)
+    return (lambda text: tok.encode(text, add_special_tokens=False).ids), meta
+
+
+def dataset_name(name, tokenizer):
+    """A dataset's folder under data_root: name for GPT-2 tokens, name_<tokenizer folder's name> for another
+    tokenizer's, so that preparing a corpus with another tokenizer never replaces its GPT-2 bins."""
+    return name if tokenizer == "gpt2" else f"{name}_{os.path.basename(os.path.normpath(tokenizer))}"
+
+
 class BadDocument(ValueError):
     """A document that is not text; raised in a worker, turned into a one-line error by write_dataset."""
 
 
-def encode_documents(texts):
-    """One batch of documents -> (uint16 tokens with EOT after each document, number of documents). Runs in the workers."""
-    enc = gpt2_encoding()
+def encode_documents(texts, tokenizer="gpt2"):
+    """One batch of documents -> (tokens, each document between the tokenizer's separators, number of documents).
+    Runs in the workers."""
+    encode, meta = document_encoder(tokenizer)
+    bos = [] if meta.get("bos_token") is None else [meta["bos_token"]]
     ids = []
     for text in texts:
         if not isinstance(text, str):
             raise BadDocument(f"a document is {type(text).__name__}, not text; drop such rows or pick another --text_key")
-        ids.extend(enc.encode_ordinary(text))
-        ids.append(EOT_TOKEN)
-    return np.array(ids, dtype=np.uint16), len(texts)
+        ids.extend(bos)
+        ids.extend(encode(text))
+        ids.append(meta["eot_token"])
+    return np.array(ids, dtype=meta["dtype"]), len(texts)
 
 
-def write_dataset(out_dir, splits, source, num_proc=1, doc_counts=None, extra_meta=None):
-    """Tokenize `splits` ({'train': batches, 'val': batches}, each an iterable of lists of document texts) into
-    out_dir/<split>.bin and write out_dir/meta.json. Tokens stream to temp files, so memory stays bounded; nothing in
-    out_dir changes unless every split is written (bins are renamed into place first, meta.json last)."""
-    gpt2_encoding()  # load it before the workers fork, so they share it and a missing tokenizer fails here
-    meta = dict(DEFAULT_META, source=source)
+def write_dataset(out_dir, splits, source, num_proc=1, doc_counts=None, extra_meta=None, tokenizer="gpt2"):
+    """Tokenize `splits` ({'train': batches, 'val': batches}, each an iterable of lists of document texts) with
+    `tokenizer` ('gpt2' or a HF model folder) into out_dir/<split>.bin and write out_dir/meta.json. Tokens stream to
+    temp files, so memory stays bounded; nothing in out_dir changes unless every split is written (bins are renamed
+    into place first, meta.json last)."""
+    # loaded before the workers fork, so they share it and a missing or broken tokenizer fails here
+    _, conventions = document_encoder(tokenizer)
+    meta = dict(conventions, source=source)
+    encode = functools.partial(encode_documents, tokenizer=tokenizer)
     doc_counts = doc_counts or {}
     t0 = time.perf_counter()
     with contextlib.ExitStack() as stack:  # unwinds in reverse: bins replaced, workers stopped, meta.json replaced
@@ -94,7 +188,7 @@ def write_dataset(out_dir, splits, source, num_proc=1, doc_counts=None, extra_me
         pool = stack.enter_context(multiprocessing.Pool(num_proc)) if num_proc > 1 else None
         for split, batches in splits.items():
             tmp = stack.enter_context(atomic_write(os.path.join(out_dir, f"{split}.bin")))
-            encoded = pool.imap(encode_documents, batches) if pool else map(encode_documents, batches)
+            encoded = pool.imap(encode, batches) if pool else map(encode, batches)
             n_tokens = n_docs = 0
             with open(tmp, "wb") as f, tqdm(total=doc_counts.get(split), desc=split, unit="doc", unit_scale=True) as bar:
                 try:

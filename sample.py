@@ -3,12 +3,15 @@ Sample from a trained model (nanoGPT's sample.py):
     python sample.py --init_from=out/shakespeare --start="ROMEO:" --num_samples=3 --max_new_tokens=200
     python sample.py --init_from=gpt2-xl --start=FILE:prompt.txt
 
-init_from is anything checkpoint.load_model reads: a checkpoint file, a run directory holding ckpt.pt, 'gpt2*' or a
-local HF GPT-2 directory; 'resume' means out_dir, as in nanoGPT. The tokenizer is the one named in the meta.json of
-the dataset the checkpoint was trained on (a nanoGPT char-level meta.pkl works too), else GPT-2's BPE.
+init_from is anything checkpoint.load_model reads: a checkpoint file, a run directory holding ckpt.pt, 'gpt2*',
+hf:owner/name or a local HF GPT-2, Llama or Qwen2 directory; 'resume' means out_dir, as in nanoGPT. The tokenizer is
+the one named in the meta.json of the dataset the checkpoint was trained on (GPT-2's BPE, a HF model folder's
+tokenizer.json, or a nanoGPT char-level meta.pkl), else an HF folder's own tokenizer.json, else GPT-2's BPE. An empty
+prompt starts from the tokenizer's BOS where its documents begin with one, else from its end-of-text token.
 Samples go to stdout, each followed by a line of dashes.
 """
 import cpu_env  # noqa: F401  (first: it sets the OpenMP environment torch reads on import)
+import itertools
 import os
 import sys
 
@@ -16,17 +19,17 @@ import tiktoken
 import torch
 from dataclasses import dataclass
 
-from checkpoint import load_model
+from checkpoint import hf_folder, load_model
 from common import fail, setup_device
 from configurator import configure
-from data import gpt2_encoding, load_meta
+from data import gpt2_encoding, hf_tokenizer, load_meta
 
 
 @dataclass
 class SampleConfig:
-    init_from: str = "resume"  # checkpoint file, run directory, 'gpt2*' or HF GPT-2 directory; 'resume' = out_dir
+    init_from: str = "resume"  # checkpoint file, run directory, 'gpt2*', hf:owner/name or HF directory; 'resume' = out_dir
     out_dir: str = "out"
-    start: str = "\n"  # the prompt, or FILE:path to read it from a file; "" samples unconditionally (after <|endoftext|>)
+    start: str = "\n"  # the prompt, or FILE:path to read it from a file; "" samples unconditionally (after BOS or <|endoftext|>)
     num_samples: int = 3
     max_new_tokens: int = 500
     temperature: float = 0.8  # < 1 sharper, > 1 more random
@@ -37,9 +40,12 @@ class SampleConfig:
 
 
 def tokenizer_for(info):
-    """(encode, decode, eot) for the dataset the checkpoint was trained on, GPT-2's BPE when that is unknown."""
+    """(encode, decode, start, vocab_size) of the tokenizer the model reads: the one named in the meta.json of the
+    dataset the checkpoint was trained on, else an HF model folder's own tokenizer.json, else GPT-2's BPE. encode
+    begins a prompt as the dataset begins a document; start is the id an empty prompt starts from (None: none)."""
     config = info.get("config") or {}
-    meta = {"tokenizer": "gpt2"}
+    folder = hf_folder(info["source"]) if info["kind"] == "hf" else None
+    meta = {"tokenizer": folder if folder and os.path.isfile(os.path.join(folder, "tokenizer.json")) else "gpt2"}
     if config.get("dataset"):
         data_dir = os.path.join(config.get("data_root", "data"), config["dataset"])
         if os.path.isdir(data_dir):
@@ -48,7 +54,9 @@ def tokenizer_for(info):
         stoi, itos = meta["stoi"], meta["itos"]
         unknown = "\ufffd"
         return (lambda s: [stoi[c] for c in s if c in stoi]), (lambda ids: "".join(itos.get(i, unknown) for i in ids)), \
-            meta.get("eot_token")
+            meta.get("eot_token"), meta["vocab_size"]
+    if os.sep in meta["tokenizer"] or os.path.isdir(meta["tokenizer"]):  # a HF folder's tokenizer.json (data.py)
+        return hf_tokenizer_for(meta["tokenizer"])
     if meta["tokenizer"] == "gpt2":
         enc = gpt2_encoding()
     else:
@@ -62,7 +70,24 @@ def tokenizer_for(info):
         pieces = (enc.decode_single_token_bytes(i) if i < enc.n_vocab else "\ufffd".encode() for i in ids)
         return b"".join(pieces).decode("utf-8", errors="replace")
 
-    return (lambda s: enc.encode(s, allowed_special={"<|endoftext|>"})), decode, enc.eot_token
+    return (lambda s: enc.encode(s, allowed_special={"<|endoftext|>"})), decode, enc.eot_token, enc.n_vocab
+
+
+def hf_tokenizer_for(folder):
+    """tokenizer_for's four of a HF folder's tokenizer.json, with data.py's conventions: a prompt starts with the
+    BOS where the tokenizer writes one, an empty one with the BOS or else the EOS; special tokens decode as text."""
+    tok, meta = hf_tokenizer(folder)
+    bos, vocab_size = meta.get("bos_token"), meta["vocab_size"]
+
+    def decode(ids):
+        # the tokenizers library drops ids it lacks (a vocab padded past the tokenizer's); show them as U+FFFD
+        return "".join(tok.decode(list(run), skip_special_tokens=False) if known else "\ufffd" * len(list(run))
+                       for known, run in itertools.groupby(ids, key=lambda i: i < vocab_size))
+
+    def encode(text):
+        return ([] if bos is None else [bos]) + tok.encode(text, add_special_tokens=False).ids
+
+    return encode, decode, meta["eot_token"] if bos is None else bos, vocab_size
 
 
 def main(cfg):
@@ -74,7 +99,10 @@ def main(cfg):
     source = cfg.out_dir if cfg.init_from == "resume" else cfg.init_from
     model, info = load_model(source, device)
     model.eval()
-    encode, decode, eot = tokenizer_for(info)
+    encode, decode, start_id, vocab_size = tokenizer_for(info)
+    if vocab_size > model.config.vocab_size:
+        fail(f"the tokenizer has {vocab_size:,} ids but the model's vocab_size is {model.config.vocab_size:,}, so it "
+             "cannot read them all; sample with the tokenizer the model was trained with")
 
     start = cfg.start
     if start.startswith("FILE:"):
@@ -85,11 +113,9 @@ def main(cfg):
             start = f.read()
     ids = encode(start)
     if not ids:
-        if eot is None:
+        if start_id is None:
             fail("the prompt is empty and this tokenizer has no end-of-text token to start from; pass --start=TEXT")
-        ids = [eot]
-    if max(ids) >= model.config.vocab_size:
-        fail(f"the prompt has token id {max(ids)} but the model's vocab_size is {model.config.vocab_size}; is it the right tokenizer?")
+        ids = [start_id]
 
     torch.manual_seed(cfg.seed)
     torch.cuda.manual_seed(cfg.seed)

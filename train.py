@@ -433,7 +433,9 @@ def train(cfg):
         check_teacher(teacher, model, cfg.teacher)
     model_args = model.config.model_args()
     if meta['vocab_size'] > model.config.vocab_size:
-        fail(f"dataset {cfg.dataset} has token ids up to {meta['vocab_size']} but the model's vocab_size is {model.config.vocab_size}")
+        fail(f"dataset {cfg.dataset} has token ids up to {meta['vocab_size']} but the model's vocab_size is "
+             f"{model.config.vocab_size}; prepare the data with the model's own tokenizer (prepare_*.py --tokenizer=DIR) "
+             "or pick a larger vocab_size")
     if setup.master and cfg.init_from not in ('scratch', 'resume'):
         differing = [k for k in ('n_layer', 'n_head', 'n_embd') if getattr(cfg, k) not in (model_args[k], getattr(DEFAULTS, k))]
         if differing:
