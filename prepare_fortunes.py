@@ -4,6 +4,7 @@ windows that begin at one (train.py --window_start=document), where attention si
     apt-get install fortunes fortunes-min           # Debian's packages: the files in /usr/share/games/fortunes
     python prepare_fortunes.py                      # -> data/fortunes_char/ (characters, an end-of-text id after each fortune)
     python prepare_fortunes.py --tokenizer=gpt2     # -> data/fortunes/ (GPT-2 tokens, EOT after each fortune)
+    python prepare_fortunes.py --tokenizer=path/to/Llama-3.2-1B   # -> data/fortunes_Llama-3.2-1B/ (its tokens, data.py)
 
 Documents: every fortune of every file in --fortune_dir (strfile's format: fortunes separated by lines holding only
 "%"; the .dat indexes, the .u8 links and subfolders such as off/ are not read), trailing blank lines stripped, empty
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 
 from common import fail
 from configurator import configure
-from data import write_char_dataset, write_dataset
+from data import dataset_name, write_char_dataset, write_dataset
 
 EVERY_NTH_TO_VAL = 20
 
@@ -24,7 +25,7 @@ EVERY_NTH_TO_VAL = 20
 class PrepareFortunesConfig:
     fortune_dir: str = '/usr/share/games/fortunes'  # Debian's fortunes, fortunes-min (and other fortunes-*) packages
     data_root: str = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
-    tokenizer: str = 'char'  # 'char' -> data_root/fortunes_char, 'gpt2' -> data_root/fortunes
+    tokenizer: str = 'char'  # 'char' -> data_root/fortunes_char, 'gpt2' -> data_root/fortunes, a HF model folder -> data_root/fortunes_<its name>
 
 
 def fortune_files(fortune_dir):
@@ -61,8 +62,8 @@ def read_fortunes(paths):
 
 if __name__ == "__main__":
     cfg = configure(PrepareFortunesConfig, sys.argv[1:])
-    if cfg.tokenizer not in ('char', 'gpt2'):
-        fail(f"tokenizer must be 'char' or 'gpt2', got {cfg.tokenizer!r}")
+    if cfg.tokenizer not in ('char', 'gpt2') and not os.path.isdir(cfg.tokenizer):
+        fail(f"tokenizer must be 'char' or 'gpt2' or a Hugging Face model folder with a tokenizer.json, got {cfg.tokenizer!r}")
     paths = fortune_files(cfg.fortune_dir)
     fortunes = read_fortunes(paths)
     split = {'train': [f for i, f in enumerate(fortunes) if i % EVERY_NTH_TO_VAL],
@@ -76,5 +77,5 @@ if __name__ == "__main__":
         write_char_dataset(os.path.join(cfg.data_root, "fortunes_char"), split, source, extra_meta=extra)
     else:
         batches = {name: [docs[i:i + 1024] for i in range(0, len(docs), 1024)] for name, docs in split.items()}
-        write_dataset(os.path.join(cfg.data_root, "fortunes"), batches, source, extra_meta=extra,
-                      doc_counts={name: len(docs) for name, docs in split.items()})
+        write_dataset(os.path.join(cfg.data_root, dataset_name("fortunes", cfg.tokenizer)), batches, source, extra_meta=extra,
+                      doc_counts={name: len(docs) for name, docs in split.items()}, tokenizer=cfg.tokenizer)

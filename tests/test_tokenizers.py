@@ -16,6 +16,7 @@ from data import get_batch, load_meta, open_tokens, window_starts
 from test_data import error_of, run_main
 from test_llama import step_losses, train_args, write_hf
 from test_sample import SAMPLE_ARGS, sample_in_process, samples
+from test_windows import FORTUNES, fortunes_in_order
 from train import TrainConfig, train
 
 VOCAB = 320  # 256 byte-level symbols, the special tokens, the rest merges
@@ -105,6 +106,20 @@ def test_worker_processes_write_the_same_bins(prepared, tmp_path, monkeypatch):
     assert "reference_tokens" not in meta and meta["train_documents"] + meta["val_documents"] == 12
     tokens = np.concatenate([open_tokens(tmp_path / "data" / "p1", split) for split in ("train", "val")])
     assert (tokens == meta["eot_token"]).sum() == (tokens == meta["bos_token"]).sum() == 12
+
+
+def test_prepare_fortunes_in_a_models_tokens(prepared, tmp_path, monkeypatch):
+    style, model_dir, tok, _ = prepared
+    if style != "llama":
+        pytest.skip("one style is enough")
+    for name, text in FORTUNES.items():
+        (tmp_path / name).write_text(text)
+    run_main(monkeypatch, "prepare_fortunes.py", f"--fortune_dir={tmp_path}", f"--data_root={tmp_path / 'data'}",
+             f"--tokenizer={model_dir}")
+    docs = [doc.strip("\n") for doc in fortunes_in_order()]
+    bos, eos = STYLES["llama"]["bos"], STYLES["llama"]["eos"]
+    expected = [i for doc in docs[::20] for i in [bos, *tok.encode(doc, add_special_tokens=False).ids, eos]]
+    np.testing.assert_array_equal(open_tokens(tmp_path / "data" / "fortunes_tiny-llama", "val"), expected)
 
 
 def big_vocab_dir(path, words=70_000):
