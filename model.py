@@ -152,7 +152,8 @@ class CausalSelfAttention(nn.Module):
     def attend(self, q, k, v):
         """Causal attention with torch's fused kernels (flash attention on CUDA)."""
         return F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0,
-                                              is_causal=True, scale=self.scale, enable_gqa=self.n_kv_head != self.n_head)
+                                              is_causal=True, scale=self.scale,
+                                              **({'enable_gqa': True} if self.n_kv_head != self.n_head else {}))  # torch >= 2.5
 
     def forward(self, x, attention_hook=None, rope=None):
         """rope: the (cos, sin) tables of GPT.rope_tables with position='rope', else None."""
