@@ -10,6 +10,7 @@ import torch
 
 import hf_llama
 from common import atomic_write, fail
+from data import load_meta
 from model import GPT, GPTConfig
 
 HUB_MODELS = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
@@ -99,6 +100,27 @@ def hf_folder(source):
     if source in HUB_MODELS:
         return None
     return hub_snapshot(source.removeprefix(HUB_PREFIX)) if source.startswith(HUB_PREFIX) else source
+
+
+def tokenizer_meta(info):
+    """The meta.json of the tokenizer a loaded model reads (load_model's info): the one of the dataset the checkpoint
+    was trained on, else {"tokenizer": an HF model folder} when the model is, or was inherited from, such a folder with
+    a tokenizer.json, else {"tokenizer": "gpt2"}. meta["tokenizer"] is 'gpt2', 'char' (with stoi/itos) or a folder (data.py)."""
+    config = info.get("config") or {}
+    # an HF folder, or the one an inherited checkpoint was sliced from
+    source = info["source"] if info["kind"] == "hf" else (info.get("inherit") or {}).get("source", "")
+    folder = hf_folder(source) if is_hf_source(source) else None
+    meta = {"tokenizer": folder if folder and os.path.isfile(os.path.join(folder, "tokenizer.json")) else "gpt2"}
+    if config.get("dataset"):
+        data_dir = os.path.join(config.get("data_root", "data"), config["dataset"])
+        if os.path.isdir(data_dir):
+            meta = load_meta(data_dir)
+    return meta
+
+
+def is_tokenizer_folder(name):
+    """Whether a meta.json "tokenizer" names an HF folder (not 'gpt2', 'char' or another tiktoken encoding)."""
+    return name not in ("gpt2", "char") and (os.sep in name or os.path.isdir(name))
 
 
 def hf_model(source):

