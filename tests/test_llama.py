@@ -352,5 +352,76 @@ def test_inherit_copies_an_untied_gqa_llama(tmp_path, hf_dir):
         assert all(torch.equal(v, source.state_dict()[k]) for k, v in target.state_dict().items())
         if layers == 3:  # all of it: the same model
             assert torch.allclose(gpt_logits(target), gpt_logits(source), atol=1e-6)
-    with pytest.raises(SystemExit, match=r"^error: a narrower warm start of a model with n_kv_head .*full width$"):
-        inherit.main([f"--source={path}", "--inherit_layers=2", "--inherit_n_head=2", f"--out={tmp_path / 'narrow.pt'}"])
+
+
+def narrowed_hf_weights(hf, layers, heads, kv_heads, width, hidden):
+    """The HF state dict of the first `layers` layers of hf cut to its first query heads, the key/value heads they
+    read, `width` dimensions and `hidden` MLP units, sliced from transformers' own q/k/v/gate/up/... tensors."""
+    sd, d = hf.state_dict(), hf.config.hidden_size // hf.config.num_attention_heads
+    rows = {"q_proj": heads * d, "k_proj": kv_heads * d, "v_proj": kv_heads * d, "o_proj": width,
+            "gate_proj": hidden, "up_proj": hidden, "down_proj": width}
+    cols = {"o_proj": heads * d, "down_proj": hidden}
+    out = {}
+    for name, w in sd.items():
+        if name.startswith("model.layers.") and int(name.split(".")[2]) >= layers:
+            continue
+        module = name.split(".")[-2]
+        if module in rows:
+            w = w[:rows[module]] if w.dim() == 1 else w[:rows[module], :cols.get(module, width)]
+        else:  # norms (width,), embed_tokens and lm_head (vocab, width)
+            w = w[..., :width]
+        out[name] = w
+    return out
+
+
+@pytest.mark.parametrize("kind", ["llama", "qwen2"])
+def test_half_width_of_a_gqa_swiglu_model_slices_q_k_v_gate_and_up_each(tmp_path, kind):
+    # 4 query heads reading 2 key/value heads (two each) -> the first 2 query heads and the 1 key/value head they
+    # read; 64 -> 32 wide, so the 80 SwiGLU hidden units -> 40; Qwen2 with its q/k/v biases
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+    hf = write_hf(tmp_path / "hf", kind, num_key_value_heads=2)
+    inherit.main([f"--source={tmp_path / 'hf'}", "--inherit_layers=2", "--inherit_n_head=2", "--inherit_n_embd=32",
+                  f"--out={tmp_path / 'narrow.pt'}"])
+    ckpt = torch.load(tmp_path / "narrow.pt", weights_only=True)
+    args = ckpt["model_args"]
+    assert (args["n_layer"], args["n_head"], args["n_kv_head"], args["n_embd"], args["mlp_hidden"]) == (2, 2, 1, 32, 40)
+    assert ckpt["inherit"]["params_fresh"] == 0
+    assert any("1 of 2 key/value heads" in note for note in ckpt["inherit"]["notes"])
+    ref = narrowed_hf_weights(hf, layers=2, heads=2, kv_heads=1, width=32, hidden=40)
+    got = ckpt["model"]
+    for i in range(2):
+        hf_i, gpt_i = (lambda k: ref[f"model.layers.{i}.{k}"]), (lambda k: got[f"transformer.h.{i}.{k}"])
+        assert torch.equal(gpt_i("attn.c_attn.weight"), torch.cat([hf_i(f"self_attn.{p}_proj.weight") for p in "qkv"]))
+        if kind == "qwen2":
+            assert torch.equal(gpt_i("attn.c_attn.bias"), torch.cat([hf_i(f"self_attn.{p}_proj.bias") for p in "qkv"]))
+        assert torch.equal(gpt_i("attn.c_proj.weight"), hf_i("self_attn.o_proj.weight"))
+        assert torch.equal(gpt_i("mlp.c_fc.weight"), torch.cat([hf_i("mlp.gate_proj.weight"), hf_i("mlp.up_proj.weight")]))
+        assert torch.equal(gpt_i("mlp.c_proj.weight"), hf_i("mlp.down_proj.weight"))
+        assert torch.equal(gpt_i("ln_1.weight"), hf_i("input_layernorm.weight"))
+        assert torch.equal(gpt_i("ln_2.weight"), hf_i("post_attention_layernorm.weight"))
+    assert torch.equal(got["transformer.wte.weight"], ref["model.embed_tokens.weight"])
+    assert torch.equal(got["lm_head.weight"], ref["lm_head.weight"])  # Llama's own lm_head, Qwen2's tied one
+    assert torch.equal(got["transformer.ln_f.weight"], ref["model.norm.weight"])
+    # the narrowed GPT computes what transformers computes with those slices as a model of the narrow shape
+    config_class, model_class, base = {"llama": (LlamaConfig, LlamaForCausalLM, LLAMA),
+                                       "qwen2": (Qwen2Config, Qwen2ForCausalLM, QWEN2)}[kind]
+    small = model_class(config_class(**(base | dict(hidden_size=32, num_attention_heads=2, num_key_value_heads=1,
+                                                    intermediate_size=40, num_hidden_layers=2))))
+    small.load_state_dict(ref)
+    target, _ = load_model(str(tmp_path / "narrow.pt"))
+    assert torch.allclose(gpt_logits(target), hf_logits(small.eval()), atol=1e-5)
+
+
+@pytest.mark.parametrize("kind,hf_changes,width,message", [
+    ("qwen2", {}, ["--inherit_n_head=2"], "n_head=2 would split a key/value group: the source's 4 query heads share 1 "
+                                          "key/value heads, 4 each; pass an inherit_n_head that is a multiple of 4"),
+    ("llama", dict(intermediate_size=81), ["--inherit_n_head=2"], "scales mlp_hidden=81 (of n_embd=64) to 40.5 hidden units"),
+    ("llama", {}, ["--inherit_n_head=2", "--inherit_n_embd=16"], "RoPE rotates dimension j with j + head_size/2"),
+])
+def test_narrowing_that_breaks_a_group_a_hidden_unit_or_a_rotary_pair_is_one_line_error(tmp_path, kind, hf_changes, width, message):
+    write_hf(tmp_path / "hf", kind, **hf_changes)
+    with pytest.raises(SystemExit) as e:
+        inherit.main([f"--source={tmp_path / 'hf'}", *width, f"--out={tmp_path / 'narrow.pt'}"])
+    msg = str(e.value)
+    assert msg.startswith("error: ") and "\n" not in msg and message in msg, msg
+    assert not (tmp_path / "narrow.pt").exists()
