@@ -307,6 +307,11 @@ def train_args(root, out_dir, *extra):
             "--dtype=float32", *extra]
 
 
+# the Llama settings as train.py flags: a 2-layer GQA model with SwiGLU, RoPE of another base and an untied lm_head
+LLAMA_FLAGS = ["--n_layer=2", "--n_head=4", "--n_embd=32", "--norm=rmsnorm", "--position=rope", "--mlp=swiglu",
+               "--mlp_hidden=48", "--n_kv_head=2", "--tie_embeddings=False", "--rope_theta=500.0"]
+
+
 def step_losses(out_dir):
     with open(os.path.join(out_dir, "metrics.jsonl")) as f:
         return [m["loss"] for m in map(json.loads, f) if "loss" in m]
@@ -320,8 +325,7 @@ def test_train_py_trains_the_llama_settings(shakespeare_root, tmp_path, start):
                  max_position_embeddings=64)
         extra = [f"--init_from={tmp_path / 'hf'}"]
     else:
-        extra = ["--n_layer=2", "--n_head=4", "--n_embd=32", "--norm=rmsnorm", "--position=rope", "--mlp=swiglu",
-                 "--mlp_hidden=48", "--n_kv_head=2", "--tie_embeddings=False", "--rope_theta=500.0"]
+        extra = LLAMA_FLAGS
     out_dir = tmp_path / "run"
     result = train(configure(TrainConfig, train_args(shakespeare_root, out_dir, *extra)))
     losses = step_losses(out_dir)
@@ -425,3 +429,57 @@ def test_narrowing_that_breaks_a_group_a_hidden_unit_or_a_rotary_pair_is_one_lin
     msg = str(e.value)
     assert msg.startswith("error: ") and "\n" not in msg and message in msg, msg
     assert not (tmp_path / "narrow.pt").exists()
+
+
+def test_deeper_target_stacks_the_blocks_of_a_gqa_llama(tmp_path, hf_dir):
+    # inherit_layers deeper than the source: every target block is its source block, tensor by tensor
+    path, _ = hf_dir
+    source, _ = load_model(str(path))
+    src = source.state_dict()
+    inherit.main([f"--source={path}", "--inherit_layers=0-2,0-1", f"--out={tmp_path / 'deep.pt'}"])
+    target, info = load_model(str(tmp_path / "deep.pt"))
+    assert target.config == replace(source.config, n_layer=5) and info["inherit"]["layers"] == [0, 1, 2, 0, 1]
+    for k, v in target.state_dict().items():
+        s = k if not k.startswith("transformer.h.") else f"transformer.h.{[0, 1, 2, 0, 1][int(k.split('.')[2])]}.{k.split('.', 3)[3]}"
+        assert torch.equal(v, src[s]), k
+    assert gpt_logits(target).isfinite().all()
+
+
+def llama_reference(path, n_layer=4):
+    """A random Llama-setting checkpoint of GPT-2's vocabulary (untied lm_head, RoPE, GQA), its norms off their init."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(**(LLAMA_SMALL | dict(block_size=64, vocab_size=50304, n_layer=n_layer, n_kv_head=2, rope_theta=500.0))))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("ln_f.weight") or ".ln_" in name:
+                p.add_(0.3 * torch.randn_like(p))
+    save_checkpoint({"model": model.state_dict(), "model_args": model.config.model_args(), "iter_num": 0,
+                     "best_val_loss": 1e9, "config": {}}, path)
+    return model.state_dict(), model.config.model_args()
+
+
+@pytest.mark.parametrize("mode", ["paper", "continue"])
+def test_grow_on_a_llama_reference(shakespeare_root, tmp_path, mode):
+    import grow
+    ref, ref_args = llama_reference(tmp_path / "ref.pt")
+    out_dir = tmp_path / "grow"
+    args = train_args(shakespeare_root, out_dir, f"--reference={tmp_path / 'ref.pt'}", "--reference_val_loss=0.5",
+                      f"--grow_mode={mode}", "--max_iters=2", "--eval_interval=2")
+    state = grow.grow(configure(grow.GrowConfig, args))
+    assert [r["n_layer"] for r in state["rounds"]] == [2, 4] and all(r["steps"] == 2 for r in state["rounds"])
+    init2 = torch.load(out_dir / "round_2" / "init.pt", weights_only=True)
+    assert init2["model_args"] == ref_args | dict(n_layer=2, block_size=32)  # GQA, untied, RoPE: the reference's settings
+    # round 2 starts from the reference's first blocks, its own lm_head and its final norm, bit for bit
+    assert set(init2["model"]) == {k for k in ref if not k.startswith(("transformer.h.2.", "transformer.h.3."))}
+    assert all(torch.equal(v, ref[k]) for k, v in init2["model"].items())
+    trained2 = torch.load(out_dir / "round_2" / "ckpt.pt", weights_only=True)["model"]
+    assert not torch.equal(trained2["lm_head.weight"], trained2["transformer.wte.weight"])  # still untied after training
+    init4 = torch.load(out_dir / "round_4" / "init.pt", weights_only=True)["model"]
+    # paper mode: round 4 is the reference again; continue mode: round 2's trained blocks, lm_head and ln_f, then
+    # the reference's blocks 2 and 3
+    kept = ref if mode == "paper" else trained2
+    for k, v in init4.items():
+        assert torch.equal(v, (ref if k.startswith(("transformer.h.2.", "transformer.h.3.")) else kept)[k]), k
+    assert not torch.equal(trained2["lm_head.weight"], ref["lm_head.weight"])  # so the two modes are told apart
+    final = torch.load(out_dir / "round_4" / "ckpt.pt", weights_only=True)
+    assert final["model_args"]["n_layer"] == 4 and "transformer.wpe.weight" not in final["model"]
