@@ -13,6 +13,8 @@ import export_hf
 import inherit
 from checkpoint import load_model, save_checkpoint
 from configurator import configure
+from data import get_batch, open_tokens
+from losses import LossSpec, plain_loss
 from model import GPT, GPTConfig
 from train import TrainConfig, train
 
@@ -483,3 +485,80 @@ def test_grow_on_a_llama_reference(shakespeare_root, tmp_path, mode):
     assert not torch.equal(trained2["lm_head.weight"], ref["lm_head.weight"])  # so the two modes are told apart
     final = torch.load(out_dir / "round_4" / "ckpt.pt", weights_only=True)
     assert final["model_args"]["n_layer"] == 4 and "transformer.wpe.weight" not in final["model"]
+
+
+def test_fused_and_plain_kd_agree_with_untied_lm_heads():
+    # a Llama-setting student and teacher, both untied: the fused loss's gradient wrt lm_head is lm_head's alone
+    torch.manual_seed(0)
+    student = GPT(GPTConfig(**LLAMA_SMALL))
+    teacher = GPT(GPTConfig(**(LLAMA_SMALL | dict(n_layer=3, n_embd=48, n_kv_head=2)))).eval()
+    idx, y = TOKENS[:, :32], TOKENS[:, 1:33].clone()
+    y[0, 5:9] = -1
+    with torch.no_grad():
+        hidden = teacher.final_hidden(idx)
+
+    def run(fused):
+        student.zero_grad()
+        spec = LossSpec(fused=fused, teacher_hidden=hidden, teacher_weight=teacher.lm_head.weight, kd_alpha=0.4, kd_temperature=2.0)
+        _, loss, terms = student(idx, y, loss_spec=spec)
+        loss.backward()
+        return loss, terms, {n: p.grad.clone() for n, p in student.named_parameters()}
+
+    (fused, fused_terms, g_fused), (plain, plain_terms, g_plain) = run(True), run(False)
+    torch.testing.assert_close(fused, plain)
+    assert fused_terms["kd"] > 0.01
+    for k in ("ce", "kd"):
+        torch.testing.assert_close(fused_terms[k], plain_terms[k])
+    for n in g_plain:
+        torch.testing.assert_close(g_fused[n], g_plain[n], rtol=1e-4, atol=1e-6)
+    assert not torch.allclose(g_plain["lm_head.weight"], g_plain["transformer.wte.weight"])
+
+
+def kd_teacher(path, **overrides):
+    """A 2-layer HF Llama of GPT-2's (padded) vocabulary: a teacher for students of the Shakespeare tokens, its
+    (untied) lm_head scaled up so that its predictions are far from uniform and KD has something to teach."""
+    hf = write_hf(path, **(dict(vocab_size=50304, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                                max_position_embeddings=64) | overrides))
+    with torch.no_grad():
+        hf.lm_head.weight.mul_(30)
+    hf.save_pretrained(path)
+    return hf
+
+
+def test_kd_from_an_hf_llama_teacher_logs_plain_loss_terms(shakespeare_root, tmp_path):
+    # the student inherits the teacher's first block; the first step's logged CE and KD (the fused loss, the default)
+    # are what losses.plain_loss gives on the first batch from the weights before the step
+    kd_teacher(tmp_path / "hf")
+    warm_start = ["--inherit_layers=1", f"--init_from={tmp_path / 'hf'}"]
+    out_dir = tmp_path / "kd"
+    train(configure(TrainConfig, train_args(shakespeare_root, out_dir, *warm_start, f"--teacher={tmp_path / 'hf'}",
+                                            "--kd_temperature=2.0", "--max_iters=2", "--eval_interval=2")))
+    with open(out_dir / "metrics.jsonl") as f:
+        steps = [m for m in map(json.loads, f) if "loss" in m]
+    assert len(steps) == 2 and all(m["loss"] == pytest.approx(0.6 * m["ce"] + 0.4 * m["kd"], rel=1e-5) for m in steps)
+    inherit.main([f"--source={tmp_path / 'hf'}", "--inherit_layers=1", f"--out={tmp_path / 'student.pt'}"])
+    student, _ = load_model(str(tmp_path / "student.pt"))
+    teacher, _ = load_model(str(tmp_path / "hf"))
+    assert not student.config.tie_embeddings and student.config.n_layer == 1
+    train_data = open_tokens(str(shakespeare_root / "shakespeare"), "train")
+    offsets = torch.randint(len(train_data) - 32, (1, 4), generator=torch.Generator().manual_seed(1337))[0]  # train.py's first draw
+    x, y = get_batch(train_data, offsets.numpy(), 32, "cpu")
+    with torch.no_grad():
+        spec = LossSpec(fused=False, teacher_hidden=teacher.final_hidden(x), teacher_weight=teacher.lm_head.weight,
+                        kd_alpha=0.4, kd_temperature=2.0)
+        _, terms = plain_loss(student.lm_head(student.final_hidden(x)), y, spec)
+    assert terms["kd"] > 0.1  # one of the teacher's two blocks: the student is not the teacher
+    assert steps[0]["kd"] == pytest.approx(terms["kd"].item(), rel=1e-5)
+    assert steps[0]["ce"] == pytest.approx(terms["ce"].item(), rel=1e-5)
+
+
+def test_kd_teacher_of_another_vocabulary_is_one_line_error(shakespeare_root, tmp_path):
+    kd_teacher(tmp_path / "hf")
+    kd_teacher(tmp_path / "other", vocab_size=50368)
+    out_dir = tmp_path / "kd"
+    with pytest.raises(SystemExit) as e:
+        train(configure(TrainConfig, train_args(shakespeare_root, out_dir, f"--init_from={tmp_path / 'hf'}",
+                                                f"--teacher={tmp_path / 'other'}")))
+    msg = str(e.value)
+    assert msg.startswith("error: teacher ") and "\n" not in msg and "vocab_size 50368" in msg and "the student 50304" in msg, msg
+    assert not out_dir.exists()
