@@ -562,3 +562,30 @@ def test_kd_teacher_of_another_vocabulary_is_one_line_error(shakespeare_root, tm
     msg = str(e.value)
     assert msg.startswith("error: teacher ") and "\n" not in msg and "vocab_size 50368" in msg and "the student 50304" in msg, msg
     assert not out_dir.exists()
+
+
+@pytest.mark.parametrize("start", ["scratch", "inherited"])
+def test_kill_and_resume_of_a_llama_run_is_bit_identical(shakespeare_root, tmp_path, start):
+    # test_train.py's kill-and-resume on the Llama settings, with dropout; or a student inherited from an HF Llama
+    # and distilled from it (the teacher reloaded from its folder on resume)
+    from test_train import interrupt_and_resume
+    args = [*LLAMA_FLAGS, "--max_iters=12", "--eval_interval=3", "--dropout=0.1"]
+    if start == "inherited":
+        kd_teacher(tmp_path / "hf")
+        args += [f"--init_from={tmp_path / 'hf'}", "--inherit_layers=1", f"--teacher={tmp_path / 'hf'}"]
+    full, killed, resumed = interrupt_and_resume(shakespeare_root, tmp_path, args)
+    model_args = resumed["model_args"]
+    assert (model_args["n_layer"], model_args["n_kv_head"], model_args["tie_embeddings"], model_args["position"]) == \
+        (1 if start == "inherited" else 2, 2, False, "rope")
+    if start == "inherited":
+        assert [m.get("kd") for m in killed] == [m.get("kd") for m in full] and full[1]["kd"] > 0.1
+        assert resumed["inherit"]["layers"] == [0]
+
+
+def test_ddp_gloo_on_the_llama_settings_matches_one_process(shakespeare_root, tmp_path):
+    # two gloo ranks, each half of the global batch, against one process: the same losses (test_train.py's check)
+    from test_train import ddp_matches_one_process
+    ddp_matches_one_process(shakespeare_root, tmp_path, [*LLAMA_FLAGS, "--max_iters=4", "--eval_interval=4",
+                                                         "--dtype=float32", "--log_interval=100", "--log_seconds=1e-9"])
+    args = torch.load(tmp_path / "ddp" / "ckpt.pt", weights_only=True)["model_args"]
+    assert (args["n_kv_head"], args["mlp"], args["tie_embeddings"]) == (2, "swiglu", False)
