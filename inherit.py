@@ -19,8 +19,9 @@ or a local Hugging Face GPT-2 directory. The output is a checkpoint with model, 
 best_val_loss=1e9, config={} and the provenance under 'inherit'; an existing --out file is replaced atomically.
 Inherited tensors are copied bit for bit; everything else keeps the GPT-2 init of a fresh GPT of the target's shape
 (seeded by --seed), so residual projections get 0.02/sqrt(2 * target n_layer). A narrower target (inherit_n_head/_n_embd)
-keeps the source's first heads (their q/k/v rows and attention c_proj columns), first 4*n_embd MLP hidden units and
-first n_embd dimensions of the embeddings, every LayerNorm and the residual outputs; heads keep the source's size.
+keeps the source's first heads (their q/k/v rows and attention c_proj columns; under GQA the key/value heads they read,
+n_kv_head scaled alike), first MLP hidden units (4*n_embd, or mlp_hidden scaled by the width; SwiGLU's gate and up
+alike) and first n_embd dimensions of the embeddings, every norm and the residual outputs; heads keep the source's size.
 inherit_select picks which k blocks inherit_layers=k keeps: 'first' (0..k-1, the paper) or a strategy of SELECTIONS
 that probes the source on the val split of data_root/dataset (lazy_cut, shortgpt, angular, deepest_but_last,
 ablation; docs/inheriting.md); the provenance records the method, its scores and the chosen blocks.
@@ -129,32 +130,67 @@ def target_width(source_args, n_head, n_embd):
     for key, value in (('n_head', n_head), ('n_embd', n_embd)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             fail(f"{key} must be a positive integer, got {value!r}")
+    # under RoPE a head's dimension j turns with j + head_size/2, so a cut head would lose its rotary pairs
+    whole = ("heads are copied whole (RoPE rotates dimension j with j + head_size/2)" if source_args.get('position') == 'rope'
+             else "heads are copied whole")
     if n_embd is None:
         n_embd = C if n_head is None else n_head * head_size
     if n_embd % head_size:
-        fail(f"n_embd={n_embd} is not a multiple of the source's head size {head_size} ({C}/{source_heads}); heads are "
-             f"copied whole, so use a multiple of {head_size}")
+        fail(f"n_embd={n_embd} is not a multiple of the source's head size {head_size} ({C}/{source_heads}); {whole}, "
+             f"so use a multiple of {head_size}")
     if n_head is None:
         n_head = n_embd // head_size
     if n_embd > C or n_head > source_heads:
         fail(f"n_head={n_head}, n_embd={n_embd} is wider than the source ({source_heads} heads, {C} wide); a warm start "
              "keeps the source's first heads and dimensions, so it can only shrink")
     if n_embd != n_head * head_size:
-        fail(f"n_embd/n_head = {n_embd}/{n_head} must equal the source's head size {head_size}; for {n_head} heads use "
-             f"n_embd={n_head * head_size}")
+        fail(f"n_embd/n_head = {n_embd}/{n_head} must equal the source's head size {head_size} ({whole}); for {n_head} "
+             f"heads use n_embd={n_head * head_size}")
     return n_head, n_embd
 
 
-def leading_slice(name, source_tensor, shape, source_n_embd):
-    """The part of a source tensor that a target tensor of `shape` takes: the leading entries of every dimension
-    (first positions, dimensions, heads, hidden units; all of it at equal shapes). c_attn stacks q, k and v along
-    its rows, so each of the three keeps its own first rows (the first heads)."""
-    if source_tensor.shape == shape:  # whole: also a GQA c_attn, whose q, k and v differ in size
-        return source_tensor
+def narrowed_fields(source_args, n_head, n_embd):
+    """The Llama fields a narrower target scales with it: n_kv_head by n_head's ratio (the first n_head query heads
+    read the first n_kv_head key/value heads: whole groups only) and a set mlp_hidden by n_embd's ratio."""
+    scaled = {}
+    source_heads, source_kv = source_args['n_head'], source_args.get('n_kv_head')
+    if source_kv is not None:
+        group = source_heads // source_kv
+        if n_head % group:
+            fail(f"n_head={n_head} would split a key/value group: the source's {source_heads} query heads share "
+                 f"{source_kv} key/value heads, {group} each; pass an inherit_n_head that is a multiple of {group}")
+        scaled['n_kv_head'] = n_head // group
+    hidden = source_args.get('mlp_hidden')
+    if hidden is not None:
+        if hidden * n_embd % source_args['n_embd']:
+            fail(f"n_embd={n_embd} scales mlp_hidden={hidden} (of n_embd={source_args['n_embd']}) to "
+                 f"{hidden * n_embd / source_args['n_embd']:g} hidden units, not a whole number; pass an inherit_n_embd "
+                 f"that makes {hidden} * n_embd / {source_args['n_embd']} an integer")
+        scaled['mlp_hidden'] = hidden * n_embd // source_args['n_embd']
+    return scaled
+
+
+def stacked_rows(name, args):
+    """The row counts of the projections stacked along a tensor's rows for a model of args: c_attn's q, k and v
+    (k and v with n_kv_head heads each), SwiGLU's gate and up in c_fc; None for a tensor that stacks nothing."""
     if '.attn.c_attn.' in name:
-        qkv = source_tensor.view(3, source_n_embd, *source_tensor.shape[1:])
-        return qkv[(slice(None), *(slice(0, n) for n in (shape[0] // 3, *shape[1:])))].reshape(shape)
-    return source_tensor[tuple(slice(0, n) for n in shape)]
+        kv_rows = (args.get('n_kv_head') or args['n_head']) * (args['n_embd'] // args['n_head'])
+        return [args['n_embd'], kv_rows, kv_rows]
+    if '.mlp.c_fc.' in name and args.get('mlp') == 'swiglu':
+        hidden = args.get('mlp_hidden') or 4 * args['n_embd']
+        return [hidden, hidden]
+    return None
+
+
+def leading_slice(name, source_tensor, shape, source_args, args):
+    """The part of a source tensor that the target tensor of `shape` (a model of args) takes: the leading entries of
+    every dimension (first positions, dimensions, heads, hidden units; all of it at equal shapes). A tensor that
+    stacks projections along its rows (stacked_rows) keeps the leading rows of each projection."""
+    rows = stacked_rows(name, source_args)
+    if rows is None:
+        return source_tensor[tuple(slice(0, n) for n in shape)]
+    columns = tuple(slice(0, n) for n in shape[1:])
+    return torch.cat([part[(slice(0, n), *columns)] for part, n in zip(source_tensor.split(rows), stacked_rows(name, args))])
 
 
 def target_model_args(source_args, overrides):
@@ -394,18 +430,17 @@ def describe_width(p):
 
 @warm_start('width', describe_width)
 def keep_first_heads(plan, cfg):
-    """Half-width (or any narrower) warm start: the first inherit_n_head heads and inherit_n_embd dimensions of every
-    inherited tensor (leading_slice)."""
+    """Half-width (or any narrower) warm start: the first inherit_n_head query heads (and the key/value heads they
+    read) and inherit_n_embd dimensions of every inherited tensor, the first hidden units of the MLP (leading_slice)."""
     n_head, n_embd = target_width(plan.source_args, cfg.inherit_n_head, cfg.inherit_n_embd)
-    plan.args.update(n_head=n_head, n_embd=n_embd)
     narrower = (n_head, n_embd) != (plan.source_args['n_head'], plan.source_args['n_embd'])
-    if narrower and ('n_kv_head' in plan.source_args or plan.source_args.get('mlp') == 'swiglu'):
-        fail("a narrower warm start of a model with n_kv_head or mlp='swiglu' is not supported yet (its c_attn and c_fc "
-             "stack heads and projections differently); inherit it at full width")
+    plan.args.update(n_head=n_head, n_embd=n_embd, **narrowed_fields(plan.source_args, n_head, n_embd))
     plan.record['width'] = {'n_head': n_head, 'n_embd': n_embd} if narrower else None
     if narrower:
-        plan.notes.append(f"width: the first {n_head} of {plan.source_args['n_head']} heads and {n_embd} of "
-                          f"{plan.source_args['n_embd']} dimensions")
+        kv = plan.args.get('n_kv_head')
+        plan.notes.append(f"width: the first {n_head} of {plan.source_args['n_head']} heads" +
+                          (f" (and {kv} of {plan.source_args['n_kv_head']} key/value heads)" if kv is not None else '') +
+                          f" and {n_embd} of {plan.source_args['n_embd']} dimensions")
 
 
 def inherit(source_model, source_info, cfg, overrides=None):
@@ -427,7 +462,7 @@ def inherit(source_model, source_info, cfg, overrides=None):
     with torch.no_grad():
         for name, p in target.named_parameters():  # the tied lm_head.weight comes up once, as transformer.wte.weight
             if name in plan.tensors:
-                p.copy_(leading_slice(name, plan.tensors[name], p.shape, source_args['n_embd']))
+                p.copy_(leading_slice(name, plan.tensors[name], p.shape, source_args, plan.args))
             counts['inherited' if name in plan.tensors else 'fresh'] += p.numel()
     source = source_info.get('source', 'unknown')
     provenance = {

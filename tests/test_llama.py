@@ -13,6 +13,8 @@ import export_hf
 import inherit
 from checkpoint import load_model, save_checkpoint
 from configurator import configure
+from data import get_batch, open_tokens
+from losses import LossSpec, plain_loss
 from model import GPT, GPTConfig
 from train import TrainConfig, train
 
@@ -307,6 +309,11 @@ def train_args(root, out_dir, *extra):
             "--dtype=float32", *extra]
 
 
+# the Llama settings as train.py flags: a 2-layer GQA model with SwiGLU, RoPE of another base and an untied lm_head
+LLAMA_FLAGS = ["--n_layer=2", "--n_head=4", "--n_embd=32", "--norm=rmsnorm", "--position=rope", "--mlp=swiglu",
+               "--mlp_hidden=48", "--n_kv_head=2", "--tie_embeddings=False", "--rope_theta=500.0"]
+
+
 def step_losses(out_dir):
     with open(os.path.join(out_dir, "metrics.jsonl")) as f:
         return [m["loss"] for m in map(json.loads, f) if "loss" in m]
@@ -320,8 +327,7 @@ def test_train_py_trains_the_llama_settings(shakespeare_root, tmp_path, start):
                  max_position_embeddings=64)
         extra = [f"--init_from={tmp_path / 'hf'}"]
     else:
-        extra = ["--n_layer=2", "--n_head=4", "--n_embd=32", "--norm=rmsnorm", "--position=rope", "--mlp=swiglu",
-                 "--mlp_hidden=48", "--n_kv_head=2", "--tie_embeddings=False", "--rope_theta=500.0"]
+        extra = LLAMA_FLAGS
     out_dir = tmp_path / "run"
     result = train(configure(TrainConfig, train_args(shakespeare_root, out_dir, *extra)))
     losses = step_losses(out_dir)
@@ -352,5 +358,234 @@ def test_inherit_copies_an_untied_gqa_llama(tmp_path, hf_dir):
         assert all(torch.equal(v, source.state_dict()[k]) for k, v in target.state_dict().items())
         if layers == 3:  # all of it: the same model
             assert torch.allclose(gpt_logits(target), gpt_logits(source), atol=1e-6)
-    with pytest.raises(SystemExit, match=r"^error: a narrower warm start of a model with n_kv_head .*full width$"):
-        inherit.main([f"--source={path}", "--inherit_layers=2", "--inherit_n_head=2", f"--out={tmp_path / 'narrow.pt'}"])
+
+
+def narrowed_hf_weights(hf, layers, heads, kv_heads, width, hidden):
+    """The HF state dict of the first `layers` layers of hf cut to its first query heads, the key/value heads they
+    read, `width` dimensions and `hidden` MLP units, sliced from transformers' own q/k/v/gate/up/... tensors."""
+    sd, d = hf.state_dict(), hf.config.hidden_size // hf.config.num_attention_heads
+    rows = {"q_proj": heads * d, "k_proj": kv_heads * d, "v_proj": kv_heads * d, "o_proj": width,
+            "gate_proj": hidden, "up_proj": hidden, "down_proj": width}
+    cols = {"o_proj": heads * d, "down_proj": hidden}
+    out = {}
+    for name, w in sd.items():
+        if name.startswith("model.layers.") and int(name.split(".")[2]) >= layers:
+            continue
+        module = name.split(".")[-2]
+        if module in rows:
+            w = w[:rows[module]] if w.dim() == 1 else w[:rows[module], :cols.get(module, width)]
+        else:  # norms (width,), embed_tokens and lm_head (vocab, width)
+            w = w[..., :width]
+        out[name] = w
+    return out
+
+
+@pytest.mark.parametrize("kind", ["llama", "qwen2"])
+def test_half_width_of_a_gqa_swiglu_model_slices_q_k_v_gate_and_up_each(tmp_path, kind):
+    # 4 query heads reading 2 key/value heads (two each) -> the first 2 query heads and the 1 key/value head they
+    # read; 64 -> 32 wide, so the 80 SwiGLU hidden units -> 40; Qwen2 with its q/k/v biases
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+    hf = write_hf(tmp_path / "hf", kind, num_key_value_heads=2)
+    inherit.main([f"--source={tmp_path / 'hf'}", "--inherit_layers=2", "--inherit_n_head=2", "--inherit_n_embd=32",
+                  f"--out={tmp_path / 'narrow.pt'}"])
+    ckpt = torch.load(tmp_path / "narrow.pt", weights_only=True)
+    args = ckpt["model_args"]
+    assert (args["n_layer"], args["n_head"], args["n_kv_head"], args["n_embd"], args["mlp_hidden"]) == (2, 2, 1, 32, 40)
+    assert ckpt["inherit"]["params_fresh"] == 0
+    assert any("1 of 2 key/value heads" in note for note in ckpt["inherit"]["notes"])
+    ref = narrowed_hf_weights(hf, layers=2, heads=2, kv_heads=1, width=32, hidden=40)
+    got = ckpt["model"]
+    for i in range(2):
+        hf_i, gpt_i = (lambda k: ref[f"model.layers.{i}.{k}"]), (lambda k: got[f"transformer.h.{i}.{k}"])
+        assert torch.equal(gpt_i("attn.c_attn.weight"), torch.cat([hf_i(f"self_attn.{p}_proj.weight") for p in "qkv"]))
+        if kind == "qwen2":
+            assert torch.equal(gpt_i("attn.c_attn.bias"), torch.cat([hf_i(f"self_attn.{p}_proj.bias") for p in "qkv"]))
+        assert torch.equal(gpt_i("attn.c_proj.weight"), hf_i("self_attn.o_proj.weight"))
+        assert torch.equal(gpt_i("mlp.c_fc.weight"), torch.cat([hf_i("mlp.gate_proj.weight"), hf_i("mlp.up_proj.weight")]))
+        assert torch.equal(gpt_i("mlp.c_proj.weight"), hf_i("mlp.down_proj.weight"))
+        assert torch.equal(gpt_i("ln_1.weight"), hf_i("input_layernorm.weight"))
+        assert torch.equal(gpt_i("ln_2.weight"), hf_i("post_attention_layernorm.weight"))
+    assert torch.equal(got["transformer.wte.weight"], ref["model.embed_tokens.weight"])
+    assert torch.equal(got["lm_head.weight"], ref["lm_head.weight"])  # Llama's own lm_head, Qwen2's tied one
+    assert torch.equal(got["transformer.ln_f.weight"], ref["model.norm.weight"])
+    # the narrowed GPT computes what transformers computes with those slices as a model of the narrow shape
+    config_class, model_class, base = {"llama": (LlamaConfig, LlamaForCausalLM, LLAMA),
+                                       "qwen2": (Qwen2Config, Qwen2ForCausalLM, QWEN2)}[kind]
+    small = model_class(config_class(**(base | dict(hidden_size=32, num_attention_heads=2, num_key_value_heads=1,
+                                                    intermediate_size=40, num_hidden_layers=2))))
+    small.load_state_dict(ref)
+    target, _ = load_model(str(tmp_path / "narrow.pt"))
+    assert torch.allclose(gpt_logits(target), hf_logits(small.eval()), atol=1e-5)
+
+
+@pytest.mark.parametrize("kind,hf_changes,width,message", [
+    ("qwen2", {}, ["--inherit_n_head=2"], "n_head=2 would split a key/value group: the source's 4 query heads share 1 "
+                                          "key/value heads, 4 each; pass an inherit_n_head that is a multiple of 4"),
+    ("llama", dict(intermediate_size=81), ["--inherit_n_head=2"], "scales mlp_hidden=81 (of n_embd=64) to 40.5 hidden units"),
+    ("llama", {}, ["--inherit_n_head=2", "--inherit_n_embd=16"], "RoPE rotates dimension j with j + head_size/2"),
+])
+def test_narrowing_that_breaks_a_group_a_hidden_unit_or_a_rotary_pair_is_one_line_error(tmp_path, kind, hf_changes, width, message):
+    write_hf(tmp_path / "hf", kind, **hf_changes)
+    with pytest.raises(SystemExit) as e:
+        inherit.main([f"--source={tmp_path / 'hf'}", *width, f"--out={tmp_path / 'narrow.pt'}"])
+    msg = str(e.value)
+    assert msg.startswith("error: ") and "\n" not in msg and message in msg, msg
+    assert not (tmp_path / "narrow.pt").exists()
+
+
+def test_deeper_target_stacks_the_blocks_of_a_gqa_llama(tmp_path, hf_dir):
+    # inherit_layers deeper than the source: every target block is its source block, tensor by tensor
+    path, _ = hf_dir
+    source, _ = load_model(str(path))
+    src = source.state_dict()
+    inherit.main([f"--source={path}", "--inherit_layers=0-2,0-1", f"--out={tmp_path / 'deep.pt'}"])
+    target, info = load_model(str(tmp_path / "deep.pt"))
+    assert target.config == replace(source.config, n_layer=5) and info["inherit"]["layers"] == [0, 1, 2, 0, 1]
+    for k, v in target.state_dict().items():
+        s = k if not k.startswith("transformer.h.") else f"transformer.h.{[0, 1, 2, 0, 1][int(k.split('.')[2])]}.{k.split('.', 3)[3]}"
+        assert torch.equal(v, src[s]), k
+    assert gpt_logits(target).isfinite().all()
+
+
+def llama_reference(path, n_layer=4):
+    """A random Llama-setting checkpoint of GPT-2's vocabulary (untied lm_head, RoPE, GQA), its norms off their init."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(**(LLAMA_SMALL | dict(block_size=64, vocab_size=50304, n_layer=n_layer, n_kv_head=2, rope_theta=500.0))))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("ln_f.weight") or ".ln_" in name:
+                p.add_(0.3 * torch.randn_like(p))
+    save_checkpoint({"model": model.state_dict(), "model_args": model.config.model_args(), "iter_num": 0,
+                     "best_val_loss": 1e9, "config": {}}, path)
+    return model.state_dict(), model.config.model_args()
+
+
+@pytest.mark.parametrize("mode", ["paper", "continue"])
+def test_grow_on_a_llama_reference(shakespeare_root, tmp_path, mode):
+    import grow
+    ref, ref_args = llama_reference(tmp_path / "ref.pt")
+    out_dir = tmp_path / "grow"
+    args = train_args(shakespeare_root, out_dir, f"--reference={tmp_path / 'ref.pt'}", "--reference_val_loss=0.5",
+                      f"--grow_mode={mode}", "--max_iters=2", "--eval_interval=2")
+    state = grow.grow(configure(grow.GrowConfig, args))
+    assert [r["n_layer"] for r in state["rounds"]] == [2, 4] and all(r["steps"] == 2 for r in state["rounds"])
+    init2 = torch.load(out_dir / "round_2" / "init.pt", weights_only=True)
+    assert init2["model_args"] == ref_args | dict(n_layer=2, block_size=32)  # GQA, untied, RoPE: the reference's settings
+    # round 2 starts from the reference's first blocks, its own lm_head and its final norm, bit for bit
+    assert set(init2["model"]) == {k for k in ref if not k.startswith(("transformer.h.2.", "transformer.h.3."))}
+    assert all(torch.equal(v, ref[k]) for k, v in init2["model"].items())
+    trained2 = torch.load(out_dir / "round_2" / "ckpt.pt", weights_only=True)["model"]
+    assert not torch.equal(trained2["lm_head.weight"], trained2["transformer.wte.weight"])  # still untied after training
+    init4 = torch.load(out_dir / "round_4" / "init.pt", weights_only=True)["model"]
+    # paper mode: round 4 is the reference again; continue mode: round 2's trained blocks, lm_head and ln_f, then
+    # the reference's blocks 2 and 3
+    kept = ref if mode == "paper" else trained2
+    for k, v in init4.items():
+        assert torch.equal(v, (ref if k.startswith(("transformer.h.2.", "transformer.h.3.")) else kept)[k]), k
+    assert not torch.equal(trained2["lm_head.weight"], ref["lm_head.weight"])  # so the two modes are told apart
+    final = torch.load(out_dir / "round_4" / "ckpt.pt", weights_only=True)
+    assert final["model_args"]["n_layer"] == 4 and "transformer.wpe.weight" not in final["model"]
+
+
+def test_fused_and_plain_kd_agree_with_untied_lm_heads():
+    # a Llama-setting student and teacher, both untied: the fused loss's gradient wrt lm_head is lm_head's alone
+    torch.manual_seed(0)
+    student = GPT(GPTConfig(**LLAMA_SMALL))
+    teacher = GPT(GPTConfig(**(LLAMA_SMALL | dict(n_layer=3, n_embd=48, n_kv_head=2)))).eval()
+    idx, y = TOKENS[:, :32], TOKENS[:, 1:33].clone()
+    y[0, 5:9] = -1
+    with torch.no_grad():
+        hidden = teacher.final_hidden(idx)
+
+    def run(fused):
+        student.zero_grad()
+        spec = LossSpec(fused=fused, teacher_hidden=hidden, teacher_weight=teacher.lm_head.weight, kd_alpha=0.4, kd_temperature=2.0)
+        _, loss, terms = student(idx, y, loss_spec=spec)
+        loss.backward()
+        return loss, terms, {n: p.grad.clone() for n, p in student.named_parameters()}
+
+    (fused, fused_terms, g_fused), (plain, plain_terms, g_plain) = run(True), run(False)
+    torch.testing.assert_close(fused, plain)
+    assert fused_terms["kd"] > 0.01
+    for k in ("ce", "kd"):
+        torch.testing.assert_close(fused_terms[k], plain_terms[k])
+    for n in g_plain:
+        torch.testing.assert_close(g_fused[n], g_plain[n], rtol=1e-4, atol=1e-6)
+    assert not torch.allclose(g_plain["lm_head.weight"], g_plain["transformer.wte.weight"])
+
+
+def kd_teacher(path, **overrides):
+    """A 2-layer HF Llama of GPT-2's (padded) vocabulary: a teacher for students of the Shakespeare tokens, its
+    (untied) lm_head scaled up so that its predictions are far from uniform and KD has something to teach."""
+    hf = write_hf(path, **(dict(vocab_size=50304, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                                max_position_embeddings=64) | overrides))
+    with torch.no_grad():
+        hf.lm_head.weight.mul_(30)
+    hf.save_pretrained(path)
+    return hf
+
+
+def test_kd_from_an_hf_llama_teacher_logs_plain_loss_terms(shakespeare_root, tmp_path):
+    # the student inherits the teacher's first block; the first step's logged CE and KD (the fused loss, the default)
+    # are what losses.plain_loss gives on the first batch from the weights before the step
+    kd_teacher(tmp_path / "hf")
+    warm_start = ["--inherit_layers=1", f"--init_from={tmp_path / 'hf'}"]
+    out_dir = tmp_path / "kd"
+    train(configure(TrainConfig, train_args(shakespeare_root, out_dir, *warm_start, f"--teacher={tmp_path / 'hf'}",
+                                            "--kd_temperature=2.0", "--max_iters=2", "--eval_interval=2")))
+    with open(out_dir / "metrics.jsonl") as f:
+        steps = [m for m in map(json.loads, f) if "loss" in m]
+    assert len(steps) == 2 and all(m["loss"] == pytest.approx(0.6 * m["ce"] + 0.4 * m["kd"], rel=1e-5) for m in steps)
+    inherit.main([f"--source={tmp_path / 'hf'}", "--inherit_layers=1", f"--out={tmp_path / 'student.pt'}"])
+    student, _ = load_model(str(tmp_path / "student.pt"))
+    teacher, _ = load_model(str(tmp_path / "hf"))
+    assert not student.config.tie_embeddings and student.config.n_layer == 1
+    train_data = open_tokens(str(shakespeare_root / "shakespeare"), "train")
+    offsets = torch.randint(len(train_data) - 32, (1, 4), generator=torch.Generator().manual_seed(1337))[0]  # train.py's first draw
+    x, y = get_batch(train_data, offsets.numpy(), 32, "cpu")
+    with torch.no_grad():
+        spec = LossSpec(fused=False, teacher_hidden=teacher.final_hidden(x), teacher_weight=teacher.lm_head.weight,
+                        kd_alpha=0.4, kd_temperature=2.0)
+        _, terms = plain_loss(student.lm_head(student.final_hidden(x)), y, spec)
+    assert terms["kd"] > 0.1  # one of the teacher's two blocks: the student is not the teacher
+    assert steps[0]["kd"] == pytest.approx(terms["kd"].item(), rel=1e-5)
+    assert steps[0]["ce"] == pytest.approx(terms["ce"].item(), rel=1e-5)
+
+
+def test_kd_teacher_of_another_vocabulary_is_one_line_error(shakespeare_root, tmp_path):
+    kd_teacher(tmp_path / "hf")
+    kd_teacher(tmp_path / "other", vocab_size=50368)
+    out_dir = tmp_path / "kd"
+    with pytest.raises(SystemExit) as e:
+        train(configure(TrainConfig, train_args(shakespeare_root, out_dir, f"--init_from={tmp_path / 'hf'}",
+                                                f"--teacher={tmp_path / 'other'}")))
+    msg = str(e.value)
+    assert msg.startswith("error: teacher ") and "\n" not in msg and "vocab_size 50368" in msg and "the student 50304" in msg, msg
+    assert not out_dir.exists()
+
+
+@pytest.mark.parametrize("start", ["scratch", "inherited"])
+def test_kill_and_resume_of_a_llama_run_is_bit_identical(shakespeare_root, tmp_path, start):
+    # test_train.py's kill-and-resume on the Llama settings, with dropout; or a student inherited from an HF Llama
+    # and distilled from it (the teacher reloaded from its folder on resume)
+    from test_train import interrupt_and_resume
+    args = [*LLAMA_FLAGS, "--max_iters=12", "--eval_interval=3", "--dropout=0.1"]
+    if start == "inherited":
+        kd_teacher(tmp_path / "hf")
+        args += [f"--init_from={tmp_path / 'hf'}", "--inherit_layers=1", f"--teacher={tmp_path / 'hf'}"]
+    full, killed, resumed = interrupt_and_resume(shakespeare_root, tmp_path, args)
+    model_args = resumed["model_args"]
+    assert (model_args["n_layer"], model_args["n_kv_head"], model_args["tie_embeddings"], model_args["position"]) == \
+        (1 if start == "inherited" else 2, 2, False, "rope")
+    if start == "inherited":
+        assert [m.get("kd") for m in killed] == [m.get("kd") for m in full] and full[1]["kd"] > 0.1
+        assert resumed["inherit"]["layers"] == [0]
+
+
+def test_ddp_gloo_on_the_llama_settings_matches_one_process(shakespeare_root, tmp_path):
+    # two gloo ranks, each half of the global batch, against one process: the same losses (test_train.py's check)
+    from test_train import ddp_matches_one_process
+    ddp_matches_one_process(shakespeare_root, tmp_path, [*LLAMA_FLAGS, "--max_iters=4", "--eval_interval=4",
+                                                         "--dtype=float32", "--log_interval=100", "--log_seconds=1e-9"])
+    args = torch.load(tmp_path / "ddp" / "ckpt.pt", weights_only=True)["model_args"]
+    assert (args["n_kv_head"], args["mlp"], args["tie_embeddings"]) == (2, "swiglu", False)

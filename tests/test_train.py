@@ -50,18 +50,14 @@ def teacher(tmp_path_factory):
     return write_teacher(tmp_path_factory.mktemp("teacher") / "teacher.pt")
 
 
-@pytest.mark.parametrize("mode", ["plain", "kd", "probe"])
-def test_kill_and_resume_is_bit_identical(shakespeare_root, tmp_path, teacher, mode):
-    # dropout > 0 so the resumed run must also restore the dropout RNG, not only the data order; with kd, a killed
-    # distillation run resumes exactly too (the teacher is reloaded from its source, not from the checkpoint); with
-    # probes every 2 steps, probing changes nothing of the training and the resumed run logs the same probes
-    kd = mode == "kd"
-    args = ["--max_iters=12", "--eval_interval=3", "--dropout=0.1"] + {
-        "plain": [], "kd": [f"--teacher={teacher}", "--kd_temperature=2.0"], "probe": ["--probe_interval=2"]}[mode]
-    run_script(*tiny(shakespeare_root, tmp_path / "full", *args))
+def interrupt_and_resume(root, tmp_path, args):
+    """train.py with args run through into tmp_path/full, and into tmp_path/killed SIGKILLed soon after its step-6
+    checkpoint lands, then resumed there; asserts the two end alike bit for bit (weights, AdamW state, logged
+    steps and losses) and returns their metrics (full, resumed) and the resumed checkpoint."""
+    run_script(*tiny(root, tmp_path / "full", *args))
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, *tiny(shakespeare_root, killed, *args)], cwd=REPO,
+    proc = subprocess.Popen([sys.executable, *tiny(root, killed, *args)], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ckpt = killed / "ckpt.pt"
     deadline = time.time() + 300
@@ -75,7 +71,7 @@ def test_kill_and_resume_is_bit_identical(shakespeare_root, tmp_path, teacher, m
     interrupted_at = torch.load(ckpt, weights_only=True)["iter_num"]
     assert 6 <= interrupted_at < 12
 
-    run_script(*tiny(shakespeare_root, killed, *args, "--init_from=resume"))
+    run_script(*tiny(root, killed, *args, "--init_from=resume"))
     full, resumed = final_state(tmp_path / "full"), final_state(killed)
     assert full["iter_num"] == resumed["iter_num"] == 12
     for k, v in full["model"].items():
@@ -85,13 +81,24 @@ def test_kill_and_resume_is_bit_identical(shakespeare_root, tmp_path, teacher, m
     # the resumed run rewrote the metrics from the checkpoint on, so the log reads like one run
     assert [m["iter"] for m in metrics(killed)] == [m["iter"] for m in metrics(tmp_path / "full")]
     assert [m.get("loss") for m in metrics(killed)] == [m.get("loss") for m in metrics(tmp_path / "full")]
-    if kd:
-        assert [m.get("kd") for m in metrics(killed)] == [m.get("kd") for m in metrics(tmp_path / "full")]
+    return metrics(tmp_path / "full"), metrics(killed), resumed
+
+
+@pytest.mark.parametrize("mode", ["plain", "kd", "probe"])
+def test_kill_and_resume_is_bit_identical(shakespeare_root, tmp_path, teacher, mode):
+    # dropout > 0 so the resumed run must also restore the dropout RNG, not only the data order; with kd, a killed
+    # distillation run resumes exactly too (the teacher is reloaded from its source, not from the checkpoint); with
+    # probes every 2 steps, probing changes nothing of the training and the resumed run logs the same probes
+    args = ["--max_iters=12", "--eval_interval=3", "--dropout=0.1"] + {
+        "plain": [], "kd": [f"--teacher={teacher}", "--kd_temperature=2.0"], "probe": ["--probe_interval=2"]}[mode]
+    full, killed, resumed = interrupt_and_resume(shakespeare_root, tmp_path, args)
+    if mode == "kd":
+        assert [m.get("kd") for m in killed] == [m.get("kd") for m in full]
         assert not any("teacher" in k for k in resumed["model"]) and resumed["config"]["teacher"] == str(teacher)
     if mode == "probe":
-        probes = [(m["iter"], m["probe"]) for m in metrics(killed) if "probe" in m]
+        probes = [(m["iter"], m["probe"]) for m in killed if "probe" in m]
         assert [i for i, _ in probes] == [0, 2, 4, 6, 8, 10, 12]
-        assert probes == [(m["iter"], m["probe"]) for m in metrics(tmp_path / "full") if "probe" in m]
+        assert probes == [(m["iter"], m["probe"]) for m in full if "probe" in m]
 
 
 def test_kd_run_logs_both_terms_and_kd_alpha_zero_is_plain_training(shakespeare_root, tmp_path, teacher):
@@ -153,14 +160,12 @@ def test_teacher_with_another_vocabulary_or_shorter_context_is_one_line_error(sh
         assert not out_dir.exists()
 
 
-@pytest.mark.parametrize("kd", [False, True])
-def test_ddp_gloo_matches_one_process(shakespeare_root, tmp_path, teacher, kd):
-    # every step logged by the timed rule (log_seconds ~ 0), not by log_interval: under DDP the ranks must agree on it
-    args = ["--max_iters=4", "--eval_interval=4", "--dtype=float32", "--log_interval=100", "--log_seconds=1e-9"]
-    args += [f"--teacher={teacher}"] if kd else []
-    run_script(*tiny(shakespeare_root, tmp_path / "single", *args))
+def ddp_matches_one_process(root, tmp_path, args):
+    """train.py with args in one process (tmp_path/single) and under torchrun with 2 gloo ranks (tmp_path/ddp), the
+    same global batch; asserts their 4 logged step losses and final val loss agree and returns their metrics."""
+    run_script(*tiny(root, tmp_path / "single", *args))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           *tiny(shakespeare_root, tmp_path / "ddp", *args)]
+           *tiny(root, tmp_path / "ddp", *args)]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -171,6 +176,15 @@ def test_ddp_gloo_matches_one_process(shakespeare_root, tmp_path, teacher, kd):
     assert train_single == pytest.approx(train_ddp, abs=1e-5)
     assert single[-1]["val_loss"] == pytest.approx(ddp[-1]["val_loss"], abs=1e-5)
     assert train_single[0] != train_single[-1]  # it really trained
+    return single, ddp
+
+
+@pytest.mark.parametrize("kd", [False, True])
+def test_ddp_gloo_matches_one_process(shakespeare_root, tmp_path, teacher, kd):
+    # every step logged by the timed rule (log_seconds ~ 0), not by log_interval: under DDP the ranks must agree on it
+    args = ["--max_iters=4", "--eval_interval=4", "--dtype=float32", "--log_interval=100", "--log_seconds=1e-9"]
+    args += [f"--teacher={teacher}"] if kd else []
+    single, ddp = ddp_matches_one_process(shakespeare_root, tmp_path, args)
     if kd:
         assert [m["kd"] for m in single if "kd" in m] == pytest.approx([m["kd"] for m in ddp if "kd" in m], abs=1e-5)
 
