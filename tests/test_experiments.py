@@ -23,7 +23,10 @@ MINI = ['--dataset=shakespeare', '--device=cpu', '--compile=False', '--dtype=flo
         '--block_size=32', '--gradient_accumulation_steps=1', '--log_interval=1', '--wandb_log=False']
 MINI_WIDTH = ['--n_head=2', '--n_embd=32']  # scratch models: 2 heads of 16 dims
 MINI_HALF_WIDTH = ['--inherit_n_head=1', '--inherit_n_embd=16']  # half of that, for the half-width configs
-NOT_PAPER = ('train_gpt2.py', 'train_shakespeare.py')  # nanoGPT's 124M recipe and the CPU demo
+# nanoGPT's 124M recipe, the CPU demo, and the Llama-family configs, which start from HF folders and have their own
+# windows (docs/other_models.md; config/tiny_llama.py runs in tests/test_llama_walk.py)
+NOT_PAPER = ('train_gpt2.py', 'train_shakespeare.py', 'tiny_llama.py', 'inherit_openllama3b_13.py',
+             'inherit_smollm2_360m_16.py')
 
 
 def paper_configs():
