@@ -130,7 +130,7 @@ def target_width(source_args, n_head, n_embd):
     for key, value in (('n_head', n_head), ('n_embd', n_embd)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             fail(f"{key} must be a positive integer, got {value!r}")
-    # under RoPE a head's dimension j turns with j + head_size/2, so a cut head would lose its rotary pairs
+    # a cut head would lose RoPE's rotary pairs besides its own attention pattern
     whole = ("heads are copied whole (RoPE rotates dimension j with j + head_size/2)" if source_args.get('position') == 'rope'
              else "heads are copied whole")
     if n_embd is None:

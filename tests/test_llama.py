@@ -589,3 +589,59 @@ def test_ddp_gloo_on_the_llama_settings_matches_one_process(shakespeare_root, tm
                                                          "--dtype=float32", "--log_interval=100", "--log_seconds=1e-9"])
     args = torch.load(tmp_path / "ddp" / "ckpt.pt", weights_only=True)["model_args"]
     assert (args["n_kv_head"], args["mlp"], args["tie_embeddings"]) == (2, "swiglu", False)
+
+
+def block_influence_by_transformers(folder, x):
+    """ShortGPT's BI per layer computed on transformers' own model of an HF folder: 1 - mean cos(input, output) of
+    every decoder layer over the tokens of x, from hooks on the layers."""
+    from transformers import AutoModelForCausalLM
+    hf = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32).eval()
+    cosines = []
+
+    def hook(layer, args, kwargs, output):
+        before = (args[0] if args else kwargs["hidden_states"]).double()
+        after = (output[0] if isinstance(output, tuple) else output).double()
+        cosines.append(torch.nn.functional.cosine_similarity(before, after, dim=-1).mean().item())
+    for layer in hf.model.layers:
+        layer.register_forward_hook(hook, with_kwargs=True)
+    with torch.no_grad():
+        hf(x)
+    return [1 - c for c in cosines]
+
+
+def test_probe_and_results_on_a_llama_run(shakespeare_root, tmp_path, capsys):
+    # a half-width student of an HF Llama's first 2 blocks, distilled from it: the probe reads the HF folder and the
+    # trained run (its BI as transformers computes it on the folder and on the run's export), results.py labels it
+    import attention_probe
+    import results
+    from attention_probe import ProbeConfig
+    from data import fixed_windows
+    kd_teacher(tmp_path / "hf", num_hidden_layers=3)
+    run = tmp_path / "run"
+    train(configure(TrainConfig, train_args(shakespeare_root, run, f"--init_from={tmp_path / 'hf'}", "--inherit_layers=2",
+                                            "--inherit_n_head=2", f"--teacher={tmp_path / 'hf'}", "--max_iters=2",
+                                            "--eval_interval=2")))
+    export_hf.export(str(run), str(tmp_path / "run_hf"))
+    val = open_tokens(str(shakespeare_root / "shakespeare"), "val")
+    window = ["--num_seqs=6", "--seq_len=32", "--batch_size=6", "--sink_seqs=6", "--sink_seq_len=32"]
+    x, _ = get_batch(val, fixed_windows(len(val), 32, 6, seed=1337), 32, "cpu")  # the probe's windows
+    for source, folder, n_layer in ((tmp_path / "hf", tmp_path / "hf", 3), (run, tmp_path / "run_hf", 2)):
+        out_dir = tmp_path / f"probe_{source.name}"
+        result = attention_probe.run(configure(ProbeConfig, [f"--source={source}", "--dataset=shakespeare", f"--data_root={shakespeare_root}",
+                                                             f"--out_dir={out_dir}", *window, "--device=cpu", "--ablate_mlp=True",
+                                                             "--ablation_windows=4"]))
+        assert (out_dir / "probe.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert json.loads((out_dir / "probe.json").read_text())["model"] == result["model"]
+        assert (result["model"]["position"], result["model"]["n_kv_head"]) == ("rope", 2 if n_layer == 3 else 1)
+        layers = result["layers"]
+        assert len(layers) == n_layer and all(1 <= layer["max_rank"] <= 32 and "mlp_ablation" in layer for layer in layers)
+        bi = block_influence_by_transformers(folder, x)
+        assert [layer["block_influence"] for layer in layers] == pytest.approx(bi, abs=1e-5)
+        assert min(bi) > 1e-3  # every block turns the stream: BI is not vacuously 0
+    assert result["model"]["kind"] == "checkpoint" and result["model"]["iter_num"] == 2
+    rows = results.main([str(run)])
+    row = rows[0]
+    assert row["init"] == "inherited blocks 0-1 of hf (3L), width 2x16 of 4x32; KD from hf (alpha 0.4, T 1.0)"
+    student = GPT(GPTConfig.from_dict(torch.load(run / "ckpt.pt", weights_only=True)["model_args"]))
+    assert (row["n_layer"], row["n_head"], row["n_embd"], row["params"], row["steps"]) == (2, 2, 16, student.get_num_params(), 2)
+    assert f"| {run} | 2 | 2 x 16 | {student.get_num_params() / 1e6:.2f}M | {row['init']} | 2 |" in capsys.readouterr().out
