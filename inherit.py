@@ -15,7 +15,8 @@ options are train.py's inherit_* settings, spelled the same:
     --source=out/ref --inherit_layers=6 --inherit_select=shortgpt --dataset=shakespeare  # the 6 blocks of highest block influence
 
 Sources: a checkpoint of this project or nanoGPT (a file, or a run directory holding ckpt.pt), 'gpt2'..'gpt2-xl',
-or a local Hugging Face GPT-2 directory. The output is a checkpoint with model, model_args, iter_num=0,
+a local Hugging Face GPT-2, Llama or Qwen2 folder, or 'hf:owner/name' (downloaded; README, Other model families),
+whose tokenizer the inherited model keeps. The output is a checkpoint with model, model_args, iter_num=0,
 best_val_loss=1e9, config={} and the provenance under 'inherit'; an existing --out file is replaced atomically.
 Inherited tensors are copied bit for bit; everything else keeps the GPT-2 init of a fresh GPT of the target's shape
 (seeded by --seed), so residual projections get 0.02/sqrt(2 * target n_layer). A narrower target (inherit_n_head/_n_embd)
@@ -397,15 +398,19 @@ def keep_parts(plan, cfg):
     """Only the block parts in inherit_block_parts (Table 3), and wpe / ln_f unless inherit_wpe / inherit_ln_f are
     False; the rest keeps its fresh init."""
     parts = parse_parts(cfg.inherit_block_parts, 'inherit_block_parts')
-    groups = {'wte/lm_head': True, 'wpe': cfg.inherit_wpe, 'ln_f': cfg.inherit_ln_f,
-              **{f'blocks.{part}': part in parts for part in BLOCK_PARTS}}
+    # the groups the source has: an untied lm_head is its own, and RoPE models have no wpe
+    embedding_group = {'transformer.wte.weight': 'wte/lm_head', 'lm_head.weight': 'wte/lm_head'}
+    if not plan.source_args.get('tie_embeddings', True):
+        embedding_group = {'transformer.wte.weight': 'wte', 'lm_head.weight': 'lm_head'}
+    groups = {**dict.fromkeys(embedding_group.values(), True),
+              **({'wpe': cfg.inherit_wpe} if 'transformer.wpe.weight' in plan.source_state else {}),
+              'ln_f': cfg.inherit_ln_f, **{f'blocks.{part}': part in parts for part in BLOCK_PARTS}}
 
     def group(name):
         if name.startswith('transformer.h.'):
             rest = name.split('.', 3)[3]
             return 'blocks.' + next(part for part, prefixes in BLOCK_PARTS.items() if rest.startswith(prefixes))
-        return {'transformer.wte.weight': 'wte/lm_head', 'lm_head.weight': 'wte/lm_head',
-                'transformer.wpe.weight': 'wpe'}.get(name, 'ln_f')
+        return {**embedding_group, 'transformer.wpe.weight': 'wpe'}.get(name, 'ln_f')
 
     plan.tensors = {k: v for k, v in plan.tensors.items() if groups[group(k)]}
     plan.record.update(block_parts=list(parts), inherited=[g for g, kept in groups.items() if kept],
@@ -416,10 +421,10 @@ def keep_parts(plan, cfg):
                           "position, so moved blocks (source->target " + ', '.join(f'{s}->{i}' for i, s in moved[:4]) +
                           (', ...' if len(moved) > 4 else '') + ") see a different scale than in the source")
     src_T, T = plan.source_args['block_size'], plan.args['block_size']
-    if T > src_T and cfg.inherit_wpe:
+    if T > src_T and groups.get('wpe'):
         fail(f"block_size={T} is longer than the source's {src_T}, so its position embeddings cannot be inherited; "
              f"add --inherit_wpe=False or use a block_size <= {src_T}")
-    if T < src_T and cfg.inherit_wpe:
+    if T < src_T and groups.get('wpe'):
         plan.notes.append(f"wpe cropped to the first {T} of {src_T} positions")
 
 

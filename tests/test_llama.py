@@ -358,6 +358,16 @@ def test_inherit_copies_an_untied_gqa_llama(tmp_path, hf_dir):
         assert all(torch.equal(v, source.state_dict()[k]) for k, v in target.state_dict().items())
         if layers == 3:  # all of it: the same model
             assert torch.allclose(gpt_logits(target), gpt_logits(source), atol=1e-6)
+    # the provenance names the groups the source has: an untied lm_head on its own, no wpe under RoPE
+    p = torch.load(tmp_path / "2.pt", weights_only=True)["inherit"]
+    embeddings = ["wte/lm_head"] if source.config.tie_embeddings else ["wte", "lm_head"]
+    assert p["inherited"] == embeddings + ["ln_f", "blocks.attn", "blocks.mlp", "blocks.ln"] and p["reinitialized"] == []
+    assert "wpe" not in inherit.describe(p)
+    # without a wpe to crop or extend, a longer context than the source's is no error
+    inherit.main([f"--source={path}", "--inherit_layers=2", "--block_size=96", f"--out={tmp_path / 'long.pt'}"])
+    longer, _ = load_model(str(tmp_path / "long.pt"))
+    assert longer.config.block_size == 96
+    assert torch.allclose(gpt_logits(longer), gpt_logits(target), atol=1e-6)  # same weights, same rotations
 
 
 def narrowed_hf_weights(hf, layers, heads, kv_heads, width, hidden):
