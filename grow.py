@@ -90,7 +90,7 @@ def write_report(state, out_dir, compare_runs):
 
 def grow(cfg):
     if not cfg.reference:
-        fail("give the reference model: --reference=<checkpoint, run directory, gpt2*, or HF GPT-2 directory>")
+        fail("give the reference model: --reference=<checkpoint, run directory, gpt2*, HF model directory or hf:owner/name>")
     if cfg.grow_mode not in ('paper', 'continue'):
         fail(f"grow_mode must be 'paper' or 'continue', got {cfg.grow_mode!r}")
     if cfg.step_layers < 1:

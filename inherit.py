@@ -533,7 +533,7 @@ def describe(provenance):
 def main(argv):
     cfg = configure(InheritScriptConfig, argv)
     if not cfg.source:
-        fail("give the model to inherit from: --source=<checkpoint, run directory, gpt2*, or HF GPT-2 directory>")
+        fail("give the model to inherit from: --source=<checkpoint, run directory, gpt2*, HF model directory or hf:owner/name>")
     if not cfg.out:
         fail("give the checkpoint to write: --out=PATH")
     parse_parts(cfg.inherit_block_parts, 'inherit_block_parts')  # fail before loading the source

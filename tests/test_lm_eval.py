@@ -1,17 +1,23 @@
 """Zero-shot evaluation with lm-eval (EleutherAI's harness) of export_hf.py folders, offline, on a local multiple-choice
-task built from the Shakespeare val works: lm-eval's accuracy must be the one model.py's own log-likelihoods give."""
+task built from the Shakespeare val works: lm-eval's per-choice log-likelihoods and accuracy must be the ones model.py
+gives, for GPT-2 exports and for an inherited Llama exported with its source's tokenizer (BOS and all)."""
 import json
 
 import datasets
 import numpy as np
+import pytest
 import torch
 from lm_eval import simple_evaluate
 from lm_eval.tasks import TaskManager
 
 import export_hf
+import inherit
+from checkpoint import load_model
 from data import gpt2_encoding
 from test_export import make_checkpoint
+from test_tokenizers import write_model_dir
 
+TASK = "shakespeare_continuation"
 TASK_YAML = """task: shakespeare_continuation
 dataset_path: json
 dataset_kwargs:
@@ -39,46 +45,91 @@ def write_task(folder, val_tokens, n_docs=40, seed=0):
         label = int(rng.integers(0, 4))
         docs.append({"context": " ".join(words[start:start + 12]), "choices": others[:label] + [true] + others[label:],
                      "label": label})
-    jsonl = folder / "shakespeare_continuation.jsonl"
+    jsonl = folder / f"{TASK}.jsonl"
     jsonl.write_text("".join(json.dumps(d) + "\n" for d in docs))
-    (folder / "shakespeare_continuation.yaml").write_text(TASK_YAML.format(jsonl=jsonl))
+    (folder / f"{TASK}.yaml").write_text(TASK_YAML.format(jsonl=jsonl))
     return docs
 
 
-def model_py_accuracy(model, docs):
-    """acc as lm-eval defines it, from model.py: the choice whose continuation (" " + choice) has the highest
-    summed log-probability after the context."""
-    enc = gpt2_encoding()
-    correct = 0
+def model_py_loglikelihoods(model, docs, encode):
+    """Per doc, per choice, the summed log-probability model.py gives the continuation (" " + choice) after the
+    context, as lm-eval defines it: the tokens of encode(context + " " + choice) past those of encode(context)."""
+    scores = []
     for doc in docs:
-        ctx = enc.encode_ordinary(doc["context"])
-        scores = []
+        ctx = encode(doc["context"])
+        scores.append([])
         for choice in doc["choices"]:
-            whole = enc.encode_ordinary(doc["context"] + " " + choice)
+            whole = encode(doc["context"] + " " + choice)
             assert whole[:len(ctx)] == ctx
             idx = torch.tensor([whole])
             with torch.no_grad():
                 logits, _ = model(idx[:, :-1], targets=idx[:, 1:])
             logprobs = torch.log_softmax(logits[0].double(), dim=-1)[len(ctx) - 1:]
-            scores.append(logprobs.gather(1, idx[0, len(ctx):, None]).sum().item())
-        correct += int(np.argmax(scores) == doc["label"])
-    return correct / len(docs)
+            scores[-1].append(logprobs.gather(1, idx[0, len(ctx):, None]).sum().item())
+    return np.array(scores)
 
 
-def test_lm_eval_scores_exported_models_offline(shakespeare_root, tmp_path, monkeypatch):
+def accuracy(scores, docs):
+    return float(np.mean([np.argmax(s) == doc["label"] for s, doc in zip(scores, docs)]))
+
+
+def evaluate(folder, tasks, log_samples=False):
+    return simple_evaluate(model="hf", model_args=f"pretrained={folder},dtype=float32", device="cpu", tasks=[TASK],
+                           task_manager=tasks, batch_size=8, bootstrap_iters=0, log_samples=log_samples)
+
+
+@pytest.fixture
+def offline_task(shakespeare_root, tmp_path, monkeypatch):
+    """(docs, TaskManager) of the local task, with lm-eval and datasets kept off the network."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf_cache"))
     docs = write_task(tmp_path, np.fromfile(shakespeare_root / "shakespeare" / "val.bin", dtype=np.uint16))
-    tasks = TaskManager(include_path=str(tmp_path), include_defaults=False)
+    return docs, TaskManager(include_path=str(tmp_path), include_defaults=False)
+
+
+def test_lm_eval_scores_exported_models_offline(offline_task, tmp_path):
+    docs, tasks = offline_task
     accuracies = []
     for seed in (0, 1):
         model = make_checkpoint(tmp_path / f"model{seed}.pt", seed=seed, block_size=64)
         export_hf.export(str(tmp_path / f"model{seed}.pt"), str(tmp_path / f"hf{seed}"))
-        out = simple_evaluate(model="hf", model_args=f"pretrained={tmp_path / f'hf{seed}'},dtype=float32", device="cpu",
-                              tasks=["shakespeare_continuation"], task_manager=tasks, batch_size=8, bootstrap_iters=0)
-        result = out["results"]["shakespeare_continuation"]
-        assert result["acc,none"] == model_py_accuracy(model, docs)
+        result = evaluate(tmp_path / f"hf{seed}", tasks)["results"][TASK]
+        assert result["acc,none"] == accuracy(model_py_loglikelihoods(model, docs, gpt2_encoding().encode_ordinary), docs)
         assert 0 <= result["acc_norm,none"] <= 1
         accuracies.append(result["acc,none"])
     assert accuracies[0] != accuracies[1]  # another model, another score
+
+
+def test_lm_eval_scores_an_inherited_llama_export_with_its_tokenizer(offline_task, shakespeare_root, tmp_path):
+    from tokenizers import Tokenizer
+    docs, tasks = offline_task
+    train_tokens = np.fromfile(shakespeare_root / "shakespeare" / "train.bin", dtype=np.uint16)[:60_000]
+    source = tmp_path / "llama"
+    source.mkdir()
+    write_model_dir(source, gpt2_encoding().decode(train_tokens.tolist()), "llama", vocab_size=512, hidden_size=64,
+                    intermediate_size=160, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
+                    max_position_embeddings=128)
+    inherit.main([f"--source={source}", "--inherit_layers=2", f"--out={tmp_path / 'inherited.pt'}"])
+    export_hf.export(str(tmp_path / "inherited.pt"), str(tmp_path / "export"))
+    config = json.loads((tmp_path / "export" / "config.json").read_text())
+    assert (config["architectures"], config["num_hidden_layers"]) == (["LlamaForCausalLM"], 2)
+    assert (tmp_path / "export" / "tokenizer.json").read_text() == (source / "tokenizer.json").read_text()
+    tokenizer = Tokenizer.from_file(str(source / "tokenizer.json"))
+
+    def encode(text):
+        ids = tokenizer.encode(text).ids
+        assert ids[0] == 1  # <s>, which lm-eval's HF model adds through the tokenizer too
+        return ids
+
+    loglikelihoods = []
+    for folder, checkpoint in ((tmp_path / "export", tmp_path / "inherited.pt"), (source, source)):
+        model, _ = load_model(str(checkpoint))
+        expected = model_py_loglikelihoods(model, docs, encode)
+        out = evaluate(folder, tasks, log_samples=True)
+        samples = sorted(out["samples"][TASK], key=lambda s: s["doc_id"])
+        got = np.array([[resp[0][0] for resp in s["resps"]] for s in samples])
+        np.testing.assert_allclose(got, expected, atol=1e-3)
+        assert out["results"][TASK]["acc,none"] == accuracy(expected, docs)
+        loglikelihoods.append(expected)
+    assert np.abs(loglikelihoods[0] - loglikelihoods[1]).max() > 1  # two layers of four score differently
