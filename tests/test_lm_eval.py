@@ -73,9 +73,17 @@ def accuracy(scores, docs):
     return float(np.mean([np.argmax(s) == doc["label"] for s, doc in zip(scores, docs)]))
 
 
-def evaluate(folder, tasks, log_samples=False):
-    return simple_evaluate(model="hf", model_args=f"pretrained={folder},dtype=float32", device="cpu", tasks=[TASK],
-                           task_manager=tasks, batch_size=8, bootstrap_iters=0, log_samples=log_samples)
+def check_lm_eval(folder, tasks, model, docs, encode):
+    """Run lm-eval on the HF folder; its per-choice log-likelihoods must be model.py's (to 1e-3) and its acc the one
+    they give. Returns (model.py's log-likelihoods, lm-eval's results)."""
+    out = simple_evaluate(model="hf", model_args=f"pretrained={folder},dtype=float32", device="cpu", tasks=[TASK],
+                          task_manager=tasks, batch_size=8, bootstrap_iters=0, log_samples=True)
+    expected = model_py_loglikelihoods(model, docs, encode)
+    samples = sorted(out["samples"][TASK], key=lambda s: s["doc_id"])
+    np.testing.assert_allclose([[resp[0][0] for resp in s["resps"]] for s in samples], expected, atol=1e-3)
+    result = out["results"][TASK]
+    assert result["acc,none"] == accuracy(expected, docs)
+    return expected, result
 
 
 @pytest.fixture
@@ -94,8 +102,7 @@ def test_lm_eval_scores_exported_models_offline(offline_task, tmp_path):
     for seed in (0, 1):
         model = make_checkpoint(tmp_path / f"model{seed}.pt", seed=seed, block_size=64)
         export_hf.export(str(tmp_path / f"model{seed}.pt"), str(tmp_path / f"hf{seed}"))
-        result = evaluate(tmp_path / f"hf{seed}", tasks)["results"][TASK]
-        assert result["acc,none"] == accuracy(model_py_loglikelihoods(model, docs, gpt2_encoding().encode_ordinary), docs)
+        _, result = check_lm_eval(tmp_path / f"hf{seed}", tasks, model, docs, gpt2_encoding().encode_ordinary)
         assert 0 <= result["acc_norm,none"] <= 1
         accuracies.append(result["acc,none"])
     assert accuracies[0] != accuracies[1]  # another model, another score
@@ -125,11 +132,5 @@ def test_lm_eval_scores_an_inherited_llama_export_with_its_tokenizer(offline_tas
     loglikelihoods = []
     for folder, checkpoint in ((tmp_path / "export", tmp_path / "inherited.pt"), (source, source)):
         model, _ = load_model(str(checkpoint))
-        expected = model_py_loglikelihoods(model, docs, encode)
-        out = evaluate(folder, tasks, log_samples=True)
-        samples = sorted(out["samples"][TASK], key=lambda s: s["doc_id"])
-        got = np.array([[resp[0][0] for resp in s["resps"]] for s in samples])
-        np.testing.assert_allclose(got, expected, atol=1e-3)
-        assert out["results"][TASK]["acc,none"] == accuracy(expected, docs)
-        loglikelihoods.append(expected)
+        loglikelihoods.append(check_lm_eval(folder, tasks, model, docs, encode)[0])
     assert np.abs(loglikelihoods[0] - loglikelihoods[1]).max() > 1  # two layers of four score differently
