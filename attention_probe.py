@@ -6,11 +6,13 @@ literature uses.
     python attention_probe.py --source=out-shakespeare --dataset=shakespeare --out_dir=out-probe
     python attention_probe.py --source=gpt2-medium --dataset=openwebtext --out_dir=out-probe-gpt2m
 
-source: a checkpoint file, a run directory holding ckpt.pt, 'gpt2*', or a local Hugging Face GPT-2 directory.
-Takes num_seqs random windows of seq_len tokens from data_root/dataset/val.bin (the same windows for a given seed),
-and for every layer l and head h averages over the sequences
+source: a checkpoint file, a run directory holding ckpt.pt, 'gpt2*', hf:owner/name or a local Hugging Face folder of
+any decoder family: model.py runs GPT-2, Llama and Qwen2 (exactly as transformers), transformers itself the others
+(hf_adapter.py; model_path picks). Takes num_seqs random windows of seq_len tokens from data_root/dataset/val.bin
+(the same windows for a given seed), and for every layer l and head h averages over the sequences
     k* (attention_rank): smallest k whose top-k squared singular values hold >= tau of their sum,
-    m* (attention_mass): fewest columns whose squared norms hold >= eta of ||A||_F^2.
+    m* (attention_mass): fewest columns whose squared norms hold >= eta of ||A||_F^2 (mass_order='index': fewest
+        leading columns 0..m-1).
 Rank(l, h) = mean k* (per sequence first, then averaged); MaxRank(l) = max over heads; AvgMass(l) = mean m* over
 heads and sequences; AvgRank of a group of layers = mean MaxRank over them (halves and groups of group_size). Layer l
 is lazy when MaxRank(l) = 1 and near-lazy when MaxRank(l) <= near_lazy.
@@ -26,6 +28,10 @@ Every per-layer metric is one entry of METRICS (docs/lazy_layers.md): besides th
         l's attention (MLP) output is removed (its branch adds zero to the residual stream), on ablation_windows
         fixed windows of the model's block_size: the windows train.py evaluates on when ablation_windows =
         eval_iters * batch_size. A layer the model barely uses has a delta near 0.
+Per-head collapse (PAPER.md §6), on the same windows: --collapse_rank=c counts the heads with Rank(l, h) <= c, and
+--collapse_eps=eps the eps-sink-collapsed heads (every row of every window puts >= 1 - eps on one column); --taus
+adds MaxRank per layer at each tau (the paper's sweep: 0.8,0.85,0.9,0.95); they go to probe_collapse.png too.
+Layers without attention maps (linear attention) get NaN attention metrics and are named in the output.
 Prints a per-layer table and a suggested inherit depth (the first lazy layer when the lazy layers form the model's
 tail, else the paper's L/2), and writes out_dir/probe.json and out_dir/probe.png (Rank(l, h), d(l, l+n) and every
 per-layer metric).
@@ -37,7 +43,7 @@ import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Callable
@@ -46,6 +52,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+import hf_adapter
 from checkpoint import load_model
 from common import atomic_write, fail, setup_device, write_json
 from configurator import configure
@@ -54,7 +61,8 @@ from data import check_window_start, fixed_windows, get_batch, load_meta, open_t
 @dataclass
 class ProbeConfig:
     """attention_probe.py's settings."""
-    source: str = ''  # checkpoint file | run dir with ckpt.pt | gpt2, gpt2-medium, gpt2-large, gpt2-xl | hf:owner/name | local HF GPT-2/Llama/Qwen2 dir
+    source: str = ''  # checkpoint file | run dir with ckpt.pt | gpt2, gpt2-medium, gpt2-large, gpt2-xl | hf:owner/name | local HF dir of any decoder
+    model_path: str = 'auto'  # how an HF source runs: 'gpt' (model.py: GPT-2, Llama, Qwen2), 'transformers' (hf_adapter.py, any decoder) or 'auto' (model.py where it represents the model exactly)
     dataset: str = 'shakespeare'
     data_root: str = 'data'  # the dataset is read from data_root/<dataset>/val.bin
     window_start: str = 'anywhere'  # 'document': every window begins with a document's EOT, as train.py's window_start
@@ -63,6 +71,10 @@ class ProbeConfig:
     seq_len: int = 100  # T in the paper
     tau: float = 0.9  # spectral energy that k* must hold
     eta: float = 0.9  # squared-column mass that m* must hold
+    mass_order: str = 'sorted'  # m*'s columns: 'sorted' (fewest columns, by mass) or 'index' (leading columns 0..m-1); docs/lazy_layers.md
+    taus: list[float] | None = None  # tau sweep: also MaxRank per layer at each of these, e.g. 0.8,0.85,0.9,0.95 (PAPER.md §6, Fig. 10)
+    collapse_rank: float | None = None  # per-head collapse: count the heads with Rank(h, l) <= this (e.g. 1.5) and write probe_collapse.png
+    collapse_eps: float | None = None  # eps-sink collapse per head: count the heads whose every row puts >= 1 - eps on one column (e.g. 0.1)
     near_lazy: float = 1.5  # MaxRank at or below this is reported as near-lazy
     group_size: int = 4  # AvgRank is also reported over consecutive groups of this many layers (the paper groups GPT-2 small 4 by 4)
     batch_size: int = 50  # sequences per forward pass; only one layer's maps of one batch are alive at a time
@@ -85,8 +97,8 @@ RECHECK = 1e-4
 
 
 def _leading_count(values, frac):
-    """For values (..., n) sorted descending and >= 0: the fewest leading entries whose sum is >= frac of the total
-    (int64 (...)), and the cumulative fractions (..., n)."""
+    """For values (..., n) >= 0, in the order they are to be taken: the fewest leading entries whose sum is >= frac of
+    the total (int64 (...)), and the cumulative fractions (..., n)."""
     cum = values.double().cumsum(-1)
     cum = cum / cum[..., -1:].clamp(min=torch.finfo(torch.float64).tiny)
     return (cum < frac - ROUNDOFF).sum(-1).add(1).clamp(max=values.shape[-1]), cum
@@ -109,58 +121,131 @@ def _gram_eigenvalues(A):
 
 def attention_rank(A, tau=0.9):
     """k* for every matrix of A (..., T, T): the smallest k whose top-k squared singular values hold at least tau of
-    the sum of all of them (= ||A||_F^2). Returns int64 (...) on the CPU.
+    the sum of all of them (= ||A||_F^2). Returns int64 (...) on the CPU."""
+    return attention_ranks(A, (tau,))[0]
+
+
+def attention_ranks(A, taus):
+    """k* at every tau of taus for every matrix of A (..., T, T), from one spectrum per matrix: int64
+    (len(taus), ...) on the CPU.
 
     Squared singular values are the eigenvalues of the Gram matrix A A^T, and float32 eigvalsh of it is ~2x faster
-    than svdvals. The rare matrices whose float32 partial sums land within RECHECK of tau are redone with float64
+    than svdvals. The rare matrices whose float32 partial sums land within RECHECK of a tau are redone with float64
     svdvals, so the result equals a float64 SVD's; float64 input goes straight to float64 svdvals. Runs on the CPU
     whatever A's device: for thousands of 100 x 100 matrices CUDA's batched eigensolvers are ~10x slower."""
     A = A.detach().cpu()
     batch_shape = A.shape[:-2]
     A = A.reshape(-1, *A.shape[-2:])
     if A.dtype == torch.float64:
-        return _leading_count(_on_cpu_threads(torch.linalg.svdvals, A).square(), tau)[0].reshape(batch_shape)
+        energy = _on_cpu_threads(torch.linalg.svdvals, A).square()
+        return torch.stack([_leading_count(energy, tau)[0] for tau in taus]).reshape(len(taus), *batch_shape)
     A = A.float()
     eigenvalues = _on_cpu_threads(_gram_eigenvalues, A).flip(-1).clamp(min=0)  # descending
-    k, cum = _leading_count(eigenvalues, tau)
-    close = ((cum - tau).abs() < RECHECK).any(-1)
-    if close.any():
-        k[close] = attention_rank(A[close].double(), tau)
-    return k.reshape(batch_shape)
+    ks = []
+    for tau in taus:
+        k, cum = _leading_count(eigenvalues, tau)
+        close = ((cum - tau).abs() < RECHECK).any(-1)
+        if close.any():
+            k[close] = attention_rank(A[close].double(), tau)
+        ks.append(k)
+    return torch.stack(ks).reshape(len(taus), *batch_shape)
 
 
-def attention_mass(A, eta=0.9):
-    """m* for every matrix of A (..., T, T): the fewest columns j whose squared norms ||A[:, j]||^2 sum to at least
-    eta of ||A||_F^2 (1 = a single-column matrix). Returns int64 (...) on the CPU. Computed in float64."""
-    column_mass = A.detach().double().square().sum(-2).sort(-1, descending=True).values
+# the two readings of m* (PAPER.md §6): the fewest columns, taken by mass (the prose's "minimal number of columns"),
+# or the shortest run of columns 0..m-1 (the printed sum, in column index order)
+MASS_ORDERS = ('sorted', 'index')
+
+
+def attention_mass(A, eta=0.9, order='sorted'):
+    """m* for every matrix of A (..., T, T): with order 'sorted', the fewest columns j whose squared norms
+    ||A[:, j]||^2 sum to at least eta of ||A||_F^2 (1 = a single-column matrix); with 'index', the fewest leading
+    columns 0..m-1 that do. Returns int64 (...) on the CPU. Computed in float64."""
+    column_mass = A.detach().double().square().sum(-2)
+    if order == 'sorted':
+        column_mass = column_mass.sort(-1, descending=True).values
     return _leading_count(column_mass, eta)[0].cpu()
 
 
-def probe(model, tokens, num_seqs=100, seq_len=100, tau=0.9, eta=0.9, batch_size=50, seed=1337, device='cpu',
-          progress=True, starts=None):
-    """Rank(l, h) and per-head mean mass, float64 (n_layer, n_head), averaged over num_seqs windows of seq_len tokens
-    from `tokens` (chosen by seed, among `starts` when given: data.window_starts()). Each layer's maps are reduced to two numbers per matrix as soon as the model
-    yields them, so memory holds one layer's maps of one batch, whatever the depth.
-    The forward passes run in float32 with autocast off, whatever the caller's autocast: tau = eta = 0.9 and
-    MaxRank = 1 sit where bf16 rounding of the attention logits can move a layer across the lazy line, and at
-    100 x 100 tokens float32 costs little."""
+def sink_mass(A):
+    """For every matrix of A (..., T, T): max over columns j of min over rows i of A[i, j], the share of its row's
+    mass that the least attentive row still puts on the best column j*. A is eps-sink-collapsed (PAPER.md §6, App. H)
+    when this is >= 1 - eps: every row puts at least 1 - eps on one column. Under a causal mask row 0 sees only
+    column 0, so j* is the first token. Float64 (...) on the CPU."""
+    return A.detach().double().amin(-2).amax(-1).cpu()
+
+
+@contextmanager
+def no_tf32():
+    """Full float32 matmuls on CUDA (TF32 off) for the block, whatever the caller set; restored afterwards."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+@contextmanager
+def float32_pass(device):
+    """The probe's forward passes: float32 with autocast and TF32 off, whatever the caller's settings."""
+    with no_tf32(), torch.autocast(torch.device(device).type, enabled=False):
+        yield
+
+
+def missing_layers_nan(values, seen):
+    """values (n_layer, ...) with the layers that handed out no attention maps (seen[l] False) set to NaN."""
+    values[~seen] = math.nan
+    return values
+
+
+@dataclass
+class HeadStats:
+    """What the probe measures per head (float64; NaN in the layers without attention maps, such as Qwen3.5's
+    linear-attention layers): Rank(l, h) at every tau of the probe (len(taus), n_layer, n_head), the mean m*
+    (n_layer, n_head), and the lowest sink_mass over the windows (n_layer, n_head)."""
+    ranks: torch.Tensor
+    mass: torch.Tensor
+    sink_mass: torch.Tensor
+
+
+def head_statistics(model, tokens, num_seqs=100, seq_len=100, taus=(0.9,), eta=0.9, mass_order='sorted',
+                    batch_size=50, seed=1337, device='cpu', progress=True, starts=None):
+    """The HeadStats of num_seqs windows of seq_len tokens from `tokens` (chosen by seed, among `starts` when given:
+    data.window_starts()); ranks and masses per sequence first, then averaged. Each layer's maps are reduced to a few
+    numbers per matrix as soon as the model yields them, so with model.py's GPT memory holds one layer's maps of one
+    batch, whatever the depth. The forward passes run in float32 (float32_pass): tau = eta = 0.9 and MaxRank = 1 sit
+    where bf16 (or TF32) rounding of the attention logits can move a layer across the lazy line, and at 100 x 100
+    tokens float32 costs little."""
     n_layer, n_head = model.config.n_layer, model.config.n_head
     offsets = fixed_windows(len(tokens), seq_len, num_seqs, seed=seed, starts=starts)
-    rank_sum = torch.zeros(n_layer, n_head, dtype=torch.float64)
+    rank_sum = torch.zeros(len(taus), n_layer, n_head, dtype=torch.float64)
     mass_sum = torch.zeros(n_layer, n_head, dtype=torch.float64)
+    lowest_sink = torch.full((n_layer, n_head), math.inf, dtype=torch.float64)
+    seen = torch.zeros(n_layer, dtype=torch.bool)
     model.eval()
     with tqdm(total=math.ceil(num_seqs / batch_size) * n_layer, unit='layer', desc='probe', leave=False,
               disable=not progress) as bar:
         for start in range(0, num_seqs, batch_size):
             x, _ = get_batch(tokens, offsets[start:start + batch_size], seq_len, device)
-            with torch.autocast(torch.device(device).type, enabled=False):
+            with float32_pass(device):
                 for layer, att in model.attention_maps(x):
                     if not torch.isfinite(att).all():
                         fail(f"layer {layer} produced non-finite attention; run with --dtype=float32")
-                    rank_sum[layer] += attention_rank(att, tau).sum(0)
-                    mass_sum[layer] += attention_mass(att, eta).sum(0)
+                    rank_sum[:, layer] += attention_ranks(att, taus).sum(1)
+                    mass_sum[layer] += attention_mass(att, eta, mass_order).sum(0)
+                    lowest_sink[layer] = torch.minimum(lowest_sink[layer], sink_mass(att).amin(0))
+                    seen[layer] = True
                     bar.update()
-    return rank_sum / num_seqs, mass_sum / num_seqs
+    return HeadStats(missing_layers_nan(rank_sum.transpose(0, 1) / num_seqs, seen).transpose(0, 1),
+                     missing_layers_nan(mass_sum / num_seqs, seen), missing_layers_nan(lowest_sink, seen))
+
+
+def probe(model, tokens, num_seqs=100, seq_len=100, tau=0.9, eta=0.9, batch_size=50, seed=1337, device='cpu',
+          progress=True, starts=None):
+    """Rank(l, h) and per-head mean mass, float64 (n_layer, n_head), at one tau (head_statistics)."""
+    stats = head_statistics(model, tokens, num_seqs, seq_len, (tau,), eta, 'sorted', batch_size, seed, device,
+                            progress, starts)
+    return stats.ranks[0], stats.mass
 
 
 @torch.no_grad()
@@ -178,7 +263,7 @@ def residual_geometry(model, tokens, num_seqs=100, seq_len=100, batch_size=50, s
     for start in range(0, num_seqs, batch_size):
         x, _ = get_batch(tokens, offsets[start:start + batch_size], seq_len, device)
         last, previous = [], None  # the last token's unit vector at every boundary; the stream one boundary back
-        with torch.autocast(torch.device(device).type, enabled=False):
+        with float32_pass(device):
             for boundary, h in enumerate(model.hidden_states(x)):
                 h = h.double()
                 if previous is not None:
@@ -193,16 +278,31 @@ def residual_geometry(model, tokens, num_seqs=100, seq_len=100, batch_size=50, s
 @torch.no_grad()
 def first_token_attention(model, tokens, num_seqs=100, seq_len=64, batch_size=50, seed=1337, device='cpu', starts=None):
     """Each head's mean attention on the first token of the window, over all queries and num_seqs windows of seq_len
-    tokens, float64 (n_layer, n_head); float32 maps, as probe()."""
+    tokens, float64 (n_layer, n_head), NaN in layers without maps; float32 maps, as probe()."""
     offsets = fixed_windows(len(tokens), seq_len, num_seqs, seed=seed, starts=starts)
     total = torch.zeros(model.config.n_layer, model.config.n_head, dtype=torch.float64)
+    seen = torch.zeros(model.config.n_layer, dtype=torch.bool)
     model.eval()
     for start in range(0, num_seqs, batch_size):
         x, _ = get_batch(tokens, offsets[start:start + batch_size], seq_len, device)
-        with torch.autocast(torch.device(device).type, enabled=False):
+        with float32_pass(device):
             for layer, att in model.attention_maps(x):
                 total[layer] += att[..., 0].double().mean(-1).sum(0).cpu()  # att[..., 0]: every query's weight on token 0
-    return total / num_seqs
+                seen[layer] = True
+    return missing_layers_nan(total / num_seqs, seen)
+
+
+def branches(model, part):
+    """Every block's attention ('attn') or MLP ('mlp') module: model.py's, or those the transformers adapter found."""
+    if isinstance(model, hf_adapter.HFModel):
+        return model.parts[part]
+    return [getattr(block, part) for block in model.transformer.h]
+
+
+def without_output(module, args, out):
+    """A forward hook that removes a branch: its output becomes zeros (the first element where it returns a tuple,
+    as transformers' attention modules do with their maps)."""
+    return (torch.zeros_like(out[0]), *out[1:]) if isinstance(out, tuple) else torch.zeros_like(out)
 
 
 @torch.no_grad()
@@ -217,7 +317,7 @@ def ablation(model, tokens, part, num_windows=256, batch_size=50, device='cpu', 
         total = 0.0
         for start in range(0, num_windows, batch_size):
             x, y = get_batch(tokens, offsets[start:start + batch_size], block_size, device)
-            with autocast or nullcontext():
+            with no_tf32(), autocast or nullcontext():
                 _, loss = model(x, y)
             total += loss.item() * len(x)  # every window has block_size targets, so this weights tokens equally
         return total / num_windows
@@ -225,8 +325,8 @@ def ablation(model, tokens, part, num_windows=256, batch_size=50, device='cpu', 
     model.eval()
     intact = mean_loss()
     deltas = []
-    for block in tqdm(model.transformer.h, unit='layer', desc=f'{part} ablation', leave=False):
-        handle = getattr(block, part).register_forward_hook(lambda module, args, out: torch.zeros_like(out))
+    for module in tqdm(branches(model, part), unit='layer', desc=f'{part} ablation', leave=False):
+        handle = module.register_forward_hook(without_output)
         try:
             deltas.append(mean_loss() - intact)
         finally:
@@ -244,10 +344,16 @@ class Measurements:
         self.progress = progress  # the rank probe's progress bar (off inside training, which prints its own line)
 
     @cached_property
-    def rank_and_mass(self):
+    def head_stats(self):
+        """HeadStats at tau, then at every tau of the sweep (taus)."""
         c = self.cfg
-        return probe(self.model, self.tokens, c.num_seqs, c.seq_len, c.tau, c.eta, c.batch_size, c.seed, self.device,
-                     self.progress, self.starts)
+        return head_statistics(self.model, self.tokens, c.num_seqs, c.seq_len, (c.tau, *(c.taus or ())), c.eta,
+                               c.mass_order, c.batch_size, c.seed, self.device, self.progress, self.starts)
+
+    @property
+    def rank_and_mass(self):
+        """Rank(l, h) at tau and the mean m* per head, float64 (n_layer, n_head) each."""
+        return self.head_stats.ranks[0], self.head_stats.mass
 
     @cached_property
     def residual_stream(self):
@@ -317,6 +423,18 @@ def angular_distance(m):
     return {'per_layer': matrix.diagonal(1).tolist(), 'matrix': matrix.tolist()}
 
 
+def head_count(flags, values):
+    """The METRICS result of a per-head property: flags (n_layer, n_head) bool, values the per-head measurements it
+    comes from (NaN in layers without attention maps, which get NaN and count for nothing). Per layer the share of
+    heads flagged; also the number per layer and the number and share over all measured heads."""
+    measured = ~values.isnan()
+    flags = flags & measured
+    share = flags.double().sum(1) / measured.sum(1)  # 0 / 0: NaN for a layer without maps
+    heads = int(measured.sum())
+    return {'per_layer': share.tolist(), 'count_per_layer': flags.sum(1).tolist(), 'count': int(flags.sum()),
+            'heads': heads, 'fraction': flags.sum().item() / max(heads, 1)}
+
+
 @metric('attention_sink', 'Sink', '{:8.2f}',
         "fraction of heads whose mean attention on the first token exceeds {eps} ({seqs} windows of {seq_len} tokens)")
 def attention_sink(m):
@@ -324,8 +442,33 @@ def attention_sink(m):
     c = m.cfg
     seq_len = min(c.sink_seq_len, m.model.config.block_size)
     attention = first_token_attention(m.model, m.tokens, c.sink_seqs, seq_len, c.batch_size, c.seed, m.device, m.starts)
-    return {'per_layer': (attention > c.sink_eps).double().mean(1).tolist(), 'first_token_attention': attention.tolist(),
-            'eps': c.sink_eps, 'seqs': c.sink_seqs, 'seq_len': seq_len}
+    return {'per_layer': head_count(attention > c.sink_eps, attention)['per_layer'],
+            'first_token_attention': attention.tolist(), 'eps': c.sink_eps, 'seqs': c.sink_seqs, 'seq_len': seq_len}
+
+
+@metric('head_collapse', 'Collapsed', '{:8.2f}',
+        "fraction of heads collapsed, Rank(h, l) <= {collapse_rank}: {count} of {heads} heads ({fraction:.1%}); per "
+        "layer {count_per_layer}", enabled=lambda cfg: cfg.collapse_rank is not None)
+def head_collapse(m):
+    """The heads near rank 1 (PAPER.md §6, App. B.1: per-head collapse in today's models), under the rule
+    Rank(h, l) <= collapse_rank; 'collapsed' marks them (n_layer x n_head)."""
+    rank = m.rank_and_mass[0]
+    flags = rank <= m.cfg.collapse_rank
+    return {**head_count(flags, rank), 'collapse_rank': m.cfg.collapse_rank, 'collapsed': flags.tolist()}
+
+
+@metric('sink_collapse', 'SinkCol', '{:8.2f}',
+        "fraction of heads eps-sink-collapsed at eps={eps}: on every probe window every row puts >= {threshold:g} of "
+        "its mass on one column: {count} of {heads} heads ({fraction:.1%}); per layer {count_per_layer}",
+        enabled=lambda cfg: cfg.collapse_eps is not None)
+def sink_collapse(m):
+    """PAPER.md §6, App. H: A is eps-sink-collapsed when every row puts at least 1 - eps of its mass on one column;
+    a head is when its maps are on every probe window. 'sink_mass' keeps each head's lowest sink_mass over the
+    windows, 'collapsed' marks the heads (n_layer x n_head)."""
+    lowest = m.head_stats.sink_mass
+    flags = lowest >= 1 - m.cfg.collapse_eps
+    return {**head_count(flags, lowest), 'eps': m.cfg.collapse_eps, 'threshold': 1 - m.cfg.collapse_eps,
+            'sink_mass': lowest.tolist(), 'collapsed': flags.tolist()}
 
 
 def ablation_metric(m, part):
@@ -348,6 +491,14 @@ def attention_ablation(m):
         "of {block_size} tokens)", enabled=lambda cfg: cfg.ablate_mlp)
 def mlp_ablation(m):
     return ablation_metric(m, 'mlp')
+
+
+def tau_sweep(m):
+    """MaxRank per layer and the lazy layers at every tau of cfg.taus (PAPER.md §6, Fig. 10), from the same maps and
+    spectra as the probe at tau."""
+    max_rank = m.head_stats.ranks[1:].max(-1).values  # (len(taus), n_layer)
+    return {'taus': list(m.cfg.taus), 'max_rank': max_rank.tolist(),
+            'lazy_layers': [(row == 1).nonzero().flatten().tolist() for row in max_rank]}
 
 
 def fitted_settings(block_size):
@@ -396,7 +547,7 @@ def summarize(metrics, rank, mass, near_lazy=1.5, group_size=4):
     """The probe.json content (less the settings) from the measured metrics {name: METRICS entry's result}, which
     include max_rank, and Rank(l, h) and the per-head mass, (n_layer, n_head) each: a record per layer with every
     metric's value, what else a metric keeps under its name, the lazy layers, AvgRank and the suggested depth."""
-    max_rank = torch.tensor(metrics['max_rank']['per_layer'])
+    max_rank = torch.tensor(metrics['max_rank']['per_layer'], dtype=torch.float64)
     layers = [{"layer": i, **{name: result['per_layer'][i] for name, result in metrics.items()},
                "rank_per_head": rank[i].tolist(), "mass_per_head": mass[i].tolist(),
                # k* >= 1 always, so MaxRank = 1 means k* = 1 for every head on every sequence
@@ -405,14 +556,16 @@ def summarize(metrics, rank, mass, near_lazy=1.5, group_size=4):
     extras = {name: {k: v for k, v in result.items() if k != 'per_layer'} for name, result in metrics.items()}
     n_layer = len(layers)
     half = n_layer // 2
-    avg_rank = {"all": max_rank.mean().item(), "first_half": max_rank[:half].mean().item() if half else None,
-                "second_half": max_rank[half:].mean().item()}
-    groups = [{"layers": [a, min(a + group_size, n_layer) - 1], "avg_rank": max_rank[a:a + group_size].mean().item()}
+    # layers without attention maps (NaN) are left out of the means
+    avg_rank = {"all": max_rank.nanmean().item(), "first_half": max_rank[:half].nanmean().item() if half else None,
+                "second_half": max_rank[half:].nanmean().item()}
+    groups = [{"layers": [a, min(a + group_size, n_layer) - 1], "avg_rank": max_rank[a:a + group_size].nanmean().item()}
               for a in range(0, n_layer, group_size)] if group_size > 0 else []
     depth, rule = suggest_inherit_depth([layer["lazy"] for layer in layers])
     return {"layers": layers, **{name: extra for name, extra in extras.items() if extra}, "avg_rank": avg_rank,
             "avg_rank_groups": groups, "lazy_layers": [layer["layer"] for layer in layers if layer["lazy"]],
             "near_lazy_layers": [layer["layer"] for layer in layers if layer["near_lazy"]],
+            "no_attention_maps": max_rank.isnan().nonzero().flatten().tolist(),
             "suggested_inherit_depth": depth, "suggestion_rule": rule}
 
 
@@ -436,8 +589,17 @@ def format_table(result):
     lines.append(f"lazy layers (MaxRank = 1): {result['lazy_layers'] or 'none'}; near-lazy (MaxRank <= "
                  f"{result['settings']['near_lazy']}): {result['near_lazy_layers'] or 'none'}")
     lines.append(f"suggested inherit depth: {result['suggested_inherit_depth']} ({result['suggestion_rule']})")
+    if result["no_attention_maps"]:
+        lines.append(f"layers {result['no_attention_maps']} hand out no attention maps (linear attention): their "
+                     "attention metrics are NaN, and AvgRank and the head counts leave them out")
     lines += [f"{METRICS[name].column}: {METRICS[name].legend.format(**result.get(name, {}))}"
               for name in names if METRICS[name].legend]
+    if "tau_sweep" in result:
+        sweep = result["tau_sweep"]
+        lines.append("MaxRank by tau:\n" + f"{'layer':>5} " + " ".join(f"{tau:>8g}" for tau in sweep["taus"]))
+        lines += [f"{l:>5} " + " ".join(f"{row[l]:8.2f}" for row in sweep["max_rank"]) for l in range(len(result["layers"]))]
+        lines.append("lazy layers by tau: " + ", ".join(f"{tau:g}: {lazy or 'none'}"
+                                                        for tau, lazy in zip(sweep["taus"], sweep["lazy_layers"])))
     return "\n".join(lines)
 
 
@@ -488,6 +650,64 @@ def plot(result, path):
     plt.close(fig)
 
 
+def collapse_panels(result):
+    """The panels of probe_collapse.png that result holds: per-head Rank(h, l) (head_collapse), per-head sink mass
+    (sink_collapse), MaxRank by tau (tau_sweep)."""
+    return [name for name in ('head_collapse', 'sink_collapse', 'tau_sweep') if name in result]
+
+
+def head_map(fig, ax, values, collapsed, title, label, **scale):
+    """A layers x heads heatmap of values, the collapsed heads marked with a white x (layers without maps blank)."""
+    from matplotlib.ticker import MaxNLocator
+    im = ax.imshow(values, aspect='auto', cmap='viridis', interpolation='nearest', **scale)
+    fig.colorbar(im, ax=ax, label=label)
+    layers, heads = torch.tensor(collapsed).nonzero(as_tuple=True)
+    ax.scatter(heads.tolist(), layers.tolist(), marker='x', color='white', s=12, linewidths=1)
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("head")
+    ax.set_ylabel("layer")
+    ax.set_title(title, fontsize=10)
+
+
+def plot_collapse(result, path):
+    """Per-head collapse: Rank(h, l) with the collapsed heads marked, each head's lowest sink mass with the
+    eps-sink-collapsed heads marked, and MaxRank per layer at every tau of the sweep; the panels result holds."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+    panels = collapse_panels(result)
+    n_layer, n_head = len(result["layers"]), len(result["layers"][0]["rank_per_head"])
+    fig, axes = plt.subplots(1, len(panels), figsize=(1 + 5 * len(panels), 2.5 + 0.22 * n_layer), squeeze=False)
+    for ax, name in zip(axes[0], panels):
+        r = result[name]
+        if name == 'head_collapse':
+            head_map(fig, ax, [layer["rank_per_head"] for layer in result["layers"]], r["collapsed"],
+                     f"Rank(h, l); x: Rank <= {r['collapse_rank']:g}\n{r['count']} of {r['heads']} heads "
+                     f"({r['fraction']:.1%})", "Rank(h, l) = mean k*")
+        elif name == 'sink_collapse':
+            head_map(fig, ax, r["sink_mass"], r["collapsed"],
+                     f"lowest mass on one column j*; x: >= {r['threshold']:g}\n{r['count']} of {r['heads']} heads "
+                     f"eps-sink-collapsed ({r['fraction']:.1%})", "min over rows and windows", vmin=0, vmax=1)
+        else:
+            for tau, row in zip(r["taus"], r["max_rank"]):
+                ax.plot(row, range(n_layer), marker='o', ms=3, label=f"tau={tau:g}")
+            ax.axvline(1, color='tab:red', linestyle=':', linewidth=1)  # the lazy line
+            ax.set_ylim(n_layer - 0.5, -0.5)  # layers top to bottom, as the heatmaps
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_xlabel("MaxRank")
+            ax.set_ylabel("layer")
+            ax.set_title("MaxRank by tau", fontsize=10)
+            ax.legend(fontsize=7)
+    s = result["settings"]
+    fig.suptitle(f"{s['source']} on {s['dataset']} val: {s['num_seqs']} x {s['seq_len']} tokens, {n_layer} layers x "
+                 f"{n_head} heads")
+    fig.tight_layout()
+    fig.savefig(path, format='png', dpi=100)
+    plt.close(fig)
+
+
 def plot_history(metrics_path, path, title):
     """The probe records of a train.py run's metrics.jsonl ({'iter', 'probe': {metric: per-layer values}}, from
     probe_interval): one panel per metric, every layer's value against the step, deeper layers darker."""
@@ -518,7 +738,7 @@ def run(cfg):
     """Probe cfg.source as configured (a ProbeConfig); writes probe.json and probe.png into cfg.out_dir and returns
     the probe.json content. Every check runs before any measurement, so a failure writes nothing."""
     if not cfg.source:
-        fail("no model given; pass --source=<checkpoint file | run dir | gpt2* | HF GPT-2 dir>")
+        fail("no model given; pass --source=<checkpoint file | run dir | gpt2* | hf:owner/name | HF model dir>")
     counts = ('num_seqs', 'seq_len', 'sink_seqs', 'sink_seq_len', 'batch_size', 'ablation_windows')
     if any(getattr(cfg, key) < 1 for key in counts):
         fail(f"{', '.join(counts)} must be at least 1")
@@ -526,18 +746,27 @@ def run(cfg):
         fail(f"tau={cfg.tau} and eta={cfg.eta} must lie in (0, 1]; the paper uses 0.9")
     if not 0 <= cfg.sink_eps < 1:
         fail(f"sink_eps={cfg.sink_eps} must lie in [0, 1); Gu et al. use 0.3")
+    if cfg.mass_order not in MASS_ORDERS:
+        fail(f"mass_order={cfg.mass_order!r} is not one of {', '.join(MASS_ORDERS)}")
+    if cfg.taus is not None and not all(0 < tau <= 1 for tau in cfg.taus):
+        fail(f"taus={cfg.taus} must all lie in (0, 1]; the paper sweeps 0.8,0.85,0.9,0.95")
+    if cfg.collapse_rank is not None and cfg.collapse_rank < 1:
+        fail(f"collapse_rank={cfg.collapse_rank} is below 1, which no head reaches (k* >= 1); e.g. 1.5 counts the heads near rank 1")
+    if cfg.collapse_eps is not None and not 0 < cfg.collapse_eps < 1:
+        fail(f"collapse_eps={cfg.collapse_eps} must lie in (0, 1), e.g. 0.1")
     check_window_start(cfg.window_start)
     data_dir = os.path.join(cfg.data_root, cfg.dataset)
     tokens = open_tokens(data_dir, 'val')
     dev, _, ptdtype, autocast = setup_device(cfg.device, cfg.dtype)
-    model, info = load_model(cfg.source, dev)
+    model, info = load_model(cfg.source, dev, cfg.model_path)
     check_inputs(cfg, model, data_dir, tokens)
     starts = window_starts(tokens, load_meta(data_dir), cfg.window_start, model.config.block_size, f"{data_dir}/val.bin")
     mc = model.config
     names = [name for name, entry in METRICS.items() if entry.enabled(cfg)]
     ablating = cfg.ablate_attention or cfg.ablate_mlp
 
-    print(f"probing {cfg.source} ({mc.n_layer} layers, {mc.n_head} heads, {mc.n_embd} wide) on {cfg.num_seqs} "
+    via = f" via transformers ({mc.architecture})" if info["model_path"] == "transformers" else ""
+    print(f"probing {cfg.source}{via} ({mc.n_layer} layers, {mc.n_head} heads, {mc.n_embd} wide) on {cfg.num_seqs} "
           f"x {cfg.seq_len} tokens of {data_dir}/val.bin, {dev} float32"
           + (f" (ablations {str(ptdtype).removeprefix('torch.')})" if ablating else "")
           + f", {torch.get_num_threads()} threads")
@@ -545,22 +774,31 @@ def run(cfg):
     measurements = Measurements(model, tokens, cfg, dev, autocast, starts=starts)
     metrics = measurements.metrics(names)
     result = summarize(metrics, *measurements.rank_and_mass, cfg.near_lazy, cfg.group_size)
+    if cfg.taus:
+        result["tau_sweep"] = tau_sweep(measurements)
     wall_s = time.time() - t0
-    result["settings"] = {**{k: getattr(cfg, k) for k in ('source', 'dataset', 'data_root', 'window_start', 'num_seqs',
-                                                  'seq_len', 'tau', 'eta', 'near_lazy', 'group_size', 'batch_size',
-                                                  'seed', 'sink_seqs', 'sink_seq_len', 'sink_eps', 'ablate_attention', 'ablate_mlp')},
-                          "device": dev, "dtype": "float32",
+    result["settings"] = {**{k: getattr(cfg, k) for k in ('source', 'model_path', 'dataset', 'data_root', 'window_start',
+                                                  'num_seqs', 'seq_len', 'tau', 'eta', 'mass_order', 'taus',
+                                                  'collapse_rank', 'collapse_eps', 'near_lazy', 'group_size',
+                                                  'batch_size', 'seed', 'sink_seqs', 'sink_seq_len', 'sink_eps',
+                                                  'ablate_attention', 'ablate_mlp')},
+                          "device": dev, "dtype": "float32", "tf32": False,
                           "ablation_dtype": str(ptdtype).removeprefix('torch.')}
-    result["model"] = {**info["model_args"], "kind": info["kind"], "iter_num": info.get("iter_num"),
-                       "best_val_loss": info.get("best_val_loss")}
+    result["model"] = {**info["model_args"], "kind": info["kind"], "model_path": info["model_path"],
+                       "iter_num": info.get("iter_num"), "best_val_loss": info.get("best_val_loss")}
     result["wall_s"] = wall_s
     print(format_table(result))
     print(f"probe took {wall_s:.1f}s")
 
     with atomic_write(os.path.join(cfg.out_dir, 'probe.png')) as tmp:
         plot(result, tmp)
+    pngs = 'probe.png'
+    if collapse_panels(result):
+        with atomic_write(os.path.join(cfg.out_dir, 'probe_collapse.png')) as tmp:
+            plot_collapse(result, tmp)
+        pngs += ', probe_collapse.png'
     write_json(result, os.path.join(cfg.out_dir, 'probe.json'))
-    print(f"wrote {os.path.join(cfg.out_dir, 'probe.json')} and probe.png")
+    print(f"wrote {os.path.join(cfg.out_dir, 'probe.json')} and {pngs}")
     return result
 
 

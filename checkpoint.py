@@ -8,6 +8,7 @@ import os
 
 import torch
 
+import hf_adapter
 import hf_llama
 from common import atomic_write, fail
 from data import load_meta
@@ -17,6 +18,9 @@ HUB_MODELS = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
 HUB_PREFIX = "hf:"  # hf:owner/name is a Hugging Face hub repository, e.g. hf:Qwen/Qwen2.5-0.5B
 # what a hub snapshot downloads: the config, the weights as safetensors and the tokenizer's files
 HUB_FILES = ["*.json", "*.safetensors", "tokenizer.model", "*.txt"]
+# how a Hugging Face source becomes a model (hf_source_model): model.py, transformers (hf_adapter), or model.py where it can
+MODEL_PATHS = ("gpt", "transformers", "auto")
+GPT_MODEL_TYPES = ("gpt2", *hf_llama.MODEL_TYPES)  # the config.json model_types model.py has
 
 
 def save_checkpoint(ckpt, path):
@@ -123,29 +127,54 @@ def is_tokenizer_folder(name):
     return name not in ("gpt2", "char") and (os.sep in name or os.path.isdir(name))
 
 
+def hf_config(folder):
+    """The dict of a Hugging Face folder's config.json."""
+    config_path = os.path.join(folder, "config.json")
+    try:
+        with open(config_path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        fail(f"could not read {config_path} ({type(e).__name__}); a Hugging Face folder needs a JSON config.json")
+
+
 def hf_model(source):
     """The GPT of 'gpt2*', 'hf:owner/name' or a local HF folder: GPT-2 (GPT.from_pretrained), Llama or Qwen2 (hf_llama)."""
     folder = hf_folder(source)
     if folder is None:
         return GPT.from_pretrained(source)
-    config_path = os.path.join(folder, "config.json")
-    try:
-        with open(config_path) as f:
-            hf = json.load(f)
-    except (OSError, ValueError) as e:
-        fail(f"could not read {config_path} ({type(e).__name__}); a Hugging Face folder needs a JSON config.json")
+    hf = hf_config(folder)
     if hf.get("model_type") in hf_llama.MODEL_TYPES:
         return hf_llama.from_folder(folder, hf)
     return GPT.from_pretrained(folder)
 
 
-def load_model(source, device="cpu"):
+def hf_source_model(source, model_path="gpt"):
+    """The model of 'gpt2*', 'hf:owner/name' or a local HF folder along model_path (MODEL_PATHS): model.py's GPT
+    ('gpt'), transformers' model behind hf_adapter ('transformers'), or 'auto': the GPT for the families model.py
+    has (GPT_MODEL_TYPES) unless it refuses the config, else the adapter. Returns (model, the path taken)."""
+    folder = hf_folder(source)
+    if model_path == "transformers" or (model_path == "auto" and folder is not None
+                                        and hf_config(folder).get("model_type", "gpt2") not in GPT_MODEL_TYPES):
+        return hf_adapter.from_pretrained(folder or f"openai-community/{source}", source), "transformers"
+    try:
+        return hf_model(source), "gpt"
+    except SystemExit as refusal:  # model.py's one-line refusal says what it lacks
+        if model_path == "gpt":
+            raise
+        print(f"note: model.py cannot load {source} ({str(refusal).removeprefix('error: ')}); loading it through transformers")
+        return hf_source_model(source, "transformers")
+
+
+def load_model(source, device="cpu", model_path="gpt"):
     """A GPT from a checkpoint file, a run directory holding ckpt.pt, 'gpt2*', 'hf:owner/name' (the Hugging Face hub)
-    or a local HF folder of GPT-2, Llama or Qwen2. Returns (model, info) where info holds model_args and whatever the
-    checkpoint says about its history."""
+    or a local HF folder of GPT-2, Llama or Qwen2; with model_path 'auto' or 'transformers' (hf_source_model), a
+    Hugging Face source of any decoder family through transformers (a checkpoint file is always model.py's). Returns
+    (model, info) where info holds model_args, the path taken and whatever the checkpoint says about its history."""
+    if model_path not in MODEL_PATHS:
+        fail(f"model_path={model_path!r} is not one of {', '.join(MODEL_PATHS)}")
     if is_hf_source(source):
-        model = hf_model(source)
-        info = {"kind": "hf", "source": source}
+        model, path = hf_source_model(source, model_path)
+        info = {"kind": "hf", "source": source, "model_path": path}
     else:
         if not os.path.exists(source) and os.sep not in source and not source.endswith(".pt"):
             # a bare name that is no file: most likely a mistyped hub name, so list what is accepted
@@ -155,7 +184,7 @@ def load_model(source, device="cpu"):
         # weights a third of that), and the page cache shares them between the ranks of a node
         ckpt = load_checkpoint(source, mmap=True)
         model = model_from_checkpoint(ckpt, source)
-        info = {"kind": "checkpoint", "source": source, "iter_num": ckpt.get("iter_num"),
+        info = {"kind": "checkpoint", "source": source, "model_path": "gpt", "iter_num": ckpt.get("iter_num"),
                 "best_val_loss": None if ckpt.get("best_val_loss") is None else float(ckpt["best_val_loss"]),
                 "inherit": ckpt.get("inherit"), "config": ckpt.get("config", {})}
     info["model_args"] = model.config.model_args()
