@@ -4,6 +4,11 @@ it spent in the forward passes that hand out the attention maps (the rest is the
 and peak memory.
     python bench_probe.py                                                      # 24 layers, 16 heads, 1024 wide; 100 x 100
     python bench_probe.py --n_layer=48 --n_head=25 --n_embd=1600 --device=cuda  # GPT-2 XL's shape
+    python bench_probe.py --hf_model_type=llama                                 # the transformers path (hf_adapter.py)
+
+--hf_model_type=<a config.json model_type> times the path that families model.py lacks take instead: a random
+transformers model of that type and the same shape (its MLP 4 x n_embd wide, the type's defaults otherwise), in
+eager attention behind hf_adapter.py.
 
 It takes attention_probe.py's settings (num_seqs, seq_len, batch_size, tau, eta, seed, device; float32 as the probe) and the
 model's shape. Random token ids stand in for text, so nothing needs preparing: the probe does the same work
@@ -21,7 +26,8 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
-from attention_probe import ProbeConfig, probe
+import hf_adapter
+from attention_probe import ProbeConfig, float32_pass, probe
 from bench import device_name, peak_memory
 from common import fail, setup_device
 from configurator import configure
@@ -36,9 +42,23 @@ class BenchProbeConfig(ProbeConfig, GPTConfig):
     n_layer: int = 24
     n_head: int = 16
     n_embd: int = 1024
+    hf_model_type: str = ''  # time the transformers path on a random model of this model_type (llama, falcon, gemma3_text, ...); '': model.py's GPT
 
 
 TEXT_TOKENS = 1_000_000  # the random "val split" the windows are drawn from
+
+
+def random_hf_model(cfg):
+    """A random transformers model of cfg.hf_model_type and cfg's shape, behind hf_adapter."""
+    import transformers
+    try:
+        config = transformers.AutoConfig.for_model(
+            cfg.hf_model_type, hidden_size=cfg.n_embd, num_hidden_layers=cfg.n_layer, num_attention_heads=cfg.n_head,
+            intermediate_size=4 * cfg.n_embd, max_position_embeddings=cfg.block_size, vocab_size=cfg.vocab_size)
+    except ValueError as e:
+        fail(f"hf_model_type={cfg.hf_model_type!r}: {str(e).splitlines()[0][:200]}")
+    hf = transformers.AutoModelForCausalLM.from_config(config, attn_implementation="eager", dtype=torch.float32)
+    return hf_adapter.HFModel(hf, f"a random {cfg.hf_model_type}")
 
 
 def bench_probe(cfg):
@@ -48,14 +68,16 @@ def bench_probe(cfg):
         fail(f"num_seqs, seq_len and batch_size must be at least 1 and seq_len <= block_size={cfg.block_size}")
     device, device_type, _, _ = setup_device(cfg.device, 'float32')  # the probe's forward passes are float32
     torch.manual_seed(cfg.seed)
-    model = GPT(GPTConfig(**{f.name: getattr(cfg, f.name) for f in fields(GPTConfig)})).to(device).eval()
+    model = (random_hf_model(cfg) if cfg.hf_model_type else
+             GPT(GPTConfig(**{f.name: getattr(cfg, f.name) for f in fields(GPTConfig)}))).to(device).eval()
+    blocks = model.blocks if cfg.hf_model_type else model.transformer.h
     tokens = np.random.default_rng(cfg.seed).integers(0, min(cfg.vocab_size, 50257), TEXT_TOKENS, dtype=np.uint16)
     sync = torch.cuda.synchronize if device_type == 'cuda' else (lambda: None)
     num_seqs, seq_len, batch_size = cfg.num_seqs, cfg.seq_len, cfg.batch_size
     offsets = fixed_windows(len(tokens), seq_len, num_seqs, seed=cfg.seed)
 
     def forward_passes(count):
-        with torch.no_grad():
+        with torch.no_grad(), float32_pass(device):  # as the probe: TF32 off
             for start in range(0, count, batch_size):
                 x, _ = get_batch(tokens, offsets[start:min(start + batch_size, count)], seq_len, device)
                 for _ in model.attention_maps(x):
@@ -72,12 +94,14 @@ def bench_probe(cfg):
     rank, _ = probe(model, tokens, num_seqs, seq_len, cfg.tau, cfg.eta, batch_size, cfg.seed, device)
     probe_s = time.perf_counter() - t0
 
-    block_params = sum(p.numel() for p in model.transformer.h.parameters())
+    block_params = sum(p.numel() for block in blocks for p in block.parameters())
     flops_per_token = 2 * block_params + 4 * cfg.n_layer * seq_len * cfg.n_embd
     forward_gflop = flops_per_token * num_seqs * seq_len / 1e9
     peak_mib, memory_kind = peak_memory(device_type)
     return {
         "device": device, "device_name": device_name(device_type), "dtype": "float32",
+        "model_path": "transformers" if cfg.hf_model_type else "gpt",
+        "architecture": model.config.architecture if cfg.hf_model_type else "GPT",
         "n_layer": cfg.n_layer, "n_head": cfg.n_head, "n_embd": cfg.n_embd, "num_seqs": num_seqs,
         "seq_len": seq_len, "batch_size": batch_size, "probe_s": probe_s, "forward_s": forward_s,
         "metrics_s": max(probe_s - forward_s, 0.0), "forward_gflop": forward_gflop,
@@ -88,7 +112,7 @@ def bench_probe(cfg):
 
 
 def summary(r):
-    return (f"probe of a {r['n_layer']}-layer, {r['n_head']}-head, {r['n_embd']}-wide GPT, {r['num_seqs']} x "
+    return (f"probe of a {r['n_layer']}-layer, {r['n_head']}-head, {r['n_embd']}-wide {r['architecture']}, {r['num_seqs']} x "
             f"{r['seq_len']} tokens, {r['device']} {r['dtype']} ({r['device_name']}): {r['probe_s']:.1f} s "
             f"(forward passes {r['forward_s']:.1f} s at {r['forward_gflop_per_s']:,.0f} GFLOP/s, metrics "
             f"{r['metrics_s']:.1f} s), peak memory {r['peak_memory_mib']:,.0f} MiB ({r['memory_kind']})")
