@@ -221,7 +221,8 @@ def test_linear_attention_layers_are_nan_and_named(folders, tmp_path, capsys):
 
 class CraftedModel:
     """Stands in for a model with known maps (T = 10): layer 0 heads one column, uniform causal, identity; layer 1 a
-    first-token sink leaking 0.05 of every later row, identity, one column; layer 2 hands out no maps."""
+    first-token sink leaking 0.05 of every later row, every row uniform over all columns (rank 1, yet no sink), one
+    column; layer 2 hands out no maps."""
 
     def __init__(self):
         self.config = hf_adapter.AdapterConfig(n_layer=3, n_head=3, n_embd=8, block_size=16, vocab_size=VOCAB,
@@ -232,7 +233,7 @@ class CraftedModel:
         uniform /= uniform.sum(-1, keepdim=True)
         leak = 0.95 * one + 0.05 * torch.cat([torch.zeros(10, 1), uniform[:, :-1]], 1)
         leak[0] = one[0]
-        self.maps = [torch.stack([one, uniform, torch.eye(10)]), torch.stack([leak, torch.eye(10), one])]
+        self.maps = [torch.stack([one, uniform, torch.eye(10)]), torch.stack([leak, torch.full((10, 10), 0.1), one])]
 
     def eval(self):
         return self
@@ -246,18 +247,20 @@ def test_head_collapse_and_sink_collapse_on_known_maps(tmp_path, monkeypatch):
     model = CraftedModel()
     leak_rank = reference_rank(model.maps[1][0].numpy(), 0.9)
     assert leak_rank == 1  # a sink that leaks 5% is still rank 1 at tau = 0.9
-    rank = [[1, reference_rank(model.maps[0][1].numpy(), 0.9), 9], [1, 9, 1]]  # identity at 0.9: 9 of 10
+    rank = [[1, reference_rank(model.maps[0][1].numpy(), 0.9), 9], [1, 1, 1]]  # identity at 0.9: 9 of 10
     m = Measurements(model, tokens(), settings(seq_len=10, collapse_rank=1.5, collapse_eps=0.1), "cpu", progress=False)
     metrics = m.metrics(["max_rank", "head_collapse", "sink_collapse"])
     result = attention_probe.summarize(metrics, *m.rank_and_mass)
     assert [layer["rank_per_head"] for layer in result["layers"][:2]] == rank
     collapse = result["head_collapse"]
-    assert collapse["collapsed"] == [[True, False, False], [True, False, True], [False, False, False]]
-    assert (collapse["count"], collapse["heads"], collapse["fraction"]) == (3, 6, 0.5)
-    assert collapse["count_per_layer"] == [1, 2, 0] and collapse["collapse_rank"] == 1.5
-    assert metrics["head_collapse"]["per_layer"][:2] == [1 / 3, 2 / 3] and math.isnan(metrics["head_collapse"]["per_layer"][2])
+    assert collapse["collapsed"] == [[True, False, False], [True, True, True], [False, False, False]]
+    assert (collapse["count"], collapse["heads"], collapse["fraction"]) == (4, 6, 4 / 6)
+    assert collapse["count_per_layer"] == [1, 3, 0] and collapse["collapse_rank"] == 1.5
+    assert metrics["head_collapse"]["per_layer"][:2] == [1 / 3, 1.0] and math.isnan(metrics["head_collapse"]["per_layer"][2])
+    exact = Measurements(model, tokens(), settings(seq_len=10, collapse_rank=1.0), "cpu").metrics(["head_collapse"])
+    assert exact["head_collapse"]["collapsed"] == collapse["collapsed"]  # the rule includes its bound: Rank 1 <= 1
     sink = result["sink_collapse"]
-    assert np.allclose(sink["sink_mass"][:2], [[1.0, 0.1, 0.0], [0.95, 0.0, 1.0]]) and all(map(math.isnan, sink["sink_mass"][2]))
+    assert np.allclose(sink["sink_mass"][:2], [[1.0, 0.1, 0.0], [0.95, 0.1, 1.0]]) and all(map(math.isnan, sink["sink_mass"][2]))
     assert sink["collapsed"] == [[True, False, False], [True, False, True], [False, False, False]]
     assert (sink["count"], sink["heads"], sink["threshold"]) == (3, 6, 0.9)
     strict = Measurements(model, tokens(), settings(seq_len=10, collapse_eps=0.01), "cpu").metrics(["sink_collapse"])
@@ -363,6 +366,16 @@ def test_bad_settings_fail_in_one_line(folders, data_root, tmp_path, overrides, 
                                         out_dir=str(tmp_path / "out"), **overrides))
     assert str(e.value).startswith("error: ") and message in str(e.value) and "\n" not in str(e.value)
     assert not (tmp_path / "out").exists()
+
+
+def test_model_path_picks_the_implementation(folders):
+    """auto: model.py for the families it has, transformers for the others; gpt: model.py or its one-line refusal."""
+    assert load_model(folders("gpt2_gelu"), model_path="auto")[1]["model_path"] == "gpt"
+    model, info = load_model(folders("falcon"), model_path="auto")
+    assert info["model_path"] == "transformers" and info["model_args"]["architecture"] == "FalconForCausalLM"
+    for path in ("gpt", None):  # load_model's default is model.py: the scripts that need a GPT keep their error
+        with pytest.raises(SystemExit, match="describes a 'falcon' model; only GPT-2 can be imported here"):
+            load_model(folders("falcon"), **({"model_path": path} if path else {}))
 
 
 def test_layers_not_found_is_a_one_line_error(folders, monkeypatch):
