@@ -26,8 +26,8 @@ Every per-layer metric is one entry of METRICS (docs/lazy_layers.md): besides th
         windows of sink_seq_len tokens) exceeds sink_eps;
     AttnAbl / MLPAbl (--ablate_attention=True / --ablate_mlp=True): the increase of the mean val loss when block
         l's attention (MLP) output is removed (its branch adds zero to the residual stream), on ablation_windows
-        fixed windows of the model's block_size: the windows train.py evaluates on when ablation_windows =
-        eval_iters * batch_size. A layer the model barely uses has a delta near 0.
+        fixed windows of the model's block_size (or ablation_len tokens): the windows train.py evaluates on when
+        ablation_windows = eval_iters * batch_size. A layer the model barely uses has a delta near 0.
 Per-head collapse (PAPER.md §6), on the same windows: --collapse_rank=c counts the heads with Rank(l, h) <= c, and
 --collapse_eps=eps the eps-sink-collapsed heads (every row of every window puts >= 1 - eps on one column); --taus
 adds MaxRank per layer at each tau (the paper's sweep: 0.8,0.85,0.9,0.95); they go to probe_collapse.png too.
@@ -87,6 +87,7 @@ class ProbeConfig:
     ablate_attention: bool = False  # also measure each layer's attention-ablation delta (val-loss increase without its attention)
     ablate_mlp: bool = False  # also measure each layer's MLP-ablation delta (val-loss increase without its MLP)
     ablation_windows: int = 256  # fixed val windows of the model's block_size for the ablations
+    ablation_len: int | None = None  # the ablations' window length; None: the model's block_size (a long-context model needs shorter, e.g. 1024)
 
 
 # Partial sums within ROUNDOFF (relative) below the target count as reaching it, so exact boundary cases such as
@@ -306,11 +307,12 @@ def without_output(module, args, out):
 
 
 @torch.no_grad()
-def ablation(model, tokens, part, num_windows=256, batch_size=50, device='cpu', autocast=None, starts=None):
+def ablation(model, tokens, part, num_windows=256, batch_size=50, device='cpu', autocast=None, starts=None,
+             block_size=None):
     """(intact val loss, [delta per layer]): delta[l] = mean loss with the output of block l's `part` ('attn' or
-    'mlp') replaced by zeros, minus the intact mean loss, over num_windows fixed windows of the model's block_size
-    (fixed_windows, seed 1337, as train.py's val windows)."""
-    block_size = model.config.block_size
+    'mlp') replaced by zeros, minus the intact mean loss, over num_windows fixed windows of block_size tokens (None:
+    the model's block_size; fixed_windows, seed 1337, as train.py's val windows)."""
+    block_size = block_size or model.config.block_size
     offsets = fixed_windows(len(tokens), block_size, num_windows, starts=starts)
 
     def mean_loss():
@@ -473,10 +475,10 @@ def sink_collapse(m):
 
 def ablation_metric(m, part):
     """The METRICS result of ablating `part` ('attn' or 'mlp'): the delta per layer, the intact loss, the windows."""
+    block_size = m.cfg.ablation_len or m.model.config.block_size
     intact, deltas = ablation(m.model, m.tokens, part, m.cfg.ablation_windows, m.cfg.batch_size, m.device, m.autocast,
-                              m.starts)
-    return {'per_layer': deltas, 'val_loss': intact, 'windows': m.cfg.ablation_windows,
-            'block_size': m.model.config.block_size}
+                              m.starts, block_size)
+    return {'per_layer': deltas, 'val_loss': intact, 'windows': m.cfg.ablation_windows, 'block_size': block_size}
 
 
 @metric('attention_ablation', 'AttnAbl', '{:+8.4f}',
@@ -518,9 +520,12 @@ def check_inputs(cfg, model, data_dir, tokens):
     if data_vocab > model.config.vocab_size:
         fail(f"{data_dir} has a vocabulary of {data_vocab} tokens but the model only {model.config.vocab_size}; "
              f"probe with a dataset tokenized for this model")
-    if (cfg.ablate_attention or cfg.ablate_mlp) and len(tokens) < block_size + 1:
-        fail(f"{data_dir}/val.bin has {len(tokens)} tokens, too few for the ablation's windows of the model's "
-             f"block_size {block_size}; run without --ablate_attention and --ablate_mlp")
+    window = cfg.ablation_len or block_size
+    if not 1 <= window <= block_size:
+        fail(f"ablation_len={cfg.ablation_len} must lie in 1..{block_size}, the model's block_size")
+    if (cfg.ablate_attention or cfg.ablate_mlp) and len(tokens) < window + 1:
+        fail(f"{data_dir}/val.bin has {len(tokens)} tokens, too few for the ablation's windows of {window} tokens; "
+             "run without --ablate_attention and --ablate_mlp, or with a shorter --ablation_len")
 
 
 def suggest_inherit_depth(lazy):
@@ -781,7 +786,7 @@ def run(cfg):
                                                   'num_seqs', 'seq_len', 'tau', 'eta', 'mass_order', 'taus',
                                                   'collapse_rank', 'collapse_eps', 'near_lazy', 'group_size',
                                                   'batch_size', 'seed', 'sink_seqs', 'sink_seq_len', 'sink_eps',
-                                                  'ablate_attention', 'ablate_mlp')},
+                                                  'ablate_attention', 'ablate_mlp', 'ablation_len')},
                           "device": dev, "dtype": "float32", "tf32": False,
                           "ablation_dtype": str(ptdtype).removeprefix('torch.')}
     result["model"] = {**info["model_args"], "kind": info["kind"], "model_path": info["model_path"],

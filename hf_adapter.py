@@ -90,11 +90,6 @@ class HFModel(nn.Module):
         """The norm between the last layer and lm_head (None where the base model has none of FINAL_NORM_NAMES)."""
         return child(self.hf.base_model, FINAL_NORM_NAMES)
 
-    def crop_block_size(self, block_size):
-        """Use a shorter context than the model's (the windows of the ablations and of training)."""
-        assert block_size <= self.config.block_size
-        self.config.block_size = block_size
-
     def logits(self, idx):
         if idx.size(1) > self.config.block_size:
             fail(f"sequence of length {idx.size(1)} is longer than the model's block_size {self.config.block_size}")

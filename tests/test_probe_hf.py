@@ -338,7 +338,7 @@ def test_cli_through_transformers_writes_every_output(folders, data_root, tmp_pa
                                              out_dir=str(out), num_seqs=NUM_SEQS, seq_len=T, batch_size=BATCH,
                                              device="cpu", sink_seqs=4, collapse_rank=2.0, collapse_eps=0.2,
                                              taus=list(TAUS), mass_order="index", ablate_attention=True,
-                                             ablation_windows=2))
+                                             ablation_windows=2, ablation_len=20))
     stdout = capsys.readouterr().out
     assert "via transformers (FalconForCausalLM)" in stdout and "MaxRank by tau:" in stdout
     assert "Rank(h, l) <= 2.0" in stdout and "eps-sink-collapsed at eps=0.2" in stdout
@@ -348,6 +348,7 @@ def test_cli_through_transformers_writes_every_output(folders, data_root, tmp_pa
     assert saved["settings"]["mass_order"] == "index" and saved["settings"]["tf32"] is False
     assert saved["tau_sweep"]["max_rank"][TAUS.index(0.9)] == [layer["max_rank"] for layer in saved["layers"]]
     assert saved["head_collapse"]["collapse_rank"] == 2.0 and len(saved["sink_collapse"]["sink_mass"]) == 3
+    assert saved["attention_ablation"]["block_size"] == 20 and "2 fixed windows of 20 tokens" in stdout
     assert saved == json.loads(json.dumps(result))
     for name in ("probe.png", "probe_collapse.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -359,10 +360,11 @@ def test_cli_through_transformers_writes_every_output(folders, data_root, tmp_pa
     ({"taus": [0.9, 1.5]}, "must all lie in (0, 1]"),
     ({"collapse_rank": 0.5}, "collapse_rank=0.5 is below 1"),
     ({"collapse_eps": 1.0}, "collapse_eps=1.0 must lie in (0, 1)"),
+    ({"ablation_len": BLOCK + 1}, f"ablation_len={BLOCK + 1} must lie in 1..{BLOCK}"),
 ])
 def test_bad_settings_fail_in_one_line(folders, data_root, tmp_path, overrides, message):
     with pytest.raises(SystemExit) as e:
-        attention_probe.run(ProbeConfig(source=folders("falcon"), dataset="toy", data_root=data_root,
+        attention_probe.run(ProbeConfig(source=folders("falcon"), dataset="toy", data_root=data_root, seq_len=T,
                                         out_dir=str(tmp_path / "out"), **overrides))
     assert str(e.value).startswith("error: ") and message in str(e.value) and "\n" not in str(e.value)
     assert not (tmp_path / "out").exists()
