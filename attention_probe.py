@@ -77,7 +77,7 @@ class ProbeConfig:
     collapse_eps: float | None = None  # eps-sink collapse per head: count the heads whose every row puts >= 1 - eps on one column (e.g. 0.1)
     near_lazy: float = 1.5  # MaxRank at or below this is reported as near-lazy
     group_size: int = 4  # AvgRank is also reported over consecutive groups of this many layers (the paper groups GPT-2 small 4 by 4)
-    batch_size: int = 50  # sequences per forward pass; only one layer's maps of one batch are alive at a time
+    batch_size: int = 50  # sequences per forward pass; one layer's maps of one batch are alive at a time (through transformers every layer's)
     seed: int = 1337  # picks the windows
     device: str = 'auto'
     dtype: str = 'auto'  # of the ablations' forward passes (autocast); every other metric is measured in float32
@@ -237,8 +237,10 @@ def head_statistics(model, tokens, num_seqs=100, seq_len=100, taus=(0.9,), eta=0
                     lowest_sink[layer] = torch.minimum(lowest_sink[layer], sink_mass(att).amin(0))
                     seen[layer] = True
                     bar.update()
-    return HeadStats(missing_layers_nan(rank_sum.transpose(0, 1) / num_seqs, seen).transpose(0, 1),
-                     missing_layers_nan(mass_sum / num_seqs, seen), missing_layers_nan(lowest_sink, seen))
+    ranks, mass = rank_sum / num_seqs, mass_sum / num_seqs
+    for values in (ranks.transpose(0, 1), mass, lowest_sink):  # in place (a view of ranks, layers first)
+        missing_layers_nan(values, seen)
+    return HeadStats(ranks, mass, lowest_sink)
 
 
 def probe(model, tokens, num_seqs=100, seq_len=100, tau=0.9, eta=0.9, batch_size=50, seed=1337, device='cpu',
