@@ -25,7 +25,7 @@ transformers = pytest.importorskip("transformers")
 T, NUM_SEQS, BATCH, BLOCK = 24, 6, 4, 48  # two batches, the second one short
 TAUS = (0.8, 0.85, 0.9, 0.95)
 SMALL = dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-             max_position_embeddings=BLOCK, initializer_range=0.5)  # weights ~25x a trained model's init: sharp maps
+             max_position_embeddings=BLOCK, initializer_range=0.5)  # weights 25x the usual init (0.02): sharp maps
 FAMILIES = {
     # multi-query attention (one key/value head), attention and MLP in parallel, rotary
     "falcon": ("FalconConfig", dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
