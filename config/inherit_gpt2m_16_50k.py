@@ -6,3 +6,4 @@ out_dir = 'out/inherit_gpt2m_16_50k'
 wandb_run_name = 'gpt2m-16L-inheritune-50k'
 max_iters = 50000
 lr_decay_iters = 50000
+min_lr = learning_rate / 10  # the KD runs' schedule (PAPER.md §6: cosine to lr/10), so only KD differs

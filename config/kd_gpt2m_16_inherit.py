@@ -11,3 +11,4 @@ kd_alpha = 0.4
 kd_temperature = 1.0
 max_iters = 50000
 lr_decay_iters = 50000
+min_lr = learning_rate / 10  # PAPER.md §6: the KD runs decay to lr/10 (3e-5), not the 1e-5 of the 100K runs

@@ -286,3 +286,56 @@ def test_results_bad_input_is_one_line_error_and_writes_nothing(mini_runs, tmp_p
         f"error: {tmp_path / 'nowhere'} is neither a checkpoint, a run directory with ckpt.pt nor a grow.py directory"]
     printed = run_script('results.py', ref, small, f'--reference={ref}').stdout
     assert printed.splitlines()[0].startswith('| run | layers |') and '| +0.0000 |' in printed
+
+
+# PAPER.md §3, transcribed: family -> (n_head, n_embd, reference depth, Inheritune depth, tokens per step, peak lr);
+# the paper gives no batch or lr for small (its 4-layer ablation), and large-dagger is large's recipe on FineWeb-edu
+PAPER_FAMILIES = {
+    'small': (12, 768, 12, 4, None, None),
+    'medium': (16, 1024, 24, 16, 394e3, 3e-4),
+    'large': (20, 1280, 36, 18, 128 * 1024, 2e-4),
+    'large-dagger': (20, 1280, 32, 16, 128 * 1024, 2e-4),
+    'xl': (25, 1600, 48, 24, 128 * 1024, 1.5e-4),
+}
+# PAPER.md §3, every run: AdamW, warmup + cosine to min_lr, OpenWebText's context and vocabulary; §2: the authors'
+# GPT-2 models scale attention by 1/(l+1), no bias, no dropout; their AdamW decays no embedding (older nanoGPT)
+PAPER_ALL = dict(beta1=0.9, beta2=0.95, weight_decay=0.1, grad_clip=1.0, warmup_iters=2000, decay_lr=True, min_lr=1e-5,
+                 block_size=1024, scale_attn_by_inverse_layer_idx=True, bias=False, dropout=0.0, decay_embeddings=False,
+                 kd_alpha=0.4, kd_temperature=1.0)
+# what a run's name says beyond its family: steps (§4's 200K rows, the KD rows' 50K) and KD's schedule (§6: cosine to
+# lr/10), which the no-KD control of the same budget shares; the first matching pattern wins
+PAPER_RUNS = [('_200k', dict(max_iters=200000)), ('_50k', dict(max_iters=50000, min_lr='lr/10')),
+              ('kd_', dict(max_iters=50000, min_lr='lr/10')), ('', dict(max_iters=100000))]
+
+
+def paper_family(name, cfg):
+    family = {(12, 768): 'small', (16, 1024): 'medium', (20, 1280): 'large', (25, 1600): 'xl'}[(cfg.n_head, cfg.n_embd)]
+    return 'large-dagger' if 'dagger' in name else family
+
+
+@pytest.mark.parametrize('name', paper_configs())
+def test_paper_config_hyperparameters_are_the_papers(name):
+    os.chdir(REPO)
+    cfg = configure(grow.GrowConfig if name.startswith('grow') else train.TrainConfig, [f'config/{name}'])
+    family = paper_family(name, cfg)
+    n_head, n_embd, ref_depth, inheritune_depth, batch_tokens, lr = PAPER_FAMILIES[family]
+    run = next(settings for pattern, settings in PAPER_RUNS if pattern in name)
+    expected = {**PAPER_ALL, **run, 'lr_decay_iters': run['max_iters'],
+                'dataset': 'fineweb_edu' if 'dagger' in name or 'fineweb' in name else 'openwebtext'}
+    if lr is not None:
+        expected['learning_rate'] = lr
+    if expected['min_lr'] == 'lr/10':
+        expected['min_lr'] = cfg.learning_rate / 10
+    for key, value in expected.items():
+        assert getattr(cfg, key) == pytest.approx(value, rel=1e-9), (name, key)
+    tokens = cfg.batch_size * cfg.gradient_accumulation_steps * cfg.block_size
+    if batch_tokens is not None:
+        assert tokens == pytest.approx(batch_tokens, rel=0.01), (name, tokens)  # "~394K": 12 x 32 x 1024 = 393,216
+    # depths: a reference (or a warm start's source) has the family's; Inheritune and its same-depth baselines the
+    # family's Inheritune depth
+    if name.startswith('train_') or (cfg.init_from != 'scratch' and not name.startswith(('stack_', 'kd_gpt2m_16_random'))):
+        assert cfg.n_layer == ref_depth, name
+    if name.startswith(('inherit_gpt2m', 'inherit_gpt2l', 'inherit_gpt2xl', 'kd_gpt2m_16_inherit')):
+        assert cfg.inherit_layers == inheritune_depth, name
+    if name.startswith('baseline_'):
+        assert cfg.n_layer == inheritune_depth, name

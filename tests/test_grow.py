@@ -6,10 +6,11 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 
-from checkpoint import save_checkpoint
+from checkpoint import model_from_checkpoint, save_checkpoint
 from conftest import REPO, run_script
 from model import GPT, GPTConfig
 
@@ -32,6 +33,19 @@ def reference(tmp_path_factory):
 def grow_args(root, reference, out_dir, *extra):
     return ["grow.py", *TRAIN, f"--data_root={root}", f"--reference={reference}", f"--out_dir={out_dir}",
             "--reference_val_loss=0.5", *extra]
+
+
+def window_loss(checkpoint, root, split, count, block_size):
+    """The mean next-token cross-entropy of a checkpoint's model on the first `count` fixed windows of a split
+    (anywhere: numpy's default_rng(1337) offsets, data.fixed_windows' definition), float64."""
+    model = model_from_checkpoint(torch.load(checkpoint, weights_only=True)).eval()
+    tokens = np.fromfile(root / "shakespeare" / f"{split}.bin", dtype=np.uint16).astype(np.int64)
+    offsets = np.random.default_rng(1337).integers(0, len(tokens) - block_size, size=count)
+    x = torch.from_numpy(np.stack([tokens[o:o + block_size] for o in offsets]))
+    y = torch.from_numpy(np.stack([tokens[o + 1:o + 1 + block_size] for o in offsets]))
+    with torch.no_grad():
+        logits, _ = model(x, y)
+    return torch.nn.functional.cross_entropy(logits.double().flatten(0, 1), y.flatten()).item()
 
 
 def load_json(path):
@@ -120,7 +134,10 @@ def test_measures_reference_loss_and_stops_when_reached(shakespeare_root, refere
                "--n_head=2", "--n_embd=32", "--max_iters=2", "--eval_interval=2")
     out = run_script(*args, f"--compare_runs={baseline}").stdout
     state = load_json(out_dir / "grow.json")
-    assert 10 < state["reference_val_loss"] < 11.5  # a random GPT-2-vocab model: about ln(50304) = 10.8
+    # the reference's mean loss on the val split's fixed windows (TRAIN's 2 x 4 of 32 tokens, seed 1337), by hand
+    expected = {split: window_loss(reference, shakespeare_root, split, count=8, block_size=32) for split in ("val", "train")}
+    assert state["reference_val_loss"] == pytest.approx(expected["val"], abs=1e-5)
+    assert abs(expected["val"] - expected["train"]) > 1e-3  # so the train split's windows would fail the line above
     assert [r["n_layer"] for r in state["rounds"]] == [2] and state["rounds"][0]["reached_target"]
     assert "reached the reference with 2 layers" in out
     report = (out_dir / "grow.md").read_text()

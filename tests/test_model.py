@@ -139,6 +139,58 @@ def test_model_cast_to_another_dtype_runs_on_cpu_without_autocast(T, dtype, atte
     assert (logits.double() - exact.double()).abs().max() < tolerance
 
 
+def written_out_attention(attn, h, divisor):
+    """c_proj(softmax(Q K^T / sqrt(head_dim) / divisor + causal mask) V) of a CausalSelfAttention on h, float64, each
+    query head reading KV head j // (n_head / n_kv_head)."""
+    B, T, _ = h.shape
+    H, KV, D = attn.n_head, attn.n_kv_head, attn.head_dim
+    qkv = torch.nn.functional.linear(h.double(), attn.c_attn.weight.double(), attn.c_attn.bias.double())
+    q, k, v = qkv.split([H * D, KV * D, KV * D], dim=-1)
+    q = q.view(B, T, H, D).transpose(1, 2)
+    k, v = (t.view(B, T, KV, D).transpose(1, 2).repeat_interleave(H // KV, dim=1) for t in (k, v))
+    scores = q @ k.transpose(-2, -1) / math.sqrt(D) / divisor
+    scores = scores.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf"))
+    y = (scores.softmax(-1) @ v).transpose(1, 2).reshape(B, T, H * D)
+    return torch.nn.functional.linear(y, attn.c_proj.weight.double(), attn.c_proj.bias.double())
+
+
+def attend_by(path, attn, h):
+    """attn(h) through one of model.py's attention paths."""
+    if path == "sdpa":
+        return attn(h)
+    if path == "explicit":  # the probe's path: a hook sees the maps
+        return attn(h, attention_hook=lambda att: None)
+    if path in ("cpu_bf16_short", "cpu_bf16_long"):  # autocast; float32 attention up to CPU_FP32_ATTENTION_T tokens
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return attn(h)
+    return attn.to(torch.bfloat16)(h.bfloat16())  # cpu_bf16_model: a model cast to bf16, no autocast
+
+
+@pytest.mark.parametrize("path", ["sdpa", "explicit", "cpu_bf16_short", "cpu_bf16_long", "cpu_bf16_model"])
+@pytest.mark.parametrize("scale", [False, True])
+@pytest.mark.parametrize("n_kv_head", [None, 2])
+def test_every_attention_path_is_the_written_out_causal_softmax(path, scale, n_kv_head):
+    """Sharp attention (q and k weights x5), so a lost 1/sqrt(head_dim), 1/(l+1) or causal mask moves the output by
+    ~10% of its largest value or more, while bf16 rounding moves it by < 1%."""
+    T = model_module.CPU_FP32_ATTENTION_T + 1 if path == "cpu_bf16_long" else 24
+    tolerance = 2e-2 if "bf16" in path else 1e-5
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(block_size=512, vocab_size=64, n_layer=3, n_head=4, n_embd=32, n_kv_head=n_kv_head,
+                          scale_attn_by_inverse_layer_idx=scale)).eval()
+    with torch.no_grad():
+        for i, block in enumerate(model.transformer.h):
+            attn = block.attn
+            attn.c_attn.weight.mul_(5)
+            attn.c_attn.bias.normal_(std=0.1)
+            attn.c_proj.bias.normal_(std=0.1)
+            h = torch.randn(2, T, 32)
+            expected = written_out_attention(attn, h, (i + 1) if scale else 1)
+            y = attend_by(path, attn, h)
+            assert y.dtype == (torch.bfloat16 if "bf16" in path else torch.float32)
+            error = ((y.double() - expected).abs().max() / expected.abs().max()).item()
+            assert error < tolerance, (i, error)
+
+
 @pytest.mark.parametrize("scale", [False, True])
 def test_attention_maps_are_the_causal_softmax_of_each_layer(scale):
     torch.manual_seed(0)

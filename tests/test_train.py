@@ -1,6 +1,7 @@
 """train.py end to end on the real Shakespeare corpus with tiny models: exact resume after SIGKILL, DDP vs one
 process, init_from sources, eval_only, and one-line errors."""
 import json
+import math
 import os
 import re
 import shutil
@@ -12,12 +13,14 @@ import time
 import pytest
 import torch
 
+import attention_probe
 import losses
-from checkpoint import save_checkpoint
+from checkpoint import model_from_checkpoint, save_checkpoint
 from configurator import configure
 from conftest import REPO, run_script
+from data import open_tokens
 from model import GPT, GPTConfig
-from train import TrainConfig, train
+from train import PROBE_METRICS, TrainConfig, get_lr, train
 
 TINY = ["--dataset=shakespeare", "--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=32", "--batch_size=4",
         "--gradient_accumulation_steps=2", "--eval_iters=2", "--log_interval=1", "--warmup_iters=2",
@@ -48,6 +51,23 @@ def write_teacher(path, vocab_size=50304, block_size=64):
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory):
     return write_teacher(tmp_path_factory.mktemp("teacher") / "teacher.pt")
+
+
+def tiny_lr(it):
+    """TINY's schedule written out (PAPER.md §3: linear warmup, cosine decay to min_lr): 1e-3 after 2 warmup steps,
+    cosine to 1e-4 at step 12."""
+    if it < 2:
+        return 1e-3 * (it + 1) / 3
+    return 1e-4 + 0.9e-3 * (1 + math.cos(math.pi * (min(it, 12) - 2) / 10)) / 2
+
+
+def test_lr_schedule_warms_up_then_decays_by_cosine_to_min_lr():
+    cfg = configure(TrainConfig, TINY)
+    assert [get_lr(it, cfg) for it in range(15)] == pytest.approx([tiny_lr(it) for it in range(15)], rel=1e-12)
+    # the landmarks, apart from any formula: peak after warmup, half way down at mid-decay, min_lr from the end on
+    assert (get_lr(2, cfg), get_lr(7, cfg), get_lr(12, cfg), get_lr(100, cfg)) == pytest.approx((1e-3, 5.5e-4, 1e-4, 1e-4))
+    assert get_lr(0, cfg) < get_lr(1, cfg) < get_lr(2, cfg)
+    assert get_lr(5, configure(TrainConfig, [*TINY, "--decay_lr=False"])) == 1e-3
 
 
 def interrupt_and_resume(root, tmp_path, args):
@@ -92,6 +112,10 @@ def test_kill_and_resume_is_bit_identical(shakespeare_root, tmp_path, teacher, m
     args = ["--max_iters=12", "--eval_interval=3", "--dropout=0.1"] + {
         "plain": [], "kd": [f"--teacher={teacher}", "--kd_temperature=2.0"], "probe": ["--probe_interval=2"]}[mode]
     full, killed, resumed = interrupt_and_resume(shakespeare_root, tmp_path, args)
+    if mode == "plain":  # every step ran at TINY's schedule, and the optimizer, not only the log, had that rate
+        assert [(m["iter"], m["lr"]) for m in full if "loss" in m] == [(i + 1, pytest.approx(tiny_lr(i), rel=1e-12))
+                                                                      for i in range(12)]
+        assert [g["lr"] for g in resumed["optimizer"]["param_groups"]] == [pytest.approx(tiny_lr(11), rel=1e-12)] * 2
     if mode == "kd":
         assert [m.get("kd") for m in killed] == [m.get("kd") for m in full]
         assert not any("teacher" in k for k in resumed["model"]) and resumed["config"]["teacher"] == str(teacher)
@@ -313,7 +337,7 @@ def test_dropout_applies_on_resume(shakespeare_root, tmp_path):
 
 @pytest.mark.parametrize("config, layers", [
     ("config/kd_gpt2m_16_random.py", None),
-    ("config/kd_gpt2m_16_distil.py", [0, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 23]),
+    ("config/kd_gpt2m_16_distil.py", list(range(0, 24, 2)) + [18, 19, 20, 21]),
     ("config/kd_gpt2m_16_inherit.py", list(range(16))),
     ("config/inherit_gpt2m_16_50k.py", list(range(16))),
 ])
@@ -382,3 +406,18 @@ def test_selection_by_probe_and_a_zero_step_run(shakespeare_root, tmp_path):
     assert results.describe_init(trained).endswith("(3L), chosen by shortgpt")
     row = results.load_run(str(tmp_path / "zero"))
     assert row["steps"] == 0 and row["val_loss"] == metrics(tmp_path / "zero")[0]["val_loss"]
+
+
+def test_probe_interval_measures_the_fixed_val_windows(shakespeare_root, tmp_path):
+    """The step-0 probe of a zero-step run is the model of its checkpoint probed on the val split, not the train split."""
+    run_script(*tiny(shakespeare_root, tmp_path / "zero", "--max_iters=0", "--probe_interval=1"))
+    logged = [m["probe"] for m in metrics(tmp_path / "zero") if "probe" in m]
+    assert len(logged) == 1
+    model = model_from_checkpoint(final_state(tmp_path / "zero"))
+    settings = attention_probe.fitted_settings(32)
+    measured = {split: attention_probe.Measurements(model, open_tokens(shakespeare_root / "shakespeare", split), settings,
+                                                    "cpu", progress=False).metrics(PROBE_METRICS)
+                for split in ("val", "train")}
+    for name, values in logged[0].items():
+        assert values == pytest.approx(measured["val"][name]["per_layer"], rel=1e-9, abs=1e-12), name
+    assert logged[0]["block_influence"] != pytest.approx(measured["train"]["block_influence"]["per_layer"], rel=1e-6)

@@ -135,13 +135,18 @@ def test_probe_window_start_document(fortunes_root, tmp_path, monkeypatch):
     run_script("train.py", "--dataset=fortunes_char", f"--data_root={root}", "--n_layer=2", "--n_head=2", "--n_embd=16",
                "--block_size=32", "--batch_size=4", "--gradient_accumulation_steps=1", "--max_iters=0",
                "--compile=False", "--device=cpu", f"--out_dir={run}")
+    eot = load_meta(root / "fortunes_char")["eot_token"]
     for start in ("anywhere", "document"):
-        out = tmp_path / f"probe_{start}"
-        run_script("attention_probe.py", f"--source={run}", "--dataset=fortunes_char", f"--data_root={root}",
-                   f"--window_start={start}", "--num_seqs=4", "--seq_len=16", "--sink_seqs=4", "--sink_seq_len=16",
-                   f"--out_dir={out}", "--dtype=float32")
+        out, probed = tmp_path / f"probe_{start}", []
+        monkeypatch.setattr(attention_probe, "get_batch", recording(probed))
+        attention_probe.run(configure(attention_probe.ProbeConfig, [
+            f"--source={run}", "--dataset=fortunes_char", f"--data_root={root}", f"--window_start={start}",
+            "--num_seqs=8", "--seq_len=16", "--sink_seqs=8", "--sink_seq_len=16", f"--out_dir={out}", "--dtype=float32"]))
         result = json.loads((out / "probe.json").read_text())
         assert result["settings"]["window_start"] == start
+        # every window of every measurement (ranks, residual stream, sinks) begins at a document, or not all do
+        firsts = [first for batch in probed for first in batch]
+        assert len(firsts) == 3 * 8 and all(first == eot for first in firsts) == (start == "document")
     proc = run_script("attention_probe.py", f"--source={run}", "--dataset=fortunes_char", f"--data_root={root}",
                       "--window_start=docs", f"--out_dir={tmp_path / 'bad'}", check=False)
     assert proc.returncode != 0 and "window_start must be one of" in proc.stderr
