@@ -142,6 +142,35 @@ def test_fused_equals_plain_under_bf16_autocast(kd, block, monkeypatch):
         assert (a - c).norm() <= 1.25 * (b - c).norm() + 1e-6
 
 
+@pytest.mark.parametrize("kd_alpha", [None, 0.4])
+def test_fused_loss_as_torch_compile_traces_it_equals_plain(kd_alpha, monkeypatch):
+    """The branches that run under torch.compile (and on GPUs), run eagerly: fresh tensors instead of the CPU's
+    scratch buffers, softmax into a copy, the one-hot subtracted pointwise, the whole chunk as one block."""
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    assert not losses.cpu_eager(torch.device("cpu"))
+    h, w, th, tw, y = inputs(2)
+    spec = kd_spec(th, tw, kd_alpha, 2.0, 10)
+    assert_same(grads(lambda h, w: fused_loss(h, w, y, spec), h, w), grads(lambda h, w: plain(h, w, y, spec), h, w),
+                rtol=1e-5, atol=1e-6)
+
+
+def test_bf16_weights_and_logits():
+    """A model cast to bf16 (no autocast): the fused loss hands back bf16 gradients; the plain loss of bf16 logits
+    computes in float32; under autocast the fused matmuls run in autocast's dtype."""
+    h, w, th, tw, y = inputs(3)
+    h, w = h.bfloat16(), w.bfloat16()
+    spec = kd_spec(th.bfloat16(), tw.bfloat16(), 0.4, 2.0, 10)
+    fused = grads(lambda h, w: fused_loss(h, w, y, spec), h, w)
+    assert fused[2].dtype == fused[3].dtype == torch.bfloat16
+    logits = h @ w.t()
+    _, ce, _ = definition(logits.double(), torch.eye(V, dtype=torch.float64), y, th.bfloat16(), tw.bfloat16(), 0.4, 2.0)
+    _, terms = plain_loss(logits, y, spec)
+    assert terms["ce"].item() == pytest.approx(ce.item(), rel=1e-6)  # bf16 arithmetic would be off by ~1e-3
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert losses.compute_dtype("cpu", torch.float32) == torch.bfloat16
+    assert losses.compute_dtype("cpu", torch.float32) == torch.float32
+
+
 @pytest.mark.parametrize("kd", [False, True])
 def test_gpt_forward_fused_equals_plain(kd):
     torch.manual_seed(0)

@@ -1,0 +1,109 @@
+"""Mutation testing of one module against its fast tests, with mutmut 3: one small bug at a time (an operator, a
+constant, an argument dropped) is put into the module's functions, the tests that call the function run, and a
+mutant that no test fails on survives. Not part of CI (tens of minutes on 2 cores); docs/testing.md says how to read
+and kill survivors.
+
+    pip install mutmut==3.8.1
+    python tests/mutate.py losses       # one of TARGETS; --list shows them
+    python tests/mutate.py windows --workdir=/tmp/mutate-windows
+
+It copies the repository (tracked and untracked, not ignored, files) into --workdir, writes mutmut's setup.cfg there,
+runs mutmut on the target's functions with the target's tests, and prints every survivor's diff and the counts.
+mutmut maps tests to functions by running them once in-process: a function only a subprocess reaches (train.py run
+as a script) counts as untested, so each target's tests call its functions in the pytest process.
+"""
+import argparse
+import fnmatch
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+# name -> (module, mutmut's names of the functions to mutate (fnmatch), pytest arguments: the tests that check them)
+TARGETS = {
+    "losses": ("losses.py", ["losses.*"], ["tests/test_losses.py"]),
+    "schedule": ("train.py", ["train.x_get_lr__*", "train.x_estimate_loss__*"],
+                 ["tests/test_train.py", "-k", "lr_schedule or plain_path or registered_from_outside or val_windows"]),
+    "windows": ("data.py", [f"data.x_{f}__*" for f in ("check_fits", "check_window_start", "window_starts",
+                                                       "fixed_windows", "get_batch")],
+                ["tests/test_windows.py", "tests/test_data.py"]),
+    "inherit": ("inherit.py", ["inherit.*"], ["tests/test_inherit.py"]),
+    "metrics": ("attention_probe.py", [f"attention_probe.x_{f}__*" for f in (
+        "_leading_count", "_gram_eigenvalues", "attention_rank", "attention_ranks", "attention_mass", "sink_mass",
+        "missing_layers_nan", "head_statistics", "probe", "residual_geometry", "first_token_attention", "branches",
+        "without_output", "ablation", "max_rank", "head_mean_rank", "avg_mass", "block_influence", "angular_distance",
+        "head_count", "attention_sink", "head_collapse", "sink_collapse", "ablation_metric", "attention_ablation",
+        "mlp_ablation", "tau_sweep", "suggest_inherit_depth", "summarize")],
+                ["tests/test_probe.py", "tests/test_probe_hf.py"]),
+    "attention": ("model.py", ["model.xǁCausalSelfAttentionǁ*", "model.x_rotate__*", "model.xǁRMSNormǁ*",
+                               "model.xǁGPTǁrope_tables__*", "model.xǁGPTǁattention_maps__*",
+                               "model.xǁGPTǁhidden_states__*"],
+                  ["tests/test_model.py", "tests/test_llama.py", "-k", "not ddp and not resume"]),
+}
+
+
+def copy_repo(workdir):
+    """The files git knows of (and untracked ones it does not ignore), as they are in the working tree."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, check=True,
+                           capture_output=True, text=True).stdout.split("\0")
+    for name in filter(None, files):
+        if (REPO / name).is_file():
+            (workdir / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, workdir / name)
+
+
+def setup_cfg(workdir, module, tests):
+    """mutmut's settings: the module mutated, every other top-level file and folder copied beside it, the tests."""
+    others = sorted(p for p in os.listdir(workdir) if p not in (module, "tests") and not p.startswith("."))
+    lines = ["[mutmut]", f"source_paths={module}", "also_copy=", *(f"    {p}" for p in others),
+             "pytest_add_cli_args_test_selection=", *(f"    {a}" for a in tests),
+             "process_isolation=forkserver"]  # torch is not fork-safe once the suite has run in the parent
+    return "\n".join(lines) + "\n"
+
+
+def mutmut(workdir, *args):
+    return subprocess.run([sys.executable, "-m", "mutmut", *args], cwd=workdir, capture_output=True, text=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("target", nargs="?", choices=sorted(TARGETS))
+    parser.add_argument("--workdir", help="scratch copy of the repo (default /tmp/mutate-TARGET); emptied first")
+    parser.add_argument("--list", action="store_true", help="list the targets: module, functions and tests")
+    args = parser.parse_args()
+    if args.list or args.target is None:
+        for name, (module, functions, tests) in TARGETS.items():
+            print(f"{name}: {module} {' '.join(functions)}\n    tests: {' '.join(tests)}")
+        return
+    try:
+        import mutmut  # noqa: F401
+    except ImportError:
+        sys.exit("error: mutmut is not installed; pip install mutmut==3.8.1")
+    module, functions, tests = TARGETS[args.target]
+    workdir = Path(args.workdir or f"/tmp/mutate-{args.target}")
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    copy_repo(workdir)
+    (workdir / "setup.cfg").write_text(setup_cfg(workdir, module, tests))
+    print(f"mutating {module} ({' '.join(functions)}) against {' '.join(tests)} in {workdir}", flush=True)
+    subprocess.run([sys.executable, "-m", "mutmut", "run", *functions], cwd=workdir)
+
+    statuses = {}
+    for line in mutmut(workdir, "results", "--all", "true").stdout.splitlines():
+        name, _, status = line.strip().rpartition(": ")
+        if any(fnmatch.fnmatchcase(name, f) for f in functions):
+            statuses[name] = status
+    survivors = sorted(n for n, s in statuses.items() if s == "survived")
+    for name in survivors:
+        diff = [l for l in mutmut(workdir, "show", name).stdout.splitlines()
+                if l[:1] in "+-" and not l.startswith(("+++", "---"))]
+        print(f"\n{name}\n" + "\n".join(diff))
+    counts = {s: sum(v == s for v in statuses.values()) for s in sorted(set(statuses.values()))}
+    print(f"\n{args.target}: {len(statuses)} mutants, " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+
+
+if __name__ == "__main__":
+    main()
