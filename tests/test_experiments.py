@@ -104,6 +104,21 @@ def test_paper_configs_decay_no_embeddings_as_the_authors_runs():
         assert cfg.decay_embeddings == (name not in paper_configs()), name
 
 
+@pytest.mark.parametrize('name, steps, tokens_per_step, n_layer', [
+    ('transfer_gpt2m_12_last.py', 10_000, 393_216, 24), ('transfer_gpt2m_12_random.py', 10_000, 393_216, 12),
+    ('transfer_gpt2l_18_last.py', 10_000, 131_072, 36), ('transfer_gpt2l_18_random.py', 10_000, 131_072, 18),
+    ('train_gpt2m_24_b50k.py', 100_000, 49_152, 24), ('place_gpt2m_24_b50k.py', 100_000, 49_152, 24),
+    ('train_gpt2m_24_b50k_200k.py', 200_000, 49_152, 24), ('inherit_gpt2m_18_b50k_200k.py', 200_000, 49_152, 24),
+])
+def test_v4_configs_train_the_papers_budget(name, steps, tokens_per_step, n_layer):
+    """v4's Figs. 3, 23 and 24 (PAPER.md §6): 10K steps at the family's batch; 100K / 200K steps at 50K-token batches."""
+    os.chdir(REPO)
+    cfg = configure(train.TrainConfig, [f'config/{name}'])
+    assert (cfg.max_iters, cfg.lr_decay_iters) == (steps, steps)
+    assert cfg.batch_size * cfg.block_size * cfg.gradient_accumulation_steps == tokens_per_step
+    assert cfg.n_layer == n_layer  # the family's shape; inheriting configs take the depth from init_from
+
+
 def block(state, i):
     prefix = f'transformer.h.{i}.'
     return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
@@ -117,17 +132,29 @@ def block(state, i):
     ('stack_gpt2xl_24.py', 'stack_gpt2xl_12.py', list(range(12)) * 2),
     ('inherit_gpt2s_layers4-7.py', 'train_gpt2s_12.py', [4, 5, 6, 7]),
     ('inherit_gpt2m_16.py', 'train_gpt2m_24.py', list(range(16))),
+    ('transfer_gpt2m_12_last.py', 'train_gpt2m_24.py', list(range(12, 24))),  # v4 Fig. 3: the lazy layers
+    ('transfer_gpt2m_12_first.py', 'train_gpt2m_24.py', list(range(12))),
+    ('transfer_gpt2l_18_last.py', 'train_gpt2l_36.py', list(range(18, 36))),
+    ('transfer_gpt2l_18_first.py', 'train_gpt2l_36.py', list(range(18))),
+    ('place_gpt2m_24_b50k.py', 'train_gpt2m_24.py', [None] * 15 + list(range(15, 24))),  # v4 Fig. 23; None: fresh
+    ('inherit_gpt2m_18_b50k_200k.py', 'train_gpt2m_24.py', list(range(18))),  # v4 Fig. 24
 ])
 def test_stacking_and_layer_maps_copy_the_right_blocks(mini_runs, name, source, expected):
-    """train.py's own model building for the config: target block i is exactly the source's block expected[i]."""
+    """train.py's own model building for the config: target block i is exactly the source's block expected[i], or
+    (None) unlike every source block."""
     _, configs = mini_runs
     cfg = configs[name]
     src = torch.load(os.path.join(configs[source].out_dir, 'ckpt.pt'), weights_only=True)['model']
     model, _, provenance = train.build_model(cfg, 50257, 'cpu')
     state = model.state_dict()
     assert model.config.n_layer == len(expected) and provenance['layers'] == expected
+    source_blocks = [block(src, s) for s in range(provenance['source_model_args']['n_layer'])]
     for i, s in enumerate(expected):
-        target, source_block = block(state, i), block(src, s)
+        target = block(state, i)
+        if s is None:
+            assert not any(torch.equal(target['attn.c_attn.weight'], b['attn.c_attn.weight']) for b in source_blocks), i
+            continue
+        source_block = source_blocks[s]
         assert target.keys() == source_block.keys() and all(torch.equal(target[k], source_block[k]) for k in target), (i, s)
     for k in ('transformer.wte.weight', 'transformer.wpe.weight', 'transformer.ln_f.weight'):
         assert torch.equal(state[k], src[k]), k
@@ -168,6 +195,8 @@ def test_results_table_of_the_mini_runs(mini_runs, tmp_path, capsys):
     assert by_name['inherit_gpt2m_16_authors']['init'] == 'inherited blocks 0-15 of gpt2m_24 (24L), fresh wpe+ln_f'
     assert by_name['halfwidth_gpt2m_24']['init'] == 'inherited blocks 0-23 of gpt2m_24 (24L), width 1x16 of 2x32'
     assert by_name['baseline_gpt2m_16_200k']['init'] == 'scratch'
+    assert by_name['place_gpt2m_24_b50k']['init'] == 'inherited blocks 15-23 of gpt2m_24 (24L), in place of 24 layers, 0-14 fresh'
+    assert by_name['transfer_gpt2l_18_last']['init'] == 'inherited blocks 18-35 of gpt2l_36 (36L)'
     from model import GPT, GPTConfig
     half = GPT(GPTConfig(n_layer=24, n_head=1, n_embd=16, block_size=32, vocab_size=50304, bias=False))
     row = by_name['halfwidth_gpt2m_24']
@@ -254,6 +283,8 @@ def test_layer_list_on_the_command_line(mini_runs, shakespeare_root, tmp_path):
     (['--inherit_block_parts=attn,mlpp'], "unknown block part 'mlpp'"),
     (['--inherit_layers=0,12'], 'out of range'),
     (['--inherit_layers=13'], 'only 12 blocks'),
+    (['--inherit_place=0=12'], 'block 12 is out of range'),
+    (['--inherit_place=12'], 'position 12 is out of range'),
     (['--init_from=scratch', '--inherit_layers=2'], 'needs a model to inherit from'),
 ])
 def test_bad_warm_starts_fail_in_one_line_and_write_nothing(mini_runs, shakespeare_root, tmp_path, extra, message):
