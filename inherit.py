@@ -13,6 +13,8 @@ options are train.py's inherit_* settings, spelled the same:
     --source=gpt2 --inherit_layers=0,2,4,6,8,10                                         # DistilBERT-style alternate layers
     --source=gpt2-medium --inherit_n_head=8 --inherit_n_embd=512                        # half-width warm start (Table 2)
     --source=out/ref --inherit_layers=6 --inherit_select=shortgpt --dataset=shakespeare  # the 6 blocks of highest block influence
+    --source=out/gpt2m_24 --inherit_place=15-23                                         # v4 Fig. 23: blocks 15-23 in place, 0-14 fresh
+    --source=out/gpt2m_24 --inherit_layers=12 --inherit_place=0-3=20-23                 # 12 layers: 0-3 from blocks 20-23, 4-11 fresh
 
 Sources: a checkpoint of this project or nanoGPT (a file, or a run directory holding ckpt.pt), 'gpt2'..'gpt2-xl',
 a local Hugging Face GPT-2, Llama or Qwen2 folder, or 'hf:owner/name' (downloaded; README, Other model families),
@@ -25,9 +27,11 @@ n_kv_head scaled alike), first MLP hidden units (4*n_embd, or mlp_hidden scaled 
 alike) and first n_embd dimensions of the embeddings, every norm and the residual outputs; heads keep the source's size.
 inherit_select picks which k blocks inherit_layers=k keeps: 'first' (0..k-1, the paper) or a strategy of SELECTIONS
 that probes the source on the val split of data_root/dataset (lazy_cut, shortgpt, angular, deepest_but_last,
-ablation; docs/inheriting.md); the provenance records the method, its scores and the chosen blocks.
+ablation; docs/inheriting.md); the provenance records the method, its scores and the chosen blocks. inherit_place puts
+source blocks at chosen positions of a target of the source's depth (or inherit_layers=k) and leaves every other
+position fresh; the provenance's layers then hold None at the fresh positions.
 inherit() is the one entry point: this CLI, train.py (inherit_* keys) and grow.py all call it; each step of it is an
-entry of WARM_STARTS (layers, parts, width), so a new warm start is one registered function (README, Extending),
+entry of WARM_STARTS (layers, place, parts, width), so a new warm start is one registered function (README, Extending),
 and a new selection strategy one function registered in SELECTIONS.
 """
 import cpu_env  # noqa: F401  (first: it sets the OpenMP environment torch reads on import)
