@@ -385,7 +385,7 @@ def select_blocks(plan, cfg):
     if bad:
         fail(f"block index {bad[0]!r} is out of range: the source has {L} blocks, numbered 0-{L - 1}")
     plan.args['n_layer'] = len(layers)
-    plan.tensors = {k: v for k, v in plan.source_state.items() if not k.startswith('transformer.h.')}
+    plan.tensors = dict(plan.source_state)
     copy_blocks(plan, layers)
 
 

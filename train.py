@@ -201,7 +201,7 @@ def collapse_to_sink(model, layers, eps):
         block = model.transformer.h[l]
         attn = block.attn
         block.ln_1.weight[[marker, constant]] = 1
-        if block.ln_1.bias is not None:
+        if getattr(block.ln_1, 'bias', None) is not None:  # RMSNorm has none
             block.ln_1.bias[[marker, constant]] = 0
         w = math.sqrt(gap / (attn.scale * 0.7 * 0.94 * C))
         attn.c_attn.weight[torch.arange(attn.n_head) * attn.head_dim, constant] = w  # queries
