@@ -187,7 +187,8 @@ def plot_curves(rows, path, title, hline=None):
     ax.set_xlabel('step')
     ax.set_ylabel('val loss')
     ax.set_title(title)
-    ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1))  # beside the axes: many runs would hide the curves
+    # beside the axes (many runs would hide the curves), in as many columns as the figure's height needs (~28 a column)
+    ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1), ncol=1 + len(rows) // 28)
     fig.tight_layout()
     with atomic_write(path) as tmp:
         fig.savefig(tmp, format='png', dpi=120)
