@@ -11,7 +11,9 @@ warmup + cosine schedule); train.py's inherit_* keys (block parts, wpe, ln_f, wi
 while grow.py sets its depth l and inherit_select which l blocks (first: 0..l-1, the paper; a probe-driven strategy
 probes the reference every round). grow_mode='paper' (default) builds every round from the reference; 'continue'
 keeps the previous round's trained model and appends the next reference blocks (cheaper in spirit; not in the
-paper; first blocks only).
+paper; first blocks only). new_blocks='deepest' takes the blocks each round adds from the reference's deepest
+(v4's variant: its lazy layers): a paper-mode round of l layers inherits blocks 0..start_layers-1 and the last
+l - start_layers; a continue-mode round appends the reference's last step_layers blocks.
 Rerunning the same command after a kill skips finished rounds and resumes the interrupted one exactly. A rerun
 whose settings differ from those grow.json stored (any key that changes what a round computes or when grow stops)
 stops with an error naming them, unless --allow_changes=True.
@@ -44,6 +46,7 @@ class GrowConfig(train.TrainConfig):
     max_layers: int | None = None  # None: the reference's depth
     tolerance: float = 0.0  # stop when val loss <= reference_val_loss + tolerance
     grow_mode: str = 'paper'  # 'paper' or 'continue'
+    new_blocks: str = 'next'  # the blocks each round adds: 'next' (the reference's next ones, Algorithm 1) or 'deepest' (its last ones, the lazy layers: v4's variant)
     compare_runs: str = ''  # comma-separated train.py out_dirs (e.g. a same-depth random-init baseline) shown beside the rounds
     allow_changes: bool = False  # True: rerun into an out_dir made with other settings, keeping its finished rounds; the new ones apply from here on
 
@@ -56,12 +59,22 @@ RERUN_FREE_KEYS = ('out_dir', 'data_root', 'log_interval', 'log_seconds', 'eval_
                    'compare_runs', 'allow_changes', 'probe_interval')
 
 
-def round_init(cfg, depth, ref_model, ref_info, previous_round_dir):
+def round_layers(cfg, depth, start, ref_depth):
+    """What a round of `depth` layers inherits (inherit_layers): with new_blocks='next' its depth (the first blocks,
+    or those inherit_select picks); with 'deepest' the first round's blocks 0..start-1, then the reference's last
+    depth - start blocks in order (v4's Algorithm 1: "newly added blocks can be initialized with lazy layers")."""
+    if cfg.new_blocks == 'next':
+        return depth
+    return [*range(start), *range(ref_depth - (depth - start), ref_depth)]
+
+
+def round_init(cfg, depth, start, ref_model, ref_info, previous_round_dir):
     """The inherited checkpoint a round starts from."""
     # crop to the training context now (train.py would anyway), so rounds of both modes have the same shapes
     overrides = {'block_size': min(cfg.block_size, ref_model.config.block_size)}
-    ckpt = inherit(ref_model, ref_info, replace(cfg, inherit_layers=depth), overrides)
-    ckpt['inherit']['grow_mode'] = cfg.grow_mode
+    layers = round_layers(cfg, depth, start, ref_model.config.n_layer)
+    ckpt = inherit(ref_model, ref_info, replace(cfg, inherit_layers=layers), overrides)
+    ckpt['inherit'].update(grow_mode=cfg.grow_mode, new_blocks=cfg.new_blocks)
     if cfg.grow_mode == 'continue' and previous_round_dir is not None:
         # keep everything the previous round trained (embeddings, its blocks, ln_f); only the new blocks come from the reference
         trained = load_checkpoint(previous_round_dir, mmap=True)['model']
@@ -95,9 +108,14 @@ def grow(cfg):
         fail(f"grow_mode must be 'paper' or 'continue', got {cfg.grow_mode!r}")
     if cfg.step_layers < 1:
         fail(f"step_layers must be at least 1, got {cfg.step_layers}")
-    if cfg.inherit_layers is not None:
-        fail("grow.py sets each round's depth itself (inherit_select picks which blocks); drop inherit_layers and set "
-             "start_layers/step_layers/max_layers")
+    if cfg.inherit_layers is not None or cfg.inherit_place is not None:
+        fail("grow.py sets each round's depth itself (inherit_select and new_blocks pick which blocks); drop "
+             "inherit_layers and inherit_place, and set start_layers/step_layers/max_layers")
+    if cfg.new_blocks not in ('next', 'deepest'):
+        fail(f"new_blocks must be 'next' or 'deepest', got {cfg.new_blocks!r}")
+    if cfg.new_blocks == 'deepest' and cfg.inherit_select != 'first':
+        fail(f"new_blocks='deepest' fixes every round's blocks (the first start_layers, then the deepest), which leaves "
+             f"inherit_select={cfg.inherit_select!r} nothing to pick; use one of the two")
     if selection_named(cfg.inherit_select).picks_depth:
         fail(f"inherit_select={cfg.inherit_select!r} sets the depth itself, which grow.py steps; use it with train.py or inherit.py")
     if cfg.grow_mode == 'continue' and cfg.inherit_select != 'first':
@@ -171,7 +189,7 @@ def grow(cfg):
             init_path = os.path.join(round_dir, 'init.pt')
             resuming = os.path.exists(os.path.join(round_dir, 'ckpt.pt'))
             if master and not resuming:
-                ckpt = round_init(cfg, depth, ref_model, ref_info, previous_dir)
+                ckpt = round_init(cfg, depth, start, ref_model, ref_info, previous_dir)
                 save_checkpoint(ckpt, init_path)
                 print(f"round {depth} layers: {describe(ckpt['inherit'])}")
             if ddp:

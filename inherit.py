@@ -13,6 +13,8 @@ options are train.py's inherit_* settings, spelled the same:
     --source=gpt2 --inherit_layers=0,2,4,6,8,10                                         # DistilBERT-style alternate layers
     --source=gpt2-medium --inherit_n_head=8 --inherit_n_embd=512                        # half-width warm start (Table 2)
     --source=out/ref --inherit_layers=6 --inherit_select=shortgpt --dataset=shakespeare  # the 6 blocks of highest block influence
+    --source=out/gpt2m_24 --inherit_place=15-23                                         # v4 Fig. 23: blocks 15-23 in place, 0-14 fresh
+    --source=out/gpt2m_24 --inherit_layers=12 --inherit_place=0-3=20-23                 # 12 layers: 0-3 from blocks 20-23, 4-11 fresh
 
 Sources: a checkpoint of this project or nanoGPT (a file, or a run directory holding ckpt.pt), 'gpt2'..'gpt2-xl',
 a local Hugging Face GPT-2, Llama or Qwen2 folder, or 'hf:owner/name' (downloaded; README, Other model families),
@@ -25,9 +27,11 @@ n_kv_head scaled alike), first MLP hidden units (4*n_embd, or mlp_hidden scaled 
 alike) and first n_embd dimensions of the embeddings, every norm and the residual outputs; heads keep the source's size.
 inherit_select picks which k blocks inherit_layers=k keeps: 'first' (0..k-1, the paper) or a strategy of SELECTIONS
 that probes the source on the val split of data_root/dataset (lazy_cut, shortgpt, angular, deepest_but_last,
-ablation; docs/inheriting.md); the provenance records the method, its scores and the chosen blocks.
+ablation; docs/inheriting.md); the provenance records the method, its scores and the chosen blocks. inherit_place puts
+source blocks at chosen positions of a target of the source's depth (or inherit_layers=k) and leaves every other
+position fresh; the provenance's layers then hold None at the fresh positions.
 inherit() is the one entry point: this CLI, train.py (inherit_* keys) and grow.py all call it; each step of it is an
-entry of WARM_STARTS (layers, parts, width), so a new warm start is one registered function (README, Extending),
+entry of WARM_STARTS (layers, place, parts, width), so a new warm start is one registered function (README, Extending),
 and a new selection strategy one function registered in SELECTIONS.
 """
 import cpu_env  # noqa: F401  (first: it sets the OpenMP environment torch reads on import)
@@ -59,6 +63,7 @@ class InheritConfig:
     inherit_ln_f: bool = True  # False: fresh final LayerNorm (the authors' script)
     inherit_n_head: int | None = None  # half-width warm start: keep the first n heads (None: the source's)
     inherit_n_embd: int | None = None  # half-width warm start: keep the first n dimensions (None: the source's width)
+    inherit_place: str | None = None  # placement warm start: 'P=B' items put source blocks B at target positions P ('15-23=15-23', a bare '15-23' in place), every other position fresh; the depth is inherit_layers=k's (None: the source's)
 
 
 
@@ -78,16 +83,16 @@ class InheritScriptConfig(InheritConfig):
 BLOCK_PARTS = {'attn': ('attn.c_attn.', 'attn.c_proj.'), 'mlp': ('mlp.c_fc.', 'mlp.c_proj.'), 'ln': ('ln_1.', 'ln_2.')}
 
 
-def parse_layers(spec):
+def parse_layers(spec, name='layers'):
     """'0-5,0-5' -> [0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5]: the source block of every target position."""
     result = []
     for item in spec.split(','):
         match = re.fullmatch(r'(\d+)(?:-(\d+))?', item.strip(), re.ASCII)
         if match is None:
-            fail(f"layers={spec!r}: {item.strip()!r} is not a block index or an a-b range; write e.g. '0-5,0-5' or '0,2,4,6'")
+            fail(f"{name}={spec!r}: {item.strip()!r} is not a block index or an a-b range; write e.g. '0-5,0-5' or '0,2,4,6'")
         lo, hi = int(match[1]), int(match[2] or match[1])
         if hi < lo:
-            fail(f"layers={spec!r}: range {lo}-{hi} runs backwards; list the indices one by one to reverse the order")
+            fail(f"{name}={spec!r}: range {lo}-{hi} runs backwards; list the indices one by one to reverse the order")
         result.extend(range(lo, hi + 1))
     return result
 
@@ -354,7 +359,7 @@ def probe_source(model, cfg, names):
 
 
 def describe_layers(p):
-    layers = p['layers']
+    layers = [s for s in p['layers'] if s is not None]  # None: a fresh position (inherit_place)
     kind = 'stacked blocks' if len(set(layers)) < len(layers) else 'inherited blocks'
     chosen = f", chosen by {p['selection']['method']}" if p.get('selection') else ''
     return f"{kind} {format_layers(layers)} of {short_source(p['source'])} ({p['source_model_args']['n_layer']}L){chosen}"
@@ -380,11 +385,68 @@ def select_blocks(plan, cfg):
     if bad:
         fail(f"block index {bad[0]!r} is out of range: the source has {L} blocks, numbered 0-{L - 1}")
     plan.args['n_layer'] = len(layers)
-    plan.tensors = {k: v for k, v in plan.source_state.items() if not k.startswith('transformer.h.')}
+    plan.tensors = dict(plan.source_state)
+    copy_blocks(plan, layers)
+
+
+def copy_blocks(plan, layers):
+    """Target block i copies source block layers[i] (None: it keeps its fresh init); the record says which."""
+    plan.tensors = {k: v for k, v in plan.tensors.items() if not k.startswith('transformer.h.')}
     for i, s in enumerate(layers):
-        prefix = f'transformer.h.{s}.'
-        plan.tensors.update({f'transformer.h.{i}.{k[len(prefix):]}': v for k, v in plan.source_state.items() if k.startswith(prefix)})
+        if s is not None:
+            prefix = f'transformer.h.{s}.'
+            plan.tensors.update({f'transformer.h.{i}.{k[len(prefix):]}': v for k, v in plan.source_state.items()
+                                 if k.startswith(prefix)})
     plan.record['layers'] = list(layers)
+
+
+def parse_place(spec):
+    """'15-23' -> {15: 15, ..., 23: 23}; '0-1=20-21,5=3' -> {0: 20, 1: 21, 5: 3}: target position -> source block."""
+    if not isinstance(spec, str) or not spec.strip():
+        fail(f"inherit_place={spec!r} must be a string of 'P=B' items such as '15-23=15-23' (a bare '15-23': in place)")
+    placed = {}
+    for item in spec.split(','):
+        where, _, which = item.partition('=')
+        positions = parse_layers(where, 'inherit_place')
+        blocks = parse_layers(which, 'inherit_place') if which else positions
+        if len(positions) != len(blocks):
+            fail(f"inherit_place={spec!r}: {item.strip()!r} puts {len(blocks)} blocks at {len(positions)} positions")
+        for position, block in zip(positions, blocks):
+            if position in placed:
+                fail(f"inherit_place={spec!r} places two blocks at position {position}")
+            placed[position] = block
+    return placed
+
+
+def describe_place(p):
+    if not p.get('place'):
+        return ''
+    positions = [i for i, s in enumerate(p['layers']) if s is not None]
+    fresh = format_layers([i for i, s in enumerate(p['layers']) if s is None]) or 'none'
+    where = 'in place' if all(p['layers'][i] == i for i in positions) else f"at positions {format_layers(positions)}"
+    return f", {where} of {len(p['layers'])} layers, {fresh} fresh"
+
+
+@warm_start('place', describe_place)
+def place_blocks(plan, cfg):
+    """Placement warm start (v4's Fig. 23): target position P gets source block B for every 'P=B' of inherit_place,
+    every other position keeps its fresh init; the depth is the layers step's (inherit_layers=k, or the source's)."""
+    if cfg.inherit_place is None:
+        return
+    if isinstance(cfg.inherit_layers, (list, tuple, str)) or cfg.inherit_select != 'first':
+        fail(f"inherit_place={cfg.inherit_place!r} says which block goes where; give only the target's depth "
+             "(inherit_layers=k, or unset: the source's) and no inherit_select")
+    placed = parse_place(cfg.inherit_place)
+    depth, L = plan.args['n_layer'], plan.source_args['n_layer']
+    for position, block in placed.items():
+        if position >= depth:
+            fail(f"inherit_place={cfg.inherit_place!r}: position {position} is out of range: the target has {depth} "
+                 f"layers, numbered 0-{depth - 1}; a deeper target: inherit_layers=k")
+        if block >= L:
+            fail(f"inherit_place={cfg.inherit_place!r}: block {block} is out of range: the source has {L} blocks, "
+                 f"numbered 0-{L - 1}")
+    copy_blocks(plan, [placed.get(i) for i in range(depth)])
+    plan.record['place'] = cfg.inherit_place
 
 
 def describe_parts(p):
@@ -415,7 +477,7 @@ def keep_parts(plan, cfg):
     plan.tensors = {k: v for k, v in plan.tensors.items() if groups[group(k)]}
     plan.record.update(block_parts=list(parts), inherited=[g for g, kept in groups.items() if kept],
                        reinitialized=[g for g, kept in groups.items() if not kept])
-    moved = [(i, s) for i, s in enumerate(plan.record['layers']) if i != s]
+    moved = [(i, s) for i, s in enumerate(plan.record['layers']) if s not in (i, None)]
     if plan.args['scale_attn_by_inverse_layer_idx'] and 'attn' in parts and moved:
         plan.notes.append("scale_attn_by_inverse_layer_idx: attention logits are scaled by 1/(position+1) at each block's new "
                           "position, so moved blocks (source->target " + ', '.join(f'{s}->{i}' for i, s in moved[:4]) +
@@ -501,9 +563,9 @@ def short_source(source):
 
 
 def format_layers(layers):
-    """[0, 1, 2, 3, 0, 1, 2, 3] -> '0-3,0-3'."""
+    """[0, 1, 2, 3, 0, 1, 2, 3] -> '0-3,0-3'; fresh positions (None) are left out."""
     runs = []
-    for i in layers:
+    for i in filter(lambda i: i is not None, layers):
         if runs and i == runs[-1][1] + 1:
             runs[-1][1] = i
         else:
@@ -515,10 +577,12 @@ def describe(provenance):
     """A few lines for the terminal."""
     p = provenance
     total = p['params_inherited'] + p['params_fresh']
+    unplaced = [i for i, s in enumerate(p['layers']) if s is None]
+    fresh_blocks = [f"the blocks at positions {format_layers(unplaced)}"] if unplaced else []
     lines = [f"{len(p['layers'])}-layer model from {p['source']} ({p['source_model_args']['n_layer']} layers, "
-             f"{p['source_model_args']['n_embd']} wide): source blocks {format_layers(p['layers'])}",
+             f"{p['source_model_args']['n_embd']} wide): source blocks {format_layers(p['layers'])}{describe_place(p)}",
              f"  inherited: {', '.join(p['inherited'])}",
-             f"  fresh GPT-2 init (seed {p['seed']}): {', '.join(p['reinitialized']) or 'nothing'}",
+             f"  fresh GPT-2 init (seed {p['seed']}): {', '.join(p['reinitialized'] + fresh_blocks) or 'nothing'}",
              f"  parameters: {p['params_inherited']:,} inherited ({100 * p['params_inherited'] / total:.1f}%), "
              f"{p['params_fresh']:,} fresh"]
     if p.get('selection'):

@@ -46,7 +46,7 @@ COLUMNS = ('name', 'n_layer', 'n_head', 'n_embd', 'params', 'init', 'steps', 'to
 
 
 def describe_init(ckpt):
-    """scratch / inherited blocks / stacked blocks / width / KD teacher, from the provenance and the config."""
+    """scratch / inherited blocks / stacked blocks / width / sink layers / KD teacher, from the provenance and the config."""
     p, cfg = ckpt.get('inherit'), ckpt.get('config') or {}
     if p is None:
         init_from = cfg.get('init_from', 'scratch')
@@ -55,6 +55,8 @@ def describe_init(ckpt):
         label = describe_warm_start(p)
         if p.get('grow_mode') == 'continue' and p.get('trained_from'):
             label += f", continued from {short_source(p['trained_from'])}"
+    if cfg.get('sink_layers'):
+        label += f", sink-collapsed layers {cfg['sink_layers']} (eps {cfg.get('sink_eps')})"
     if cfg.get('teacher'):
         label += f"; KD from {short_source(cfg['teacher'])} (alpha {cfg.get('kd_alpha')}, T {cfg.get('kd_temperature')})"
     return label
@@ -185,7 +187,8 @@ def plot_curves(rows, path, title, hline=None):
     ax.set_xlabel('step')
     ax.set_ylabel('val loss')
     ax.set_title(title)
-    ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1))  # beside the axes: many runs would hide the curves
+    # beside the axes (many runs would hide the curves), in as many columns as the figure's height needs (~28 a column)
+    ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1), ncol=1 + len(rows) // 28)
     fig.tight_layout()
     with atomic_write(path) as tmp:
         fig.savefig(tmp, format='png', dpi=120)

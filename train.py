@@ -32,7 +32,7 @@ from checkpoint import load_checkpoint, load_model, model_from_checkpoint, save_
 from common import atomic_write, fail, init_distributed, setup_device
 from configurator import configure
 from data import check_fits, check_window_start, fixed_windows, get_batch, load_meta, open_tokens, window_starts
-from inherit import InheritConfig, inherit
+from inherit import InheritConfig, inherit, parse_layers
 from losses import LossSpec
 from model import GPT, GPTConfig, peak_flops
 
@@ -92,6 +92,9 @@ class TrainConfig(InheritConfig, GPTConfig):
     compile: bool | None = None  # torch.compile; None: on for CUDA, off for CPU (inductor's CPU build takes minutes)
     fused_loss: bool = True  # lm_head + cross-entropy chunk by chunk, never the full logits (losses.py); False: nanoGPT's path
     seed: int = 1337
+    # a lazy layer by construction (docs/lazy_layers.md): these layers start with every query's attention on the window's first token
+    sink_layers: str = ''  # block indices or ranges ('6-7', '2,5'); '' = off. Learned position embeddings only (it marks position 0 in wpe)
+    sink_eps: float = 0.01  # at init each query of a sink layer puts at most this much of its attention elsewhere
 
 
 DEFAULTS = TrainConfig()
@@ -166,7 +169,43 @@ def build_model(cfg, data_vocab_size, device):
             model.crop_block_size(cfg.block_size)
     if cfg.block_size > model.config.block_size:
         fail(f"block_size={cfg.block_size} is larger than the model's context ({model.config.block_size}); lower --block_size")
+    if cfg.sink_layers and init_from != 'resume':
+        collapse_to_sink(model, parse_layers(cfg.sink_layers, 'sink_layers'), cfg.sink_eps)
     return model, resume_ckpt, provenance
+
+
+@torch.no_grad()
+def collapse_to_sink(model, layers, eps):
+    """Start `layers` eps-sink-collapsed (PAPER.md §6, App. H): every query puts >= 1 - eps of its attention on the
+    window's first token, through weights that train like any others. Two residual dimensions are set aside: wpe
+    writes a marker m (dimension C-1) at position 0 only and a constant b (dimension C-2) at every position, and wte
+    writes neither (so the tied lm_head reads neither). In each sink layer the first dimension of every head's query
+    reads b and of its key reads m with weight w, so after the LayerNorm the logit of (query i, key 0) exceeds every
+    other key's by about scale * w^2 * b_i * m_0, which w sets to twice the gap that 1 - eps needs over block_size keys."""
+    config, wpe, wte = model.config, model.transformer.wpe, model.transformer.wte
+    if wpe is None:
+        fail("sink_layers marks the first position in the position embeddings, and a RoPE model has none")
+    bad = [l for l in layers if not 0 <= l < config.n_layer]
+    if bad:
+        fail(f"sink_layers: layer {bad[0]} is out of range: the model has {config.n_layer} layers, numbered 0-{config.n_layer - 1}")
+    if not 0 < eps < 1:
+        fail(f"sink_eps must be in (0, 1), got {eps}")
+    C, T, marker, constant = config.n_embd, config.block_size, config.n_embd - 1, config.n_embd - 2
+    content = (wte.weight.square().sum(1).mean() + wpe.weight.square().sum(1).mean()).sqrt()  # a token's embedding norm
+    wte.weight[:, [marker, constant]] = 0
+    wpe.weight[:, marker] = 0
+    wpe.weight[0, marker] = 4 * content  # position 0's LayerNorm output: ~0.94 sqrt(C) on the marker
+    wpe.weight[:, constant] = content  # every position's: ~0.7 sqrt(C) on the constant (~0.24 sqrt(C) at position 0)
+    gap = 2 * math.log((T - 1) * (1 - eps) / eps)
+    for l in layers:
+        block = model.transformer.h[l]
+        attn = block.attn
+        block.ln_1.weight[[marker, constant]] = 1
+        if getattr(block.ln_1, 'bias', None) is not None:  # RMSNorm has none
+            block.ln_1.bias[[marker, constant]] = 0
+        w = math.sqrt(gap / (attn.scale * 0.7 * 0.94 * C))
+        attn.c_attn.weight[torch.arange(attn.n_head) * attn.head_dim, constant] = w  # queries
+        attn.c_attn.weight[C + torch.arange(attn.n_kv_head) * attn.head_dim, marker] = w  # keys
 
 
 def load_teacher(source, device):

@@ -5,6 +5,7 @@ import csv
 import glob
 import json
 import os
+import re
 import statistics
 from dataclasses import replace
 
@@ -12,6 +13,7 @@ import pytest
 import torch
 
 import grow
+import inherit
 import results
 import train
 from configurator import configure
@@ -104,6 +106,21 @@ def test_paper_configs_decay_no_embeddings_as_the_authors_runs():
         assert cfg.decay_embeddings == (name not in paper_configs()), name
 
 
+@pytest.mark.parametrize('name, steps, tokens_per_step, n_layer', [
+    ('transfer_gpt2m_12_last.py', 10_000, 393_216, 24), ('transfer_gpt2m_12_random.py', 10_000, 393_216, 12),
+    ('transfer_gpt2l_18_last.py', 10_000, 131_072, 36), ('transfer_gpt2l_18_random.py', 10_000, 131_072, 18),
+    ('train_gpt2m_24_b50k.py', 100_000, 49_152, 24), ('place_gpt2m_24_b50k.py', 100_000, 49_152, 24),
+    ('train_gpt2m_24_b50k_200k.py', 200_000, 49_152, 24), ('inherit_gpt2m_18_b50k_200k.py', 200_000, 49_152, 24),
+])
+def test_v4_configs_train_the_papers_budget(name, steps, tokens_per_step, n_layer):
+    """v4's Figs. 3, 23 and 24 (PAPER.md §6): 10K steps at the family's batch; 100K / 200K steps at 50K-token batches."""
+    os.chdir(REPO)
+    cfg = configure(train.TrainConfig, [f'config/{name}'])
+    assert (cfg.max_iters, cfg.lr_decay_iters) == (steps, steps)
+    assert cfg.batch_size * cfg.block_size * cfg.gradient_accumulation_steps == tokens_per_step
+    assert cfg.n_layer == n_layer  # the family's shape; inheriting configs take the depth from init_from
+
+
 def block(state, i):
     prefix = f'transformer.h.{i}.'
     return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
@@ -117,17 +134,29 @@ def block(state, i):
     ('stack_gpt2xl_24.py', 'stack_gpt2xl_12.py', list(range(12)) * 2),
     ('inherit_gpt2s_layers4-7.py', 'train_gpt2s_12.py', [4, 5, 6, 7]),
     ('inherit_gpt2m_16.py', 'train_gpt2m_24.py', list(range(16))),
+    ('transfer_gpt2m_12_last.py', 'train_gpt2m_24.py', list(range(12, 24))),  # v4 Fig. 3: the lazy layers
+    ('transfer_gpt2m_12_first.py', 'train_gpt2m_24.py', list(range(12))),
+    ('transfer_gpt2l_18_last.py', 'train_gpt2l_36.py', list(range(18, 36))),
+    ('transfer_gpt2l_18_first.py', 'train_gpt2l_36.py', list(range(18))),
+    ('place_gpt2m_24_b50k.py', 'train_gpt2m_24.py', [None] * 15 + list(range(15, 24))),  # v4 Fig. 23; None: fresh
+    ('inherit_gpt2m_18_b50k_200k.py', 'train_gpt2m_24.py', list(range(18))),  # v4 Fig. 24
 ])
 def test_stacking_and_layer_maps_copy_the_right_blocks(mini_runs, name, source, expected):
-    """train.py's own model building for the config: target block i is exactly the source's block expected[i]."""
+    """train.py's own model building for the config: target block i is exactly the source's block expected[i], or
+    (None) unlike every source block."""
     _, configs = mini_runs
     cfg = configs[name]
     src = torch.load(os.path.join(configs[source].out_dir, 'ckpt.pt'), weights_only=True)['model']
     model, _, provenance = train.build_model(cfg, 50257, 'cpu')
     state = model.state_dict()
     assert model.config.n_layer == len(expected) and provenance['layers'] == expected
+    source_blocks = [block(src, s) for s in range(provenance['source_model_args']['n_layer'])]
     for i, s in enumerate(expected):
-        target, source_block = block(state, i), block(src, s)
+        target = block(state, i)
+        if s is None:
+            assert not any(torch.equal(target['attn.c_attn.weight'], b['attn.c_attn.weight']) for b in source_blocks), i
+            continue
+        source_block = source_blocks[s]
         assert target.keys() == source_block.keys() and all(torch.equal(target[k], source_block[k]) for k in target), (i, s)
     for k in ('transformer.wte.weight', 'transformer.wpe.weight', 'transformer.ln_f.weight'):
         assert torch.equal(state[k], src[k]), k
@@ -168,6 +197,8 @@ def test_results_table_of_the_mini_runs(mini_runs, tmp_path, capsys):
     assert by_name['inherit_gpt2m_16_authors']['init'] == 'inherited blocks 0-15 of gpt2m_24 (24L), fresh wpe+ln_f'
     assert by_name['halfwidth_gpt2m_24']['init'] == 'inherited blocks 0-23 of gpt2m_24 (24L), width 1x16 of 2x32'
     assert by_name['baseline_gpt2m_16_200k']['init'] == 'scratch'
+    assert by_name['place_gpt2m_24_b50k']['init'] == 'inherited blocks 15-23 of gpt2m_24 (24L), in place of 24 layers, 0-14 fresh'
+    assert by_name['transfer_gpt2l_18_last']['init'] == 'inherited blocks 18-35 of gpt2l_36 (36L)'
     from model import GPT, GPTConfig
     half = GPT(GPTConfig(n_layer=24, n_head=1, n_embd=16, block_size=32, vocab_size=50304, bias=False))
     row = by_name['halfwidth_gpt2m_24']
@@ -254,6 +285,8 @@ def test_layer_list_on_the_command_line(mini_runs, shakespeare_root, tmp_path):
     (['--inherit_block_parts=attn,mlpp'], "unknown block part 'mlpp'"),
     (['--inherit_layers=0,12'], 'out of range'),
     (['--inherit_layers=13'], 'only 12 blocks'),
+    (['--inherit_place=0=12'], 'block 12 is out of range'),
+    (['--inherit_place=12'], 'position 12 is out of range'),
     (['--init_from=scratch', '--inherit_layers=2'], 'needs a model to inherit from'),
 ])
 def test_bad_warm_starts_fail_in_one_line_and_write_nothing(mini_runs, shakespeare_root, tmp_path, extra, message):
@@ -297,15 +330,19 @@ PAPER_FAMILIES = {
     'large-dagger': (20, 1280, 32, 16, 128 * 1024, 2e-4),
     'xl': (25, 1600, 48, 24, 128 * 1024, 1.5e-4),
 }
+FAMILY_NAMES = {'small': 'gpt2s', 'medium': 'gpt2m', 'large': 'gpt2l', 'large-dagger': 'gpt2l_dagger', 'xl': 'gpt2xl'}
 # PAPER.md §3, every run: AdamW, warmup + cosine to min_lr, OpenWebText's context and vocabulary; §2: the authors'
 # GPT-2 models scale attention by 1/(l+1), no bias, no dropout; their AdamW decays no embedding (older nanoGPT)
 PAPER_ALL = dict(beta1=0.9, beta2=0.95, weight_decay=0.1, grad_clip=1.0, warmup_iters=2000, decay_lr=True, min_lr=1e-5,
                  block_size=1024, scale_attn_by_inverse_layer_idx=True, bias=False, dropout=0.0, decay_embeddings=False,
                  kd_alpha=0.4, kd_temperature=1.0)
-# what a run's name says beyond its family: steps (§4's 200K rows, the KD rows' 50K) and KD's schedule (§6: cosine to
-# lr/10), which the no-KD control of the same budget shares; the first matching pattern wins
-PAPER_RUNS = [('_200k', dict(max_iters=200000)), ('_50k', dict(max_iters=50000, min_lr='lr/10')),
-              ('kd_', dict(max_iters=50000, min_lr='lr/10')), ('', dict(max_iters=100000))]
+# what a run's name says beyond its family, the first matching pattern: §4's 200K rows; §6's 50K-token batches
+# (Figs. 23, 24) and Fig. 3's 10K steps; the KD rows' 50K steps and schedule (§6: cosine to lr/10), which their no-KD
+# control shares
+PAPER_RUNS = [('_b50k_200k', dict(max_iters=200000, batch_tokens=50e3)), ('_b50k', dict(max_iters=100000, batch_tokens=50e3)),
+              ('_200k', dict(max_iters=200000)), ('transfer_', dict(max_iters=10000)),
+              ('_50k', dict(max_iters=50000, min_lr='lr/10')), ('kd_', dict(max_iters=50000, min_lr='lr/10')),
+              ('', dict(max_iters=100000))]
 
 
 def paper_family(name, cfg):
@@ -313,13 +350,21 @@ def paper_family(name, cfg):
     return 'large-dagger' if 'dagger' in name else family
 
 
+def model_depth(cfg):
+    """The depth of the model a config trains: the inherited blocks' count, else n_layer."""
+    if isinstance(cfg.inherit_layers, int):
+        return cfg.inherit_layers
+    return len(inherit.parse_layers(cfg.inherit_layers)) if cfg.inherit_layers else cfg.n_layer
+
+
 @pytest.mark.parametrize('name', paper_configs())
 def test_paper_config_hyperparameters_are_the_papers(name):
     os.chdir(REPO)
     cfg = configure(grow.GrowConfig if name.startswith('grow') else train.TrainConfig, [f'config/{name}'])
     family = paper_family(name, cfg)
-    n_head, n_embd, ref_depth, inheritune_depth, batch_tokens, lr = PAPER_FAMILIES[family]
-    run = next(settings for pattern, settings in PAPER_RUNS if pattern in name)
+    n_head, n_embd, ref_depth, _, batch_tokens, lr = PAPER_FAMILIES[family]
+    run = dict(next(settings for pattern, settings in PAPER_RUNS if pattern in name))
+    batch_tokens = run.pop('batch_tokens', batch_tokens)
     expected = {**PAPER_ALL, **run, 'lr_decay_iters': run['max_iters'],
                 'dataset': 'fineweb_edu' if 'dagger' in name or 'fineweb' in name else 'openwebtext'}
     if lr is not None:
@@ -329,13 +374,22 @@ def test_paper_config_hyperparameters_are_the_papers(name):
     for key, value in expected.items():
         assert getattr(cfg, key) == pytest.approx(value, rel=1e-9), (name, key)
     tokens = cfg.batch_size * cfg.gradient_accumulation_steps * cfg.block_size
-    if batch_tokens is not None:
-        assert tokens == pytest.approx(batch_tokens, rel=0.01), (name, tokens)  # "~394K": 12 x 32 x 1024 = 393,216
-    # depths: a reference (or a warm start's source) has the family's; Inheritune and its same-depth baselines the
-    # family's Inheritune depth
-    if name.startswith('train_') or (cfg.init_from != 'scratch' and not name.startswith(('stack_', 'kd_gpt2m_16_random'))):
+    if batch_tokens is not None:  # "~394K": 12 x 32 x 1024 = 393,216; "50K": 6 x 8 x 1024 = 49,152
+        assert tokens == pytest.approx(batch_tokens, rel=0.02), (name, tokens)
+    # a warm start's source is the family's reference; the depth a name states is the model's
+    if cfg.init_from != 'scratch' and not name.startswith('stack_'):
         assert cfg.n_layer == ref_depth, name
-    if name.startswith(('inherit_gpt2m', 'inherit_gpt2l', 'inherit_gpt2xl', 'kd_gpt2m_16_inherit')):
-        assert cfg.inherit_layers == inheritune_depth, name
-    if name.startswith('baseline_'):
-        assert cfg.n_layer == inheritune_depth, name
+    stated = re.search(r'gpt2(?:s|m|l|xl)(?:_dagger)?_(\d+)', name)
+    if stated:
+        assert model_depth(cfg) == int(stated[1]), name
+
+
+def test_every_paper_family_has_its_reference_and_inheritune_configs():
+    """PAPER.md §3's depths: the reference trained from scratch at the family's depth, Inheritune at its depth."""
+    os.chdir(REPO)
+    for family, (n_head, n_embd, ref_depth, inheritune_depth, _, _) in PAPER_FAMILIES.items():
+        reference = configure(train.TrainConfig, [f'config/train_{FAMILY_NAMES[family]}_{ref_depth}.py'])
+        assert (reference.n_layer, reference.n_head, reference.n_embd, reference.init_from) == (ref_depth, n_head, n_embd, 'scratch')
+        if family != 'small':  # small's 4-layer ablation inherits layer lists (inherit_gpt2s_layers*.py)
+            inheritune = configure(train.TrainConfig, [f'config/inherit_{FAMILY_NAMES[family]}_{inheritune_depth}.py'])
+            assert inheritune.inherit_layers == inheritune_depth and paper_family(family, inheritune) == family

@@ -48,7 +48,7 @@ def test_a_setting_a_loss_term_and_a_warm_start_from_outside(shakespeare_root, t
     ref = load_checkpoint(reference)['model']
     diff = model.state_dict()['transformer.h.1.attn.c_attn.weight'] - ref['transformer.h.1.attn.c_attn.weight']
     assert 0.008 < diff.std().item() < 0.012  # the noise, on the inherited block
-    assert provenance['noise'] == 0.01 and provenance['warm_starts'] == ['layers', 'parts', 'width', 'noise']
+    assert provenance['noise'] == 0.01 and provenance['warm_starts'] == ['layers', 'place', 'parts', 'width', 'noise']
 
     train.train(cfg)
     logged = [json.loads(line) for line in open(out_dir / 'metrics.jsonl') if '"loss"' in line]

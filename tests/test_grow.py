@@ -103,6 +103,36 @@ def test_continue_mode_keeps_trained_blocks(shakespeare_root, reference, tmp_pat
     assert not torch.equal(init4["transformer.h.1.mlp.c_fc.weight"], ref_sd["transformer.h.1.mlp.c_fc.weight"])
 
 
+def block(state, i):
+    prefix = f"transformer.h.{i}."
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+@pytest.mark.parametrize("mode", ["paper", "continue"])
+def test_deepest_new_blocks_come_from_the_reference_tail(shakespeare_root, reference, tmp_path, mode):
+    # 1 -> 2 -> 3 of the 4 reference blocks; the added blocks are its deepest (v4's Algorithm 1), not the next ones
+    out_dir = tmp_path / mode
+    run_script(*grow_args(shakespeare_root, reference, out_dir, "--new_blocks=deepest", f"--grow_mode={mode}",
+                          "--start_layers=1", "--step_layers=1", "--max_layers=3", "--max_iters=1", "--eval_interval=1",
+                          "--lr_decay_iters=1"))
+    ref_sd = torch.load(reference, weights_only=True)["model"]
+    # paper mode rebuilds every round from the reference: block 0, then the last depth - 1 reference blocks;
+    # continue mode keeps the trained blocks and appends the reference's last block
+    expected = {1: [0], 2: [0, 3], 3: [0, 2, 3]} if mode == "paper" else {1: [0], 2: ["trained", 3], 3: ["trained", "trained", 3]}
+    for depth, layers in expected.items():
+        init = torch.load(out_dir / f"round_{depth}" / "init.pt", weights_only=True)
+        assert init["inherit"]["new_blocks"] == "deepest" and init["inherit"]["grow_mode"] == mode
+        if mode == "paper":
+            assert init["inherit"]["layers"] == layers
+        previous = depth > 1 and torch.load(out_dir / f"round_{depth - 1}" / "ckpt.pt", weights_only=True)["model"]
+        for i, s in enumerate(layers):
+            target, source = block(init["model"], i), block(previous, i) if s == "trained" else block(ref_sd, s)
+            assert target.keys() == source.keys() and all(torch.equal(target[k], source[k]) for k in target), (depth, i, s)
+    continued = "" if mode == "paper" else ", continued from round_2"
+    assert f"| inherited blocks 0,2-3 of {reference.parent.name} (4L){continued} |" in (out_dir / "grow.md").read_text()
+    assert load_json(out_dir / "grow.json")["settings"]["new_blocks"] == "deepest"
+
+
 def test_last_step_is_capped_at_max_layers(shakespeare_root, reference, tmp_path):
     # 1 -> 3 -> 5 would overshoot the 4-layer reference; the last round is at max_layers = 4 instead
     out_dir = tmp_path / "capped"
@@ -173,6 +203,9 @@ def test_every_round_selects_its_blocks_by_probe(shakespeare_root, tmp_path):
     (["--start_layers=0"], "start_layers"),
     (["--step_layer=2"], "did you mean 'step_layers'"),
     (["--inherit_layers=2"], "sets each round's depth itself"),
+    (["--inherit_place=0-1"], "drop inherit_layers and inherit_place"),
+    (["--new_blocks=last"], "new_blocks must be 'next' or 'deepest'"),
+    (["--new_blocks=deepest", "--inherit_select=shortgpt"], "leaves inherit_select='shortgpt' nothing to pick"),
     (["--inherit_block_parts=attn,foo"], "unknown block part 'foo'"),
     (["--inherit_select=lazy_cut"], "inherit_select='lazy_cut' sets the depth itself, which grow.py steps"),
     (["--inherit_select=shortgpt", "--grow_mode=continue"], "needs inherit_select='first'"),

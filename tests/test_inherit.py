@@ -173,6 +173,50 @@ def test_layers_map_source_blocks_to_target_positions(tmp_path, sources, spec, e
     assert not any(k.startswith(f'transformer.h.{len(expected)}.') for k in ckpt['model'])
 
 
+@pytest.mark.parametrize('args, expected, label', [
+    (['--inherit_place=2-5'], [None, None, 2, 3, 4, 5], 'inherited blocks 2-5 of {src} (6L), in place of 6 layers, 0-1 fresh'),  # v4 Fig. 23
+    (['--inherit_layers=4', '--inherit_place=0-1=4-5'], [4, 5, None, None],
+     'inherited blocks 4-5 of {src} (6L), at positions 0-1 of 4 layers, 2-3 fresh'),
+    (['--inherit_place=3=1,0=5, 5=5'], [5, None, None, 1, None, 5],
+     'stacked blocks 5,1,5 of {src} (6L), at positions 0,3,5 of 6 layers, 1-2,4 fresh'),
+])
+def test_place_puts_source_blocks_at_positions_and_leaves_the_rest_fresh(tmp_path, sources, args, expected, label):
+    src = source_state(sources['project'])
+    ckpt = run_inherit(tmp_path, f'--source={sources["project"]}', *args)
+    fresh = fresh_state(ckpt['model_args'])  # a fresh GPT of the target's shape under the same seed
+    assert ckpt['model_args']['n_layer'] == len(expected) and ckpt['inherit']['layers'] == expected
+    for i, s in enumerate(expected):
+        for k in block_keys(src):
+            target = ckpt['model'][f'transformer.h.{i}.{k}']
+            if s is not None:
+                assert torch.equal(target, src[f'transformer.h.{s}.{k}']), (i, k)
+            else:
+                assert torch.equal(target, fresh[f'transformer.h.{i}.{k}']), (i, k)
+                assert not any(torch.equal(target, src[f'transformer.h.{b}.{k}']) for b in range(SRC['n_layer'])), (i, k)
+    for k in ('transformer.wte.weight', 'transformer.wpe.weight', 'transformer.ln_f.weight'):
+        assert torch.equal(ckpt['model'][k], src[k]), k
+    per_block = sum(v.numel() for k, v in src.items() if k.startswith('transformer.h.0.'))
+    assert ckpt['inherit']['params_fresh'] == expected.count(None) * per_block
+    assert inherit.describe_warm_start(ckpt['inherit']) == label.format(src=inherit.short_source(sources['project']))
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--inherit_place=6'], "position 6 is out of range: the target has 6 layers, numbered 0-5"),
+    (['--inherit_layers=2', '--inherit_place=2=0'], "position 2 is out of range: the target has 2 layers"),
+    (['--inherit_place=0=6'], "block 6 is out of range: the source has 6 blocks"),
+    (['--inherit_place=1=0,0-2'], "places two blocks at position 1"),
+    (['--inherit_place=0-1=3'], "'0-1=3' puts 1 blocks at 2 positions"),
+    (['--inherit_place=0=x'], "'x' is not a block index"),
+    (['--inherit_layers=0,1', '--inherit_place=0'], "give only the target's depth"),
+])
+def test_impossible_placements_exit_1_in_one_line_and_write_nothing(tmp_path, sources, args, message):
+    out = tmp_path / 'out.pt'
+    proc = run_script('inherit.py', f'--source={sources["project"]}', *args, f'--out={out}', check=False)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1 and lines[0].startswith('error: inherit_') and message in lines[0], proc.stderr
+    assert os.listdir(tmp_path) == []
+
+
 def test_out_directory_gets_ckpt_pt(tmp_path, sources):
     inherit.main([f'--source={sources["project"]}', '--inherit_layers=1', f'--out={tmp_path / "run"}{os.sep}'])
     assert load_checkpoint(tmp_path / 'run')['model_args']['n_layer'] == 1  # reads run/ckpt.pt

@@ -1,5 +1,6 @@
 """train.py end to end on the real Shakespeare corpus with tiny models: exact resume after SIGKILL, DDP vs one
 process, init_from sources, eval_only, and one-line errors."""
+import dataclasses
 import json
 import math
 import os
@@ -272,6 +273,9 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(shakespeare_root, tmp_pat
     (["--dist_timeout=0"], "dist_timeout must be a positive number of minutes"),
     (["--teacher=gpt3"], "model source 'gpt3' not found"),
     (["config/does_not_exist.py"], "not found"),
+    (["--sink_layers=2"], "sink_layers: layer 2 is out of range: the model has 2 layers"),
+    (["--sink_layers=1", "--sink_eps=1"], "sink_eps must be in (0, 1)"),
+    (["--sink_layers=1", "--position=rope"], "a RoPE model has none"),
 ])
 def test_bad_input_is_one_line_error_and_writes_nothing(shakespeare_root, tmp_path, extra, message):
     out_dir = tmp_path / "run"
@@ -421,3 +425,40 @@ def test_probe_interval_measures_the_fixed_val_windows(shakespeare_root, tmp_pat
     for name, values in logged[0].items():
         assert values == pytest.approx(measured["val"][name]["per_layer"], rel=1e-9, abs=1e-12), name
     assert logged[0]["block_influence"] != pytest.approx(measured["train"]["block_influence"]["per_layer"], rel=1e-6)
+
+
+@pytest.mark.parametrize("scale_by_layer, eps", [(False, 0.01), (True, 0.001)])
+def test_sink_layers_start_with_every_query_on_the_first_token(scale_by_layer, eps):
+    """sink_layers: at init each query row of those layers puts >= 1 - sink_eps of its attention on the window's first
+    token, so they are lazy by the paper's measure (MaxRank 1, AvgMass 1); the other layers attend broadly."""
+    import numpy as np
+    import attention_probe
+    from train import build_model
+    shape = ["--n_layer=4", "--n_head=2", "--n_embd=32", "--block_size=128", "--bias=False",
+             f"--scale_attn_by_inverse_layer_idx={scale_by_layer}"]
+    cfg = configure(TrainConfig, [*shape, "--sink_layers=1,3", f"--sink_eps={eps}"])
+    torch.manual_seed(0)
+    model = build_model(cfg, 96, "cpu")[0].eval()
+    tokens = np.random.default_rng(0).integers(0, 96, 20000, dtype=np.uint16)
+    settings = attention_probe.fitted_settings(cfg.block_size)
+    measured = attention_probe.Measurements(model, tokens, settings, "cpu", progress=False).metrics(["max_rank", "avg_mass"])
+    first = attention_probe.first_token_attention(model, tokens, num_seqs=20, seq_len=128)  # mean over queries, per head
+    x = torch.from_numpy(tokens[:8 * 128].astype(np.int64)).view(8, 128)
+    with torch.no_grad():
+        least = {layer: att[..., 0].min().item() for layer, att in model.attention_maps(x)}  # the worst query row
+    for layer in range(4):
+        sink = layer in (1, 3)
+        assert (least[layer] >= 1 - eps) == sink, (layer, least)
+        assert (measured["max_rank"]["per_layer"][layer] == 1) == sink and (measured["avg_mass"]["per_layer"][layer] == 1) == sink
+        assert bool((first[layer] >= 1 - eps).all()) == sink and (first[layer] < 0.2).all() != sink
+    # ordinary weights, not a mask: against the plain init of the same seed, only the embeddings' two set-aside
+    # dimensions and one query and one key weight per head of the sink layers differ
+    torch.manual_seed(0)
+    plain = build_model(configure(TrainConfig, shape), 96, "cpu")[0].state_dict()
+    changed = {k: (v != plain[k]).nonzero().tolist() for k, v in model.state_dict().items() if not torch.equal(v, plain[k])}
+    assert set(changed) == {"transformer.wte.weight", "lm_head.weight", "transformer.wpe.weight",
+                            "transformer.h.1.attn.c_attn.weight", "transformer.h.3.attn.c_attn.weight"}
+    assert {j for _, j in changed["transformer.wte.weight"]} == {j for _, j in changed["transformer.wpe.weight"]} == {30, 31}
+    assert changed["transformer.h.1.attn.c_attn.weight"] == [[0, 30], [16, 30], [32, 31], [48, 31]]  # q heads' row 0, k heads' row 0
+    import results
+    assert results.describe_init({"inherit": None, "config": dataclasses.asdict(cfg)}) == "scratch, sink-collapsed layers 1,3 (eps %g)" % eps
