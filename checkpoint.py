@@ -3,7 +3,6 @@
 A checkpoint is a torch file with nanoGPT's keys (model, optimizer, model_args, iter_num, best_val_loss, config)
 plus what exact resume needs (scaler, rng) and, for inherited models, the provenance (inherit).
 """
-import json
 import os
 
 import torch
@@ -124,18 +123,19 @@ def is_tokenizer_folder(name):
 
 
 def hf_model(source):
-    """The GPT of 'gpt2*', 'hf:owner/name' or a local HF folder: GPT-2 (GPT.from_pretrained), Llama or Qwen2 (hf_llama)."""
+    """The GPT of 'gpt2*', 'hf:owner/name' or a local HF folder: GPT-2 (GPT.from_pretrained), Llama, Qwen2 or Qwen3
+    (hf_llama); another model_type is a one-line error listing these."""
     folder = hf_folder(source)
     if folder is None:
         return GPT.from_pretrained(source)
     config_path = os.path.join(folder, "config.json")
-    try:
-        with open(config_path) as f:
-            hf = json.load(f)
-    except (OSError, ValueError) as e:
-        fail(f"could not read {config_path} ({type(e).__name__}); a Hugging Face folder needs a JSON config.json")
-    if hf.get("model_type") in hf_llama.MODEL_TYPES:
+    hf = hf_llama.read_config(config_path)
+    model_type = hf.get("model_type", "gpt2")
+    if model_type in hf_llama.MODEL_TYPES:
         return hf_llama.from_folder(folder, hf)
+    if model_type != "gpt2":
+        fail(f"{config_path} describes a {model_type!r} model; the model types read here are gpt2, "
+             f"{', '.join(hf_llama.MODEL_TYPES)} (model.py's GPT computes them exactly)")
     return GPT.from_pretrained(folder)
 
 
