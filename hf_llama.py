@@ -10,6 +10,7 @@ short is a one-line error.
 """
 import json
 import os
+import zipfile
 
 import torch
 
@@ -137,12 +138,13 @@ def hf_layout(model):
 
 
 def read_weight_file(path):
-    """The tensors of one safetensors or torch file, memory-mapped; a file cut short is a one-line error."""
+    """The tensors of one safetensors or torch file, memory-mapped (but a torch file of the format before torch 1.6,
+    read whole); a file cut short is a one-line error."""
     try:
         if path.endswith(".safetensors"):
             from safetensors.torch import load_file
             return load_file(path)
-        weights = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        weights = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except Exception as e:  # safetensors' and torch's errors on a cut or foreign file: one line, then stop
         fail(f"could not read {path} ({type(e).__name__}: {str(e).splitlines()[0][:200]}); the file is incomplete or "
              "not a weights file: fetch it again")

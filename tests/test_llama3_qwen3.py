@@ -103,8 +103,10 @@ def test_transformers_4_config_names_read_the_same(family_dir, tmp_path):
 def save_weights(folder, weights, file_format, shards):
     """weights as model.safetensors or pytorch_model.bin, or in that many shards listed by an index json."""
     from safetensors.torch import save_file
-    stem, suffix, save = {"safetensors": ("model", "safetensors", lambda w, p: save_file(w, p)),
-                          "bin": ("pytorch_model", "bin", lambda w, p: torch.save(w, p))}[file_format]
+    stem, suffix, save = {"safetensors": ("model", "safetensors", save_file),
+                          "bin": ("pytorch_model", "bin", torch.save),
+                          "legacy bin": ("pytorch_model", "bin",  # torch's format before 1.6, which cannot be mapped
+                                         lambda w, p: torch.save(w, p, _use_new_zipfile_serialization=False))}[file_format]
     if shards == 1:
         save(weights, folder / f"{stem}.{suffix}")
         return
@@ -125,7 +127,7 @@ def refiled(path, to, file_format, shards):
     return folder
 
 
-@pytest.mark.parametrize("file_format,shards", [("bin", 1), ("bin", 2), ("safetensors", 3)])
+@pytest.mark.parametrize("file_format,shards", [("bin", 1), ("bin", 2), ("legacy bin", 1), ("safetensors", 3)])
 def test_weight_formats(family_dir, tmp_path, file_format, shards):
     path, hf = family_dir
     folder = refiled(path, tmp_path / "hf", file_format, shards)
