@@ -210,7 +210,9 @@ class CausalSelfAttention(nn.Module):
         q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)  # (B, n_kv_head, T, hs)
         v = v.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
-        if self.q_norm is not None:  # before the rotation, as Qwen3; in v's dtype, which autocast's float32 gains would promote
+        if self.q_norm is not None:
+            # before the rotation, as Qwen3; back in v's dtype, which the float32 gains promote under autocast, as the
+            # attention below picks its path by q's dtype
             q, k = self.q_norm(q).to(v.dtype), self.k_norm(k).to(v.dtype)
         if rope is not None:
             q, k = rotate(q, rope), rotate(k, rope)

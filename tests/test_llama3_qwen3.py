@@ -2,6 +2,7 @@
 per-head q/k norms), HF folders read in either transformers' config names and weight formats, broken folders as
 one-line errors, and KD from a teacher whose vocabulary differs by padding rows only. Tiny random HF models built
 with transformers in tmp dirs (offline); each family's options away from their defaults so they matter."""
+import copy
 import json
 import shutil
 
@@ -79,7 +80,7 @@ def test_export_reloads_in_transformers_with_equal_logits(family_dir, tmp_path):
     back, loading = AutoModelForCausalLM.from_pretrained(str(out), output_loading_info=True, dtype=torch.float32)
     assert not any(loading.values()), loading  # no missing, unexpected or mismatched weights
     assert type(back) is type(hf) and back.config.rope_parameters == hf.config.rope_parameters
-    assert getattr(back.config, "head_dim") == getattr(hf.config, "head_dim")
+    assert back.config.head_dim == hf.config.head_dim
     assert torch.allclose(hf_logits(back.eval()), hf_logits(hf), atol=1e-5)
     again, original = load_model(str(out))[0], load_model(str(path))[0]
     assert again.config == original.config
@@ -192,7 +193,6 @@ def test_other_rope_scaling_is_a_one_line_error_naming_its_type(tmp_path, rope):
 
 def transformers_cut(hf, k):
     """transformers' own model of hf with its layer list cut to the first k layers."""
-    import copy
     cut = copy.deepcopy(hf)
     cut.model.layers = cut.model.layers[:k]
     cut.config.num_hidden_layers = k
