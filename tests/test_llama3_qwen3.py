@@ -249,6 +249,13 @@ def test_train_py_trains_qwen3_and_llama3_settings_from_flags(own_tokens, tmp_pa
     assert (args["head_dim"], args["qk_norm"], args["rope_scaling"]) == (12, True, scaling)
     model, _ = load_model(str(tmp_path))
     assert model.transformer.h[1].attn.k_norm.weight.shape == (12,)
+    # all three at once export as a Qwen3 with Llama 3's RoPE scaling, which transformers computes alike
+    from transformers import AutoModelForCausalLM
+    export_hf.export(str(tmp_path), str(tmp_path / "hf"))
+    hf = AutoModelForCausalLM.from_pretrained(str(tmp_path / "hf"), dtype=torch.float32)
+    assert hf.config.model_type == "qwen3" and hf.config.rope_parameters["rope_type"] == "llama3"
+    idx = TOKENS[:, :32]
+    assert torch.allclose(gpt_logits(model, idx), hf_logits(hf.eval(), idx), atol=1e-5)
 
 
 def padded_teacher(path, student_folder, vocab_size):
