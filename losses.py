@@ -158,9 +158,9 @@ def dlogits_(z, targets, teacher_z, ce_weight, kd_weight, temperature):
     """Overwrites one block of logits z (rows, V) with dloss/dlogits up to the 1/N mean and the ignore mask:
         ce_weight (P - onehot(targets))                                 without a teacher,
         ce_weight (P - onehot(targets)) + kd_weight T (P_T - Pt_T)      with teacher logits teacher_z,
-    P = softmax(z), P_T and Pt_T the student's and the teacher's softmax at temperature T, over the teacher_z's
-    columns, the first of z's (the rest are padding: distillation). Returns each row's CE
-    and T^2 KL(Pt_T || P_T) (float32; zeros without a teacher). Works in float32 whatever z's dtype. CE is
+    P = softmax(z), P_T and Pt_T the student's and the teacher's softmax at temperature T over teacher_z's columns,
+    the first of z's (the rest are padding: distillation). Returns each row's CE and T^2 KL(Pt_T || P_T) (float32;
+    zeros without a teacher). Works in float32 whatever z's dtype. CE is
     -log P[target], exact but for a target whose P underflows float32 (a loss over 87.3 nats: a token the model
     rules out), which counts as 87.3; the gradient stays exact."""
     rows, vocab = z.shape
