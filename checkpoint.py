@@ -3,7 +3,6 @@
 A checkpoint is a torch file with nanoGPT's keys (model, optimizer, model_args, iter_num, best_val_loss, config)
 plus what exact resume needs (scaler, rng) and, for inherited models, the provenance (inherit).
 """
-import json
 import os
 
 import torch
@@ -127,24 +126,20 @@ def is_tokenizer_folder(name):
     return name not in ("gpt2", "char") and (os.sep in name or os.path.isdir(name))
 
 
-def hf_config(folder):
-    """The dict of a Hugging Face folder's config.json."""
-    config_path = os.path.join(folder, "config.json")
-    try:
-        with open(config_path) as f:
-            return json.load(f)
-    except (OSError, ValueError) as e:
-        fail(f"could not read {config_path} ({type(e).__name__}); a Hugging Face folder needs a JSON config.json")
-
-
 def hf_model(source):
-    """The GPT of 'gpt2*', 'hf:owner/name' or a local HF folder: GPT-2 (GPT.from_pretrained), Llama or Qwen2 (hf_llama)."""
+    """The GPT of 'gpt2*', 'hf:owner/name' or a local HF folder: GPT-2 (GPT.from_pretrained), Llama, Qwen2 or Qwen3
+    (hf_llama); another model_type is a one-line error listing these."""
     folder = hf_folder(source)
     if folder is None:
         return GPT.from_pretrained(source)
-    hf = hf_config(folder)
-    if hf.get("model_type") in hf_llama.MODEL_TYPES:
+    config_path = os.path.join(folder, "config.json")
+    hf = hf_llama.read_config(config_path)
+    model_type = hf.get("model_type", "gpt2")
+    if model_type in hf_llama.MODEL_TYPES:
         return hf_llama.from_folder(folder, hf)
+    if model_type != "gpt2":
+        fail(f"{config_path} describes a {model_type!r} model; model.py reads the model types {', '.join(GPT_MODEL_TYPES)}: "
+             "pass model_path='auto' to read it through transformers (hf_adapter.py)")
     return GPT.from_pretrained(folder)
 
 
@@ -154,7 +149,7 @@ def hf_source_model(source, model_path="gpt"):
     has (GPT_MODEL_TYPES) unless it refuses the config, else the adapter. Returns (model, the path taken)."""
     folder = hf_folder(source)
     if model_path == "transformers" or (model_path == "auto" and folder is not None
-                                        and hf_config(folder).get("model_type", "gpt2") not in GPT_MODEL_TYPES):
+                                        and hf_llama.read_config(os.path.join(folder, "config.json")).get("model_type", "gpt2") not in GPT_MODEL_TYPES):
         return hf_adapter.from_pretrained(folder or f"openai-community/{source}", source), "transformers"
     try:
         return hf_model(source), "gpt"

@@ -7,8 +7,9 @@ A config file is plain Python whose assignments override the defaults (nanoGPT's
 Every key must be a field and its value of the field's type: ints are accepted where floats are expected, None only
 where the type says `| None`, so a typo or a wrong type stops the run with a one-line error instead of silently
 training with something else. On the command line a value is read as a Python literal where that gives the field's
-type (--compile=False, --learning_rate=1e-3, --inherit_layers=0,2,4,6 as the list a config file would write), as
-true/false for a bool, and as the bare string otherwise (--dataset=shakespeare, --out_dir=123).
+type (--compile=False, --learning_rate=1e-3, --inherit_layers=0,2,4,6 as the list a config file would write,
+--rope_scaling="{'rope_type': 'llama3', ...}" as a dict), as true/false for a bool, and as the bare string otherwise
+(--dataset=shakespeare, --out_dir=123).
 --help (or -h) prints the script's docstring and every field with its default and the comment on its line.
 """
 import ast
@@ -56,6 +57,8 @@ def accepts(value, accepted):
             return value
         if t is list and isinstance(value, (list, tuple)):
             return list(value)
+        if t is dict and isinstance(value, dict):
+            return dict(value)
     raise TypeError
 
 

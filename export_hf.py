@@ -1,7 +1,7 @@
 """Write a checkpoint as a complete Hugging Face GPT-2 directory: config.json, model.safetensors, generation_config.json
 and the GPT-2 tokenizer (vocab.json, merges.txt, tokenizer_config.json, special_tokens_map.json). A model with the
-Llama settings (rmsnorm, rope, swiglu) becomes a Llama directory instead, or a Qwen2 one where it has q/k/v biases and
-no others. The tokenizer the model reads comes along (checkpoint.tokenizer_meta, as sample.py finds it): the HF
+Llama settings (rmsnorm, rope, swiglu) becomes a Llama directory instead, a Qwen3 one where it has q/k norms, or a
+Qwen2 one where it has q/k/v biases and no others. The tokenizer the model reads comes along (checkpoint.tokenizer_meta, as sample.py finds it): the HF
 folder's tokenizer files of the dataset the checkpoint was trained on, or of the HF folder it is or was inherited from;
 else the GPT-2 tokenizer, never written for a Llama-settings model.
 
@@ -9,7 +9,7 @@ else the GPT-2 tokenizer, never written for a Llama-settings model.
     lm_eval --model hf --model_args pretrained=hf/ref_12 --tasks arc_easy,piqa,sciq,hellaswag,lambada_openai
 
 --ckpt takes whatever checkpoint.load_model reads: a ckpt.pt of this project or of nanoGPT (also an inherited one),
-a run directory holding ckpt.pt, a local HF GPT-2, Llama or Qwen2 directory, 'gpt2*' or 'hf:owner/name'. The result loads offline with
+a run directory holding ckpt.pt, a local HF GPT-2, Llama, Qwen2 or Qwen3 directory, 'gpt2*' or 'hf:owner/name'. The result loads offline with
 transformers' AutoModelForCausalLM and AutoTokenizer.from_pretrained(out_dir) and gives the same logits as model.py.
 The tokenizer files are the repo's gpt2_bpe/ files (vocab.json = encoder.json, merges.txt = vocab.bpe) with
 <|endoftext|> as bos, eos and unk token, as on the hub's gpt2; a model whose vocab cannot hold GPT-2's 50257 tokens
@@ -38,7 +38,7 @@ from hf_llama import hf_layout
 
 @dataclass
 class ExportConfig:
-    ckpt: str = ""  # checkpoint file, run directory, HF GPT-2/Llama/Qwen2 directory, 'gpt2*' or 'hf:owner/name'
+    ckpt: str = ""  # checkpoint file, run directory, HF GPT-2/Llama/Qwen2/Qwen3 directory, 'gpt2*' or 'hf:owner/name'
     out_dir: str = ""  # the HF directory to write
     overwrite: bool = False  # replace an existing out_dir
 
@@ -58,7 +58,7 @@ def only(cfg, architecture, field, *values):
     return {}
 
 
-# the config.json entries of each GPTConfig field in a GPT-2 and in a Llama or Qwen2 export, entry(cfg); a field
+# the config.json entries of each GPTConfig field in a GPT-2 and in a Llama, Qwen2 or Qwen3 export, entry(cfg); a field
 # added to GPTConfig must say in both how it exports
 HF_FIELDS = {
     "block_size": lambda c: {"n_positions": c.block_size},
@@ -79,38 +79,58 @@ HF_FIELDS = {
     "n_kv_head": lambda c: only(c, "GPT-2", "n_kv_head", None, c.n_head),
     "tie_embeddings": lambda c: {"tie_word_embeddings": c.tie_embeddings},
     "qkv_bias": lambda c: {},  # as bias: zeros where the model has none
+    "head_dim": lambda c: only(c, "GPT-2", "head_dim", None),
+    "qk_norm": lambda c: only(c, "GPT-2", "qk_norm", False),
+    "rope_scaling": lambda c: {},  # None without RoPE (GPTConfig)
 }
 LLAMA_FIELDS = {
     "block_size": lambda c: {"max_position_embeddings": c.block_size},
     "vocab_size": lambda c: {"vocab_size": c.vocab_size},
     "n_layer": lambda c: {"num_hidden_layers": c.n_layer},
-    "n_head": lambda c: {"num_attention_heads": c.n_head, "head_dim": c.n_embd // c.n_head},
+    "n_head": lambda c: {"num_attention_heads": c.n_head},
     "n_embd": lambda c: {"hidden_size": c.n_embd},
     "dropout": lambda c: {"attention_dropout": c.dropout},  # Llama drops out attention weights only
-    "bias": lambda c: {} if is_qwen2(c) else {"attention_bias": c.bias, "mlp_bias": c.bias},
+    "bias": lambda c: llama_biases(c),
     "scale_attn_by_inverse_layer_idx": lambda c: only(c, "Llama", "scale_attn_by_inverse_layer_idx", False),
     "gelu_approximate": lambda c: {},  # unused by SwiGLU
     "norm": lambda c: only(c, "Llama", "norm", "rmsnorm"),
     "norm_eps": lambda c: {"rms_norm_eps": c.norm_eps},
     "position": lambda c: only(c, "Llama", "position", "rope"),
-    # transformers 5 reads rope_parameters, 4 rope_theta
-    "rope_theta": lambda c: {"rope_theta": c.rope_theta, "rope_parameters": {"rope_type": "default", "rope_theta": c.rope_theta}},
+    # transformers 5 reads rope_parameters, 4 rope_theta and rope_scaling (which 5 prefers where it is set)
+    "rope_theta": lambda c: {"rope_theta": c.rope_theta,
+                             "rope_parameters": {"rope_type": "default", **(c.rope_scaling or {}), "rope_theta": c.rope_theta}},
+    "rope_scaling": lambda c: {"rope_scaling": c.rope_scaling} if c.rope_scaling else {},
     "mlp": lambda c: only(c, "Llama", "mlp", "swiglu"),
     "mlp_hidden": lambda c: {"intermediate_size": c.mlp_hidden or 4 * c.n_embd},
     "n_kv_head": lambda c: {"num_key_value_heads": c.n_kv_head or c.n_head},
     "tie_embeddings": lambda c: {"tie_word_embeddings": c.tie_embeddings},
-    "qkv_bias": lambda c: {} if is_qwen2(c) else only(c, "Llama", "qkv_bias", None, c.bias),  # Llama: as its other biases
+    "qkv_bias": lambda c: {} if family(c) == "qwen2" else only(c, ARCHITECTURE_NAMES[family(c)], "qkv_bias", None, c.bias),
+    "head_dim": lambda c: {"head_dim": c.head_size},
+    "qk_norm": lambda c: {},  # Qwen3's q_norm and k_norm: its model_type says so (family)
 }
+ARCHITECTURE_NAMES = {"llama": "Llama", "qwen2": "Qwen2", "qwen3": "Qwen3"}
 
 
 def is_llama(cfg):
-    """A model with any of the Llama settings exports as Llama (or Qwen2); LLAMA_FIELDS checks it has all of them."""
+    """A model with any of the Llama settings exports as Llama (or Qwen2, Qwen3); LLAMA_FIELDS checks it has all of them."""
     return (cfg.norm, cfg.position, cfg.mlp) != ("layernorm", "learned", "gelu")
 
 
-def is_qwen2(cfg):
-    """Qwen2 is a Llama with biases in q, k and v and nowhere else."""
-    return cfg.qkv_bias is True and not cfg.bias
+def family(cfg):
+    """The model_type a Llama-settings model exports as: Qwen3 with q/k norms, Qwen2 with biases in q, k and v and
+    nowhere else, else Llama; LLAMA_FIELDS refuses what that architecture does not compute."""
+    if cfg.qk_norm:
+        return "qwen3"
+    return "qwen2" if cfg.qkv_bias is True and not cfg.bias else "llama"
+
+
+def llama_biases(cfg):
+    """Llama has attention_bias and mlp_bias, here alike; Qwen2's q/k/v biases come with its model_type; Qwen3's
+    attention_bias would put one on o_proj too without any in the MLP, which the GPT does not have."""
+    model_type = family(cfg)
+    if model_type == "qwen3":
+        return only(cfg, "Qwen3", "bias", False)
+    return {} if model_type == "qwen2" else {"attention_bias": cfg.bias, "mlp_bias": cfg.bias}
 
 
 def config_entries(cfg, table):
@@ -122,15 +142,16 @@ def config_entries(cfg, table):
 
 
 def llama_config(cfg):
-    """config.json of transformers' LlamaConfig or Qwen2Config for a GPTConfig with the Llama settings."""
-    model_type, architecture = ("qwen2", "Qwen2ForCausalLM") if is_qwen2(cfg) else ("llama", "LlamaForCausalLM")
-    return {"architectures": [architecture], "model_type": model_type, **config_entries(cfg, LLAMA_FIELDS),
+    """config.json of transformers' LlamaConfig, Qwen2Config or Qwen3Config for a GPTConfig with the Llama settings."""
+    model_type = family(cfg)
+    return {"architectures": [f"{ARCHITECTURE_NAMES[model_type]}ForCausalLM"], "model_type": model_type,
+            **config_entries(cfg, LLAMA_FIELDS),
             "hidden_act": "silu", "initializer_range": 0.02, "bos_token_id": None, "eos_token_id": None,
             "use_cache": True, "torch_dtype": "float32"}
 
 
 def llama_state_dict(model):
-    """LlamaForCausalLM's (or Qwen2ForCausalLM's) weights: c_attn and c_fc split into their q/k/v and gate/up rows."""
+    """LlamaForCausalLM's (or Qwen2's, Qwen3's) weights: c_attn and c_fc split into their q/k/v and gate/up rows."""
     state = model.state_dict()
     out = {}
     for name, parts in hf_layout(model):
@@ -229,7 +250,7 @@ def export(source, out_dir, overwrite=False):
 if __name__ == "__main__":
     cfg = configure(ExportConfig, sys.argv[1:])
     config = export(cfg.ckpt, cfg.out_dir, cfg.overwrite)
-    architecture = ("Qwen2" if is_qwen2(config) else "Llama") if is_llama(config) else "GPT-2"
+    architecture = ARCHITECTURE_NAMES[family(config)] if is_llama(config) else "GPT-2"
     copied = os.path.isfile(os.path.join(cfg.out_dir, "tokenizer.json"))
     tokenizer = ("; its tokenizer files" if copied else "; no tokenizer" if is_llama(config) else ", GPT-2 tokenizer"
                  if config.vocab_size >= GPT2_VOCAB else "; no tokenizer: the vocab is not GPT-2's")

@@ -1,5 +1,5 @@
 """Any Hugging Face decoder (AutoModelForCausalLM) behind the parts of model.py's GPT interface that the scripts use,
-for the families model.py does not represent exactly (Falcon, OLMo, Gemma, Qwen3, Qwen3.5, ...).
+for the families model.py does not represent exactly (Falcon, OLMo, Gemma, Qwen3.5, ...).
 
 HFModel wraps the transformers model, in float32 with eager attention (the only implementation that computes the
 attention maps) and no KV cache, and finds its parts by structure, not by family: the decoder layers are the first

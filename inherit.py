@@ -58,7 +58,7 @@ class InheritConfig:
     this script alike."""
     inherit_layers: int | list[int] | str | None = None  # source blocks to keep: k (which k: inherit_select), a list [0, 2, 4] / '0,2,4', or ranges '0-5,0-5'; None: all
     inherit_select: str = 'first'  # which k blocks inherit_layers=k keeps: first (0..k-1, the paper) or a probe-driven strategy of inherit.SELECTIONS (docs/inheriting.md)
-    inherit_block_parts: str = 'all'  # what each kept block inherits: 'all', 'none' or a comma list of attn (c_attn, c_proj), mlp (c_fc, c_proj), ln (ln_1, ln_2) (Table 3)
+    inherit_block_parts: str = 'all'  # what each kept block inherits: 'all', 'none' or a comma list of attn (c_attn, c_proj, q/k norms), mlp (c_fc, c_proj), ln (ln_1, ln_2) (Table 3)
     inherit_wpe: bool = True  # False: fresh position embeddings (the authors' script)
     inherit_ln_f: bool = True  # False: fresh final LayerNorm (the authors' script)
     inherit_n_head: int | None = None  # half-width warm start: keep the first n heads (None: the source's)
@@ -80,7 +80,7 @@ class InheritScriptConfig(InheritConfig):
 
 
 # state-dict name prefixes (inside transformer.h.<i>.) of each part of a block
-BLOCK_PARTS = {'attn': ('attn.c_attn.', 'attn.c_proj.'), 'mlp': ('mlp.c_fc.', 'mlp.c_proj.'), 'ln': ('ln_1.', 'ln_2.')}
+BLOCK_PARTS = {'attn': ('attn.',), 'mlp': ('mlp.c_fc.', 'mlp.c_proj.'), 'ln': ('ln_1.', 'ln_2.')}
 
 
 def parse_layers(spec, name='layers'):
@@ -130,7 +130,9 @@ def check_parts(parts, where):
 
 
 def target_width(source_args, n_head, n_embd):
-    """(n_head, n_embd) of the target: the source's first n_head heads and n_embd dimensions (None: the source's)."""
+    """(n_head, n_embd) of the target: the source's first n_head heads and n_embd dimensions (None: the source's; with
+    n_embd / n_head the head size, one of them set sets the other). A source whose heads have a head_dim of their own
+    (Qwen3) keeps it, and its n_head and n_embd narrow apart."""
     C, source_heads = source_args['n_embd'], source_args['n_head']
     head_size = C // source_heads
     for key, value in (('n_head', n_head), ('n_embd', n_embd)):
@@ -139,9 +141,12 @@ def target_width(source_args, n_head, n_embd):
     # a cut head would lose RoPE's rotary pairs besides its own attention pattern
     whole = ("heads are copied whole (RoPE rotates dimension j with j + head_size/2)" if source_args.get('position') == 'rope'
              else "heads are copied whole")
+    head_dim = source_args.get('head_dim')
+    if head_dim is not None:
+        n_head, n_embd = n_head or source_heads, n_embd or C
     if n_embd is None:
         n_embd = C if n_head is None else n_head * head_size
-    if n_embd % head_size:
+    if head_dim is None and n_embd % head_size:
         fail(f"n_embd={n_embd} is not a multiple of the source's head size {head_size} ({C}/{source_heads}); {whole}, "
              f"so use a multiple of {head_size}")
     if n_head is None:
@@ -149,7 +154,7 @@ def target_width(source_args, n_head, n_embd):
     if n_embd > C or n_head > source_heads:
         fail(f"n_head={n_head}, n_embd={n_embd} is wider than the source ({source_heads} heads, {C} wide); a warm start "
              "keeps the source's first heads and dimensions, so it can only shrink")
-    if n_embd != n_head * head_size:
+    if head_dim is None and n_embd != n_head * head_size:
         fail(f"n_embd/n_head = {n_embd}/{n_head} must equal the source's head size {head_size} ({whole}); for {n_head} "
              f"heads use n_embd={n_head * head_size}")
     return n_head, n_embd
@@ -180,8 +185,9 @@ def stacked_rows(name, args):
     """The row counts of the projections stacked along a tensor's rows for a model of args: c_attn's q, k and v
     (k and v with n_kv_head heads each), SwiGLU's gate and up in c_fc; None for a tensor that stacks nothing."""
     if '.attn.c_attn.' in name:
-        kv_rows = (args.get('n_kv_head') or args['n_head']) * (args['n_embd'] // args['n_head'])
-        return [args['n_embd'], kv_rows, kv_rows]
+        head_size = GPTConfig(**args).head_size
+        kv_rows = (args.get('n_kv_head') or args['n_head']) * head_size
+        return [args['n_head'] * head_size, kv_rows, kv_rows]
     if '.mlp.c_fc.' in name and args.get('mlp') == 'swiglu':
         hidden = args.get('mlp_hidden') or 4 * args['n_embd']
         return [hidden, hidden]

@@ -5,8 +5,8 @@ and a weight; the loss is the weighted sum of the terms that are on (LossSpec sa
 inputs they need beyond the logits). plain_loss computes them by autograd on the full logits: the fused_loss=False
 path and the oracle the fused loss is tested against. The two terms of the paper:
     ce  cross-entropy, weight 1 - kd_alpha with a KD teacher, else 1
-    kd  T^2 * KL(softmax(t / T) || softmax(s / T)), t the teacher's logits, T = kd_temperature; weight kd_alpha,
-        on with a teacher
+    kd  T^2 * KL(softmax(t / T) || softmax(s / T)), t the teacher's logits, T = kd_temperature, both over the ids
+        the two vocabularies share (past them: padding rows); weight kd_alpha, on with a teacher
 Adding a term is one function here (its per-token definition) and its TERMS entry; fused_loss=True refuses a term
 FusedLinearCrossEntropy has no port for, so it trains with fused_loss=False until one is written (and tested
 against plain_loss).
@@ -42,7 +42,7 @@ class LossSpec:
     student's logits (a KD teacher's, computed outside the model without gradients). GPT.forward takes one."""
     fused: bool = True  # chunked lm_head + loss (fused_loss); False: full logits and plain_loss
     teacher_hidden: Optional[torch.Tensor] = None  # (B, T, C_t) a KD teacher's final hidden states; KD on when given
-    teacher_weight: Optional[torch.Tensor] = None  # (V, C_t) its lm_head weight
+    teacher_weight: Optional[torch.Tensor] = None  # (V_t, C_t) its lm_head weight; V_t may differ from V by padding rows
     kd_alpha: float = 0.0
     kd_temperature: float = 1.0
     chunk_tokens: int = CHUNK_TOKENS  # the fused loss's tokens per chunk
@@ -62,11 +62,19 @@ def cross_entropy(logits, targets, spec):
 
 
 def distillation(logits, targets, spec):
-    """T^2 KL(p_t || p_s), both softmaxes at temperature T, the teacher's logits from its hidden states and lm_head."""
+    """T^2 KL(p_t || p_s), both softmaxes at temperature T, the teacher's logits from its hidden states and lm_head.
+    Both softmaxes run over the ids the two vocabularies share, the first kd_vocab(...): the larger one's rows past
+    them are padding (train.check_teacher admits no other difference), which neither distribution may spend mass on."""
     T, hidden = spec.kd_temperature, spec.teacher_hidden
-    teacher_logits = (hidden.reshape(-1, hidden.size(-1)) @ spec.teacher_weight.t()).to(logits.dtype)
-    log_pt, log_ps = torch.log_softmax(teacher_logits / T, dim=-1), torch.log_softmax(logits / T, dim=-1)
+    vocab = kd_vocab(logits.size(-1), spec.teacher_weight)
+    teacher_logits = (hidden.reshape(-1, hidden.size(-1)) @ spec.teacher_weight[:vocab].t()).to(logits.dtype)
+    log_pt, log_ps = torch.log_softmax(teacher_logits / T, dim=-1), torch.log_softmax(logits[:, :vocab] / T, dim=-1)
     return T ** 2 * F.kl_div(log_ps, log_pt, reduction="none", log_target=True).sum(-1)
+
+
+def kd_vocab(student_vocab, teacher_weight):
+    """The ids KD compares: those of the smaller of the student's and the teacher's vocabularies."""
+    return min(student_vocab, teacher_weight.size(0))
 
 
 TERMS = {  # the loss's terms, in the order train.py logs them
@@ -150,8 +158,9 @@ def dlogits_(z, targets, teacher_z, ce_weight, kd_weight, temperature):
     """Overwrites one block of logits z (rows, V) with dloss/dlogits up to the 1/N mean and the ignore mask:
         ce_weight (P - onehot(targets))                                 without a teacher,
         ce_weight (P - onehot(targets)) + kd_weight T (P_T - Pt_T)      with teacher logits teacher_z,
-    P = softmax(z), P_T and Pt_T the student's and the teacher's softmax at temperature T. Returns each row's CE
-    and T^2 KL(Pt_T || P_T) (float32; zeros without a teacher). Works in float32 whatever z's dtype. CE is
+    P = softmax(z), P_T and Pt_T the student's and the teacher's softmax at temperature T over teacher_z's columns,
+    the first of z's (the rest are padding: distillation). Returns each row's CE and T^2 KL(Pt_T || P_T) (float32;
+    zeros without a teacher). Works in float32 whatever z's dtype. CE is
     -log P[target], exact but for a target whose P underflows float32 (a loss over 87.3 nats: a token the model
     rules out), which counts as 87.3; the gradient stays exact."""
     rows, vocab = z.shape
@@ -159,9 +168,10 @@ def dlogits_(z, targets, teacher_z, ce_weight, kd_weight, temperature):
     if teacher_z is None:
         kd_rows = torch.zeros(rows, dtype=torch.float32, device=z.device)
     else:
-        log_ps = log_softmax_(torch.div(f, temperature, out=scratch("ps", rows, vocab, torch.float32, z.device)))
-        log_pt = log_softmax_(scratch("pt", rows, vocab, torch.float32, z.device).copy_(teacher_z).div_(temperature))
-        log_ratio = torch.sub(log_pt, log_ps, out=scratch("ratio", rows, vocab, torch.float32, z.device))
+        shared = teacher_z.size(1)
+        log_ps = log_softmax_(torch.div(f[:, :shared], temperature, out=scratch("ps", rows, shared, torch.float32, z.device)))
+        log_pt = log_softmax_(scratch("pt", rows, shared, torch.float32, z.device).copy_(teacher_z).div_(temperature))
+        log_ratio = torch.sub(log_pt, log_ps, out=scratch("ratio", rows, shared, torch.float32, z.device))
         pt = log_pt.exp_()
         kd_rows = (log_ratio.mul_(pt)).sum(-1) * temperature ** 2
         kd_grad = log_ps.exp_().sub_(pt)  # P_T - Pt_T
@@ -171,7 +181,7 @@ def dlogits_(z, targets, teacher_z, ce_weight, kd_weight, temperature):
     if ce_weight != 1.0:
         f.mul_(ce_weight)
     if teacher_z is not None:
-        f.add_(kd_grad, alpha=kd_weight * temperature)
+        f[:, :shared].add_(kd_grad, alpha=kd_weight * temperature)
     if f is not z:
         z.copy_(f)
     return ce_rows, kd_rows
@@ -195,8 +205,8 @@ class FusedLinearCrossEntropy(torch.autograd.Function):
                                                     kd_weight, T, chunk)
 
     h (N, C) hidden states, weight (V, C) lm_head weight, targets (N,) with -1 = ignored; teacher_h (N, C_t) and
-    teacher_weight (V, C_t) or None. Returns three scalars: the loss ce_weight * CE + kd_weight * KD
-    (differentiable wrt h and weight), and the CE and KD terms as plain_loss defines them (float32, no gradient;
+    teacher_weight (V_t, C_t) or None, KD over the first min(V, V_t) ids (distillation). Returns three scalars: the
+    loss ce_weight * CE + kd_weight * KD (differentiable wrt h and weight), and the CE and KD terms as plain_loss defines them (float32, no gradient;
     kd is 0 without a teacher). Matmuls run in the autocast dtype if autocast is on; softmax, logs and sums run in
     float32, one block of rows at a time (block_rows).
 
@@ -210,7 +220,7 @@ class FusedLinearCrossEntropy(torch.autograd.Function):
         dtype = compute_dtype(device_type, h.dtype)
         with torch.autocast(device_type, enabled=False):
             w = weight.to(dtype)
-            tw = None if teacher_h is None else teacher_weight.to(dtype)
+            tw = None if teacher_h is None else teacher_weight[:kd_vocab(weight.size(0), teacher_weight)].to(dtype)
             valid = targets != IGNORE_INDEX
             inv_n = 1.0 / valid.sum().to(torch.float32)  # nan when every target is ignored, as F.cross_entropy
             grad_h = torch.empty_like(h)
@@ -226,7 +236,7 @@ class FusedLinearCrossEntropy(torch.autograd.Function):
                 if teacher_h is not None:
                     with torch.no_grad():
                         tz = torch.mm(teacher_h[start:end].to(dtype), tw.t(),
-                                      out=scratch("teacher_logits", rows, w.size(0), dtype, h.device))
+                                      out=scratch("teacher_logits", rows, tw.size(0), dtype, h.device))
                 step = block_rows(rows, w.size(0), h.device)
                 for b in range(0, rows, step):
                     ce_rows, kd_rows = dlogits_(z[b:b + step], yc[b:b + step],

@@ -1,5 +1,6 @@
-"""GPT-2 in one file, nanoGPT-compatible (same module names and state-dict keys), and the Llama family (Llama, Qwen2)
-as settings of the same GPT: RMSNorm, RoPE, SwiGLU, grouped-query attention, an untied lm_head, q/k/v biases.
+"""GPT-2 in one file, nanoGPT-compatible (same module names and state-dict keys), and the Llama family (Llama 2 and 3,
+Qwen2, Qwen3) as settings of the same GPT: RMSNorm, RoPE (with Llama 3's scaling), SwiGLU, grouped-query attention, an
+untied lm_head, q/k/v biases, a head size apart from n_embd / n_head and per-head q/k norms.
 
 Differences from nanoGPT that matter for Inheritune:
 - GELU is GPT-2's tanh approximation, so imported Hugging Face GPT-2 weights give the same logits (checkpoints
@@ -8,12 +9,11 @@ Differences from nanoGPT that matter for Inheritune:
 - scale_attn_by_inverse_layer_idx divides block i's attention logits by an extra (i+1), as HF GPT-2 and the
   paper's models do.
 - The Llama settings keep GPT-2's module names: c_attn stacks q, k and v (k and v with n_kv_head heads each), c_fc
-  stacks SwiGLU's gate and up projections; hf_llama.py maps Hugging Face's Llama and Qwen2 weights onto them.
+  stacks SwiGLU's gate and up projections; hf_llama.py maps Hugging Face's Llama, Qwen2 and Qwen3 weights onto them.
 - An explicit attention path hands every layer's post-softmax attention matrix to a hook, and hidden_states yields
   the residual stream between blocks, for the layer metrics of attention_probe.py.
 """
 import inspect
-import json
 import math
 import os
 from dataclasses import dataclass, fields
@@ -31,7 +31,10 @@ CPU_FP32_ATTENTION_T = 256
 
 # the Llama family's fields: model_args name them only where they differ from their (GPT-2's) defaults, so a GPT-2's
 # model_args stay what they were before these fields, which code and checkpoints of that time read
-LLAMA_FIELDS = ("norm", "norm_eps", "position", "rope_theta", "mlp", "mlp_hidden", "n_kv_head", "tie_embeddings", "qkv_bias")
+LLAMA_FIELDS = ("norm", "norm_eps", "position", "rope_theta", "mlp", "mlp_hidden", "n_kv_head", "tie_embeddings", "qkv_bias",
+                "head_dim", "qk_norm", "rope_scaling")
+# the settings of Llama 3.1+'s RoPE scaling, {'rope_type': 'llama3', ...} in rope_scaling, as Hugging Face names them
+LLAMA3_SCALING = ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
 
 
 @dataclass
@@ -57,6 +60,9 @@ class GPTConfig:
     n_kv_head: int | None = None  # key/value heads, each shared by n_head / n_kv_head query heads (GQA); None: n_head
     tie_embeddings: bool = True  # lm_head's weight is wte's, as in GPT-2; False: its own (most Llamas)
     qkv_bias: bool | None = None  # biases in c_attn; None: as bias (Qwen2: True with bias=False)
+    head_dim: int | None = None  # each head's width; None: n_embd // n_head (Qwen3 0.6B: 128 with n_embd 1024, 16 heads)
+    qk_norm: bool = False  # Qwen3: an RMSNorm over each head's q and k (gains shared by the heads) before RoPE
+    rope_scaling: dict | None = None  # None: plain RoPE; Llama 3.1+: {'rope_type': 'llama3', 'factor': 32.0, 'low_freq_factor': 1.0, 'high_freq_factor': 4.0, 'original_max_position_embeddings': 8192}
 
     def __post_init__(self):
         choices = {"norm": ("layernorm", "rmsnorm"), "position": ("learned", "rope"), "mlp": ("gelu", "swiglu")}
@@ -67,8 +73,29 @@ class GPTConfig:
             fail(f"n_kv_head={self.n_kv_head} must divide n_head={self.n_head} (or be None: as many as n_head)")
         if self.mlp_hidden is not None and self.mlp_hidden < 1:
             fail(f"mlp_hidden must be a positive integer or None (4 * n_embd), got {self.mlp_hidden}")
-        if self.position == "rope" and self.n_head > 0 and self.n_embd // self.n_head % 2:
-            fail(f"RoPE rotates pairs of dimensions, so the head size n_embd/n_head = {self.n_embd // self.n_head} must be even")
+        if self.head_dim is not None and self.head_dim < 1:
+            fail(f"head_dim must be a positive integer or None (n_embd // n_head), got {self.head_dim}")
+        if self.position == "rope" and self.n_head > 0 and self.head_size % 2:
+            fail(f"RoPE rotates pairs of dimensions, so the head size (head_dim, else n_embd/n_head) = {self.head_size} must be even")
+        if self.rope_scaling is not None:
+            self.check_rope_scaling()
+
+    @property
+    def head_size(self):
+        """Each attention head's width: head_dim where set, else n_embd // n_head."""
+        return self.head_dim or self.n_embd // self.n_head
+
+    def check_rope_scaling(self):
+        s = self.rope_scaling
+        example = "{'rope_type': 'llama3', " + ", ".join(f"'{key}': ..." for key in LLAMA3_SCALING) + "}"
+        if not isinstance(s, dict) or s.get("rope_type") != "llama3" or set(s) != {"rope_type", *LLAMA3_SCALING}:
+            fail(f"rope_scaling={s!r} is not Llama 3's RoPE scaling, the only one the GPT has; write {example} or None")
+        if any(isinstance(s[key], bool) or not isinstance(s[key], (int, float)) or s[key] <= 0 for key in LLAMA3_SCALING):
+            fail(f"rope_scaling={s!r}: {', '.join(LLAMA3_SCALING)} must be positive numbers")
+        if s["high_freq_factor"] <= s["low_freq_factor"]:
+            fail(f"rope_scaling={s!r}: high_freq_factor must exceed low_freq_factor (the band they bound is blended between)")
+        if self.position != "rope":
+            fail("rope_scaling scales RoPE's frequencies, so it needs position='rope'")
 
     def model_args(self):
         """The model fields as a checkpoint records them: every GPT-2 field, the Llama family's where set."""
@@ -132,16 +159,36 @@ def rotate(x, rope):
     return (x * cos + torch.cat((-x2, x1), dim=-1) * sin).to(x.dtype)
 
 
+def rope_frequencies(config, device):
+    """RoPE's angular frequencies theta^(-2j/d) of the d/2 dimension pairs j, d the head size. Under Llama 3's scaling
+    (transformers' _compute_llama3_parameters), with L the original context: wavelengths 2 pi / frequency shorter than
+    L / high_freq_factor are kept, longer than L / low_freq_factor divided by factor, and those between blended,
+    s * f + (1 - s) * f / factor with s = (L / wavelength - low_freq_factor) / (high_freq_factor - low_freq_factor)."""
+    d = config.head_size
+    inv_freq = 1.0 / config.rope_theta ** (torch.arange(0, d, 2, dtype=torch.float, device=device) / d)
+    scaling = config.rope_scaling
+    if scaling is None:
+        return inv_freq
+    low, high = scaling["low_freq_factor"], scaling["high_freq_factor"]
+    wavelength = 2 * math.pi / inv_freq
+    # s clamped to [0, 1] is the three bands at once: 1 keeps a frequency exactly, 0 divides it by factor exactly
+    s = ((scaling["original_max_position_embeddings"] / wavelength - low) / (high - low)).clamp(0, 1)
+    return (1 - s) * inv_freq / scaling["factor"] + s * inv_freq
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, config, layer_idx):
         super().__init__()
-        assert config.n_embd % config.n_head == 0
+        assert config.head_dim is not None or config.n_embd % config.n_head == 0
         self.n_head, self.n_kv_head = config.n_head, config.n_kv_head or config.n_head
-        self.head_dim = config.n_embd // config.n_head
+        self.head_dim = config.head_size
         # q, k and v stacked along the rows: (n_head + 2 * n_kv_head) * head_dim of them, 3 * n_embd without GQA
         qkv_bias = config.bias if config.qkv_bias is None else config.qkv_bias
         self.c_attn = nn.Linear(config.n_embd, (self.n_head + 2 * self.n_kv_head) * self.head_dim, bias=qkv_bias)
-        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(self.n_head * self.head_dim, config.n_embd, bias=config.bias)
+        # Qwen3's q_norm and k_norm: RMSNorm over each head's head_dim dimensions
+        self.q_norm = RMSNorm(self.head_dim, config.norm_eps) if config.qk_norm else None
+        self.k_norm = RMSNorm(self.head_dim, config.norm_eps) if config.qk_norm else None
         self.attn_dropout = nn.Dropout(config.dropout)
         self.resid_dropout = nn.Dropout(config.dropout)
         self.dropout = config.dropout
@@ -157,12 +204,16 @@ class CausalSelfAttention(nn.Module):
 
     def forward(self, x, attention_hook=None, rope=None):
         """rope: the (cos, sin) tables of GPT.rope_tables with position='rope', else None."""
-        B, T, C = x.size()
-        kv_size = self.n_kv_head * self.head_dim
-        q, k, v = self.c_attn(x).split([C, kv_size, kv_size], dim=2)
+        B, T, _ = x.size()
+        q_size, kv_size = self.n_head * self.head_dim, self.n_kv_head * self.head_dim
+        q, k, v = self.c_attn(x).split([q_size, kv_size, kv_size], dim=2)
         q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)  # (B, n_kv_head, T, hs)
         v = v.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
+        if self.q_norm is not None:
+            # before the rotation, as Qwen3; back in v's dtype, which the float32 gains promote under autocast, as the
+            # attention below picks its path by q's dtype
+            q, k = self.q_norm(q).to(v.dtype), self.k_norm(k).to(v.dtype)
         if rope is not None:
             q, k = rotate(q, rope), rotate(k, rope)
         if attention_hook is None and x.device.type == "cpu" and q.dtype == torch.bfloat16 and T <= CPU_FP32_ATTENTION_T:
@@ -182,7 +233,7 @@ class CausalSelfAttention(nn.Module):
             att = F.softmax(att.float(), dim=-1)
             attention_hook(att)
             y = self.attn_dropout(att.to(v.dtype)) @ v
-        y = y.transpose(1, 2).contiguous().view(B, T, C)
+        y = y.transpose(1, 2).contiguous().view(B, T, q_size)
         return self.resid_dropout(self.c_proj(y))
 
 
@@ -273,9 +324,7 @@ class GPT(nn.Module):
         twice: for dimension j and j + head_size/2), or None with learned positions. Cheap enough to make per call."""
         if self.config.position != "rope":
             return None
-        head_dim = self.config.n_embd // self.config.n_head
-        inv_freq = 1.0 / self.config.rope_theta ** (torch.arange(0, head_dim, 2, dtype=torch.float, device=device) / head_dim)
-        angles = torch.arange(t, dtype=torch.float, device=device)[:, None] * inv_freq
+        angles = torch.arange(t, dtype=torch.float, device=device)[:, None] * rope_frequencies(self.config, device)
         angles = torch.cat((angles, angles), dim=-1)
         return angles.cos(), angles.sin()
 
@@ -339,31 +388,32 @@ class GPT(nn.Module):
     @classmethod
     def from_pretrained(cls, name_or_path, override_args=None):
         """GPT-2 weights from the Hugging Face hub ('gpt2', 'gpt2-medium', 'gpt2-large', 'gpt2-xl') or from a
-        local HF GPT-2 directory (config.json + model.safetensors or pytorch_model.bin). No transformers needed."""
+        local HF GPT-2 directory (config.json + safetensors or pytorch_model.bin, sharded or not). No transformers
+        needed. Llama, Qwen2 and Qwen3 folders are hf_llama.py's (checkpoint.load_model reads every kind)."""
+        from hf_llama import WEIGHT_FILES, read_config, read_weights, require  # hf_llama imports this module
         hub_names = {"gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"}
         if os.path.isdir(name_or_path):
             folder = name_or_path
-            config_path = os.path.join(folder, "config.json")
-            weight_paths = [os.path.join(folder, f) for f in ("model.safetensors", "pytorch_model.bin")]
-            weight_path = next((p for p in weight_paths if os.path.isfile(p)), None)
-            if not os.path.isfile(config_path) or weight_path is None:
-                fail(f"{folder} is not a Hugging Face GPT-2 directory: it needs config.json and model.safetensors or pytorch_model.bin")
+            if not os.path.isfile(os.path.join(folder, "config.json")) or \
+                    not any(os.path.isfile(os.path.join(folder, name)) for name in WEIGHT_FILES):
+                fail(f"{folder} is not a Hugging Face GPT-2 directory: it needs config.json and one of {', '.join(WEIGHT_FILES)}")
         elif name_or_path in hub_names:
             from huggingface_hub import hf_hub_download
             repo = f"openai-community/{name_or_path}"
             try:
-                config_path = hf_hub_download(repo, "config.json")
-                weight_path = hf_hub_download(repo, "model.safetensors")
+                hf_hub_download(repo, "model.safetensors")
+                folder = os.path.dirname(hf_hub_download(repo, "config.json"))  # the snapshot holding both
             except Exception as e:
                 fail(f"could not download {repo} from the Hugging Face hub ({type(e).__name__}); check the network or pass a local HF directory")
         else:
             fail(f"{name_or_path!r} is neither a local HF GPT-2 directory nor one of {sorted(hub_names)}")
 
-        with open(config_path) as f:
-            hf = json.load(f)
+        config_path = os.path.join(folder, "config.json")
+        hf = read_config(config_path)
         if hf.get("model_type", "gpt2") != "gpt2":
-            fail(f"{config_path} describes a {hf.get('model_type')!r} model; only GPT-2 can be imported here "
-                 "(checkpoint.load_model reads Llama and Qwen2 folders too)")
+            fail(f"{config_path} describes a {hf.get('model_type')!r} model; GPT.from_pretrained reads only GPT-2 "
+                 "folders: read it with checkpoint.load_model, which reads the Llama family's too")
+        require(hf, ("vocab_size", "n_layer", "n_head", "n_embd"), config_path)
         activations = {"gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "gelu": "none"}
         activation = hf.get("activation_function", "gelu_new")
         if activation not in activations:
@@ -380,11 +430,7 @@ class GPT(nn.Module):
         config_args.update(override_args or {})
         model = cls(GPTConfig(**config_args))
 
-        if weight_path.endswith(".safetensors"):
-            from safetensors.torch import load_file
-            sd_hf = load_file(weight_path)
-        else:
-            sd_hf = torch.load(weight_path, map_location="cpu", weights_only=True)
+        sd_hf = read_weights(folder)
         # GPT2Model checkpoints have no "transformer." prefix, GPT2LMHeadModel ones do; the causal-mask buffers
         # and the tied lm_head are not weights
         sd_hf = {k.removeprefix("transformer."): v for k, v in sd_hf.items()
@@ -393,7 +439,7 @@ class GPT(nn.Module):
         sd_keys = [k for k in sd if k != "lm_head.weight"]
         missing = [k for k in sd_keys if k.removeprefix("transformer.") not in sd_hf]
         if missing:
-            fail(f"{weight_path} lacks {len(missing)} GPT-2 weights (first: {missing[0]}); is it a GPT-2 checkpoint?")
+            fail(f"{folder} lacks {len(missing)} GPT-2 weights (first: {missing[0]}); is it a GPT-2 checkpoint?")
         conv1d = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
         with torch.no_grad():
             for k in sd_keys:
@@ -401,7 +447,7 @@ class GPT(nn.Module):
                 if k.endswith(conv1d):
                     w = w.t()  # HF stores these as Conv1D (in, out); nn.Linear wants (out, in)
                 if w.shape != sd[k].shape:
-                    fail(f"{weight_path}: {k} has shape {tuple(w.shape)}, config.json implies {tuple(sd[k].shape)}")
+                    fail(f"{folder}: {k} has shape {tuple(w.shape)}, config.json implies {tuple(sd[k].shape)}")
                 sd[k].copy_(w)
         return model
 
@@ -426,7 +472,7 @@ class GPT(nn.Module):
         """FLOPs per token of a training step (PaLM appendix B: 6N plus attention), or of the forward pass alone
         (a third of it: 2N plus attention's forward)."""
         cfg = self.config
-        L, H, Q, T = cfg.n_layer, cfg.n_head, cfg.n_embd // cfg.n_head, cfg.block_size
+        L, H, Q, T = cfg.n_layer, cfg.n_head, cfg.head_size, cfg.block_size
         per_matmul_pass = 2 * self.get_num_params() + 4 * L * H * Q * T
         return per_matmul_pass * (3 if backward else 1)
 

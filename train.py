@@ -28,10 +28,10 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 import attention_probe
-from checkpoint import load_checkpoint, load_model, model_from_checkpoint, save_checkpoint
+from checkpoint import is_tokenizer_folder, load_checkpoint, load_model, model_from_checkpoint, save_checkpoint, tokenizer_meta
 from common import atomic_write, fail, init_distributed, setup_device
 from configurator import configure
-from data import check_fits, check_window_start, fixed_windows, get_batch, load_meta, open_tokens, window_starts
+from data import check_fits, check_window_start, fixed_windows, get_batch, hf_tokenizer, load_meta, open_tokens, window_starts
 from inherit import InheritConfig, inherit, parse_layers
 from losses import LossSpec
 from model import GPT, GPTConfig, peak_flops
@@ -209,18 +209,30 @@ def collapse_to_sink(model, layers, eps):
 
 
 def load_teacher(source, device):
-    """The frozen KD teacher: eval mode, no gradients."""
-    teacher = load_model(source, device)[0]
+    """The frozen KD teacher (eval mode, no gradients) and the tokenizer it reads (checkpoint.tokenizer_meta)."""
+    teacher, info = load_model(source, device)
     teacher.eval().requires_grad_(False)
-    return teacher
+    return teacher, tokenizer_meta(info)['tokenizer']
 
 
-def check_teacher(teacher, model, source):
-    """The teacher must predict the student's vocabulary over at least its context; cropped to the student's."""
+def padded_apart(teacher_tokenizer, meta, *vocab_sizes):
+    """Whether vocabularies of these sizes differ only by padding rows (Qwen2.5 0.5B's 151,936 and 7B's 152,064): the
+    teacher reads the tokenizer.json the data were written in (the same token at every id), whose ids fit in each."""
+    if not (is_tokenizer_folder(meta['tokenizer']) and is_tokenizer_folder(teacher_tokenizer)):
+        return False
+    vocab = hf_tokenizer(meta['tokenizer'])[0].get_vocab(with_added_tokens=True)
+    return vocab == hf_tokenizer(teacher_tokenizer)[0].get_vocab(with_added_tokens=True) and meta['vocab_size'] <= min(vocab_sizes)
+
+
+def check_teacher(teacher, teacher_tokenizer, model, meta, source):
+    """The teacher must predict the student's vocabulary over at least its context; cropped to the student's. The
+    vocab sizes may differ by padding rows only (padded_apart), which KD leaves out (losses.distillation)."""
     t, s = teacher.config, model.config
-    if t.vocab_size != s.vocab_size or t.block_size < s.block_size:
+    same_vocabulary = t.vocab_size == s.vocab_size or padded_apart(teacher_tokenizer, meta, t.vocab_size, s.vocab_size)
+    if not same_vocabulary or t.block_size < s.block_size:
         fail(f"teacher {source} has vocab_size {t.vocab_size} and block_size {t.block_size}, the student {s.vocab_size} and "
-             f"{s.block_size}; a teacher needs the same vocabulary and at least the student's block_size")
+             f"{s.block_size}; a teacher needs the same vocabulary (sizes may differ only by padding past the ids of the "
+             "tokenizer.json that the teacher and the data share) and at least the student's block_size")
     if t.block_size > s.block_size:
         teacher.crop_block_size(s.block_size)
 
@@ -465,11 +477,12 @@ def train(cfg):
     starts = {split: window_starts(tokens, meta, cfg.window_start, cfg.block_size, f"the {split} split of {data_dir}")
               for split, tokens in (('train', train_data), ('val', val_data))}  # None: windows start anywhere
 
-    teacher = load_teacher(cfg.teacher, setup.device) if cfg.teacher else None  # before seeding: building a GPT draws
+    # before seeding: building a GPT draws
+    teacher, teacher_tokenizer = load_teacher(cfg.teacher, setup.device) if cfg.teacher else (None, None)
     torch.manual_seed(cfg.seed + rank)
     model, resume_ckpt, provenance = build_model(cfg, meta['vocab_size'], setup.device)
     if teacher is not None:
-        check_teacher(teacher, model, cfg.teacher)
+        check_teacher(teacher, teacher_tokenizer, model, meta, cfg.teacher)
     model_args = model.config.model_args()
     if meta['vocab_size'] > model.config.vocab_size:
         fail(f"dataset {cfg.dataset} has token ids up to {meta['vocab_size']} but the model's vocab_size is "

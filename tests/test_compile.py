@@ -1,7 +1,8 @@
 """torch.compile, as GPU users run by default, tested for real with CPU inductor: the fused loss's gradients
 (CE and KD, float32 and bf16 autocast, one chunk and several, ignored targets), the Llama settings' loss and
-gradients (RoPE, RMSNorm, SwiGLU, GQA, untied lm_head), train.py --compile=True against --compile=False with and
-without a KD teacher, and grow.py compiling more depths than dynamo's recompile limit."""
+gradients (RoPE, RMSNorm, SwiGLU, GQA, untied lm_head; Llama 3's RoPE scaling, Qwen3's head_dim and q/k norms),
+train.py --compile=True against --compile=False with and without a KD teacher, and grow.py compiling more depths than
+dynamo's recompile limit."""
 import pytest
 import torch
 import torch._dynamo
@@ -58,15 +59,20 @@ def test_fused_loss_compiled_equals_eager(temperature, dtype, chunk_tokens):
 # every Llama setting at once: RoPE at a base of its own, RMSNorm, SwiGLU, 2 key/value heads for 4 query heads, untied
 LLAMA = dict(block_size=32, vocab_size=V, n_layer=2, n_head=4, n_embd=32, bias=False, norm="rmsnorm", position="rope",
              rope_theta=500.0, mlp="swiglu", mlp_hidden=48, n_kv_head=2, tie_embeddings=False)
+# and Llama 3's RoPE scaling from an original context of 16 (half the windows), Qwen3's head_dim (12, not 32 / 4) and
+# q/k norms
+LLAMA3_QWEN3 = LLAMA | dict(head_dim=12, qk_norm=True, rope_scaling=dict(
+    rope_type="llama3", factor=4.0, low_freq_factor=1.0, high_freq_factor=4.0, original_max_position_embeddings=16))
 
 
+@pytest.mark.parametrize("settings", [LLAMA, LLAMA3_QWEN3], ids=["llama", "llama3_qwen3"])
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_llama_settings_compiled_equal_eager(dtype):
+def test_llama_settings_compiled_equal_eager(dtype, settings):
     """train.py's step (forward with the fused loss, backward) of the Llama settings: the compiled model's loss and
     every parameter's gradient are eager's. Under bf16 autocast the attention of these short windows runs in float32
     (CPU_FP32_ATTENTION_T) inside the compiled graph too."""
     torch.manual_seed(0)
-    model = GPT(GPTConfig(**LLAMA))
+    model = GPT(GPTConfig(**settings))
     with torch.no_grad():
         for name, p in model.named_parameters():
             if p.dim() == 1:  # norm gains away from 1, so a gain's gradient and a wrong norm show

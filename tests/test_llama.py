@@ -27,14 +27,14 @@ QWEN2 = dict(LLAMA, num_key_value_heads=1, rope_theta=20000.0, tie_word_embeddin
 TOKENS = torch.randint(0, 96, (2, 48), generator=torch.Generator().manual_seed(1))
 
 
-def write_hf(path, kind="llama", seed=0, **overrides):
-    """A random HF model saved to path, made sharp enough that a wrong rotation, head grouping, bias or norm gain
-    shows in the logits: q and k scaled up, random norm gains and biases."""
-    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
-    config_class, model_class, base = {"llama": (LlamaConfig, LlamaForCausalLM, LLAMA),
-                                       "qwen2": (Qwen2Config, Qwen2ForCausalLM, QWEN2)}[kind]
+def write_hf(path, kind="llama", seed=0, base=None, **overrides):
+    """A random HF model of the model_type kind saved to path, its config base | overrides (base None: LLAMA or
+    QWEN2), made sharp enough that a wrong rotation, head grouping, bias or norm gain shows in the logits: q and k
+    scaled up, random norm gains (q/k norms' too) and biases."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+    base = base or {"llama": LLAMA, "qwen2": QWEN2}[kind]
     torch.manual_seed(seed)
-    hf = model_class(config_class(**(base | overrides)))
+    hf = AutoModelForCausalLM.from_config(AutoConfig.for_model(kind, **(base | overrides)))
     with torch.no_grad():
         for name, p in hf.named_parameters():
             if name.endswith(("q_proj.weight", "k_proj.weight")):
@@ -373,7 +373,7 @@ def test_inherit_copies_an_untied_gqa_llama(tmp_path, hf_dir):
 def narrowed_hf_weights(hf, layers, heads, kv_heads, width, hidden):
     """The HF state dict of the first `layers` layers of hf cut to its first query heads, the key/value heads they
     read, `width` dimensions and `hidden` MLP units, sliced from transformers' own q/k/v/gate/up/... tensors."""
-    sd, d = hf.state_dict(), hf.config.hidden_size // hf.config.num_attention_heads
+    sd, d = hf.state_dict(), getattr(hf.config, "head_dim", None) or hf.config.hidden_size // hf.config.num_attention_heads
     rows = {"q_proj": heads * d, "k_proj": kv_heads * d, "v_proj": kv_heads * d, "o_proj": width,
             "gate_proj": hidden, "up_proj": hidden, "down_proj": width}
     cols = {"o_proj": heads * d, "down_proj": hidden}

@@ -376,7 +376,7 @@ def test_model_path_picks_the_implementation(folders):
     model, info = load_model(folders("falcon"), model_path="auto")
     assert info["model_path"] == "transformers" and info["model_args"]["architecture"] == "FalconForCausalLM"
     for path in ("gpt", None):  # load_model's default is model.py: the scripts that need a GPT keep their error
-        with pytest.raises(SystemExit, match="describes a 'falcon' model; only GPT-2 can be imported here"):
+        with pytest.raises(SystemExit, match="describes a 'falcon' model; model.py reads the model types gpt2, llama, qwen2, qwen3: pass model_path='auto'"):
             load_model(folders("falcon"), **({"model_path": path} if path else {}))
 
 
