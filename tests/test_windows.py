@@ -84,11 +84,26 @@ def test_window_starts_are_the_eot_positions_with_a_window_after_them(tmp_path):
     assert (offsets == fixed_windows(len(tokens), 3, 50, starts=np.array([2, 6]))).all()  # fixed: same every call
     # 'anywhere' keeps the windows every earlier run was evaluated on
     assert (fixed_windows(1000, 10, 5) == np.random.default_rng(1337).integers(0, 990, size=5, dtype=np.int64)).all()
-    for meta_, start, block, message in [({"eot_token": None}, "document", 3, "no end-of-text token"),
-                                         (meta, "document", 20, "no end-of-text token followed by block_size=20"),
+    for meta_, start, block, message in [({"eot_token": None}, "document", 3, "^error: window_start='document' needs "
+                                          "documents, but the split has no end-of-text token \\(meta eot_token\\); prepare "
+                                          "the dataset from documents or use window_start='anywhere'$"),
+                                         (meta, "document", 20, "^error: the split has no end-of-text token followed by "
+                                          "block_size=20 tokens, so no window can start at a document; use a smaller "
+                                          "block_size or window_start='anywhere'$"),
                                          (meta, "documents", 3, "window_start must be one of anywhere, document")]:
         with pytest.raises(SystemExit, match=message):
             window_starts(tokens, meta_, start, block)
+
+
+def test_window_starts_scan_a_split_larger_than_one_chunk(tmp_path):
+    """The EOT scan reads the memmap 2^24 tokens at a time: ids found in each chunk are offsets into the whole split,
+    the first token counts, and the offsets are int64."""
+    eot, n = 7, (1 << 24) + 100
+    tokens = np.lib.format.open_memmap(tmp_path / "big.npy", mode="w+", dtype=np.uint16, shape=(n,))
+    positions = [0, 5, (1 << 24) - 1, 1 << 24, (1 << 24) + 3, n - 4]
+    tokens[positions] = eot
+    starts = window_starts(tokens, {"eot_token": eot}, "document", 8)
+    assert starts.dtype == np.int64 and starts.tolist() == positions[:-1]  # the last one has no 8 + 1 tokens after it
 
 
 def test_a_text_dataset_keeps_its_format_without_an_eot(tmp_path):
