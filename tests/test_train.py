@@ -69,6 +69,7 @@ def test_lr_schedule_warms_up_then_decays_by_cosine_to_min_lr():
     assert (get_lr(2, cfg), get_lr(7, cfg), get_lr(12, cfg), get_lr(100, cfg)) == pytest.approx((1e-3, 5.5e-4, 1e-4, 1e-4))
     assert get_lr(0, cfg) < get_lr(1, cfg) < get_lr(2, cfg)
     assert get_lr(5, configure(TrainConfig, [*TINY, "--decay_lr=False"])) == 1e-3
+    assert get_lr(3, configure(TrainConfig, [*TINY, "--lr_decay_iters=3"])) == pytest.approx(1e-4)  # a one-step decay
 
 
 def interrupt_and_resume(root, tmp_path, args):
