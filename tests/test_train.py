@@ -37,7 +37,13 @@ def metrics(out_dir):
 
 
 def final_state(out_dir):
-    return torch.load(os.path.join(out_dir, "ckpt.pt"), weights_only=True)
+    """ckpt.pt; a sharded (FSDP) checkpoint's with the optimizer state of its shards (keyed by name, not index)."""
+    ckpt = torch.load(os.path.join(out_dir, "ckpt.pt"), weights_only=True)
+    if "sharded" in ckpt:
+        from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+        dcp_to_torch_save(os.path.join(out_dir, ckpt["sharded"]), os.path.join(out_dir, "shards.pt"))
+        ckpt["optimizer"] = torch.load(os.path.join(out_dir, "shards.pt"), weights_only=True)["optimizer"]
+    return ckpt
 
 
 def write_teacher(path, vocab_size=50304, block_size=64):
@@ -70,14 +76,15 @@ def test_lr_schedule_warms_up_then_decays_by_cosine_to_min_lr():
     assert get_lr(5, configure(TrainConfig, [*TINY, "--decay_lr=False"])) == 1e-3
 
 
-def interrupt_and_resume(root, tmp_path, args):
+def interrupt_and_resume(root, tmp_path, args, launch=()):
     """train.py with args run through into tmp_path/full, and into tmp_path/killed SIGKILLed soon after its step-6
     checkpoint lands, then resumed there; asserts the two end alike bit for bit (weights, AdamW state, logged
-    steps and losses) and returns their metrics (full, resumed) and the resumed checkpoint."""
-    run_script(*tiny(root, tmp_path / "full", *args))
+    steps and losses) and returns their metrics (full, resumed) and the resumed checkpoint. launch: what runs
+    train.py (torchrun's arguments), all of whose processes the kill hits."""
+    run_script(*launch, *tiny(root, tmp_path / "full", *args))
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, *tiny(root, killed, *args)], cwd=REPO,
+    proc = subprocess.Popen([sys.executable, *launch, *tiny(root, killed, *args)], cwd=REPO, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ckpt = killed / "ckpt.pt"
     deadline = time.time() + 300
@@ -86,12 +93,12 @@ def interrupt_and_resume(root, tmp_path, args):
             break
         time.sleep(0.05)
     assert proc.poll() is None, "the run finished before it could be killed; make it longer"
-    proc.send_signal(signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     interrupted_at = torch.load(ckpt, weights_only=True)["iter_num"]
     assert 6 <= interrupted_at < 12
 
-    run_script(*tiny(root, killed, *args, "--init_from=resume"))
+    run_script(*launch, *tiny(root, killed, *args, "--init_from=resume"))
     full, resumed = final_state(tmp_path / "full"), final_state(killed)
     assert full["iter_num"] == resumed["iter_num"] == 12
     for k, v in full["model"].items():
