@@ -3,7 +3,9 @@ Train a GPT. One process on CPU or one GPU:
     python train.py config/train_shakespeare.py --batch_size=32
 DDP on one node with 8 GPUs (NCCL on CUDA, gloo on CPU):
     torchrun --standalone --nproc_per_node=8 train.py config/train_gpt2.py
-Multi-node: torchrun with --nnodes, --node_rank, --master_addr, --master_port as usual.
+FSDP2 instead of DDP (sharded weights, gradients and AdamW state; parallel.py), with activation checkpointing:
+    torchrun --standalone --nproc_per_node=8 train.py config/train_gpt2.py --parallelism=fsdp --activation_checkpointing=True
+Multi-node: one torchrun per node, --nnodes=N --rdzv_backend=c10d --rdzv_endpoint=HOST:PORT (docs/experiments.md).
 
 Settings (TrainConfig below) keep nanoGPT's names and meanings, so a nanoGPT config file runs unchanged. init_from is one of
 'scratch', 'resume' (continue out_dir/ckpt.pt exactly), 'gpt2*', 'hf:owner/name' (the Hugging Face hub), a local Hugging

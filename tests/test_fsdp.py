@@ -176,3 +176,22 @@ def test_meta_device_load_holds_no_full_copy(tmp_path):
     grown = [int(line) for line in proc.stdout.split()]
     print(f"full float32 copy {full_bytes / 1e6:.0f} MB; growth per rank {[g // 10**6 for g in grown]} MB")
     assert len(grown) == 2 and max(grown) < 0.75 * full_bytes
+
+
+def test_two_node_command_on_localhost(shakespeare_root, tmp_path, eight_steps):
+    """docs/experiments.md's multi-node torchrun, as two agents of one process each meeting on 127.0.0.1 (c10d
+    rendezvous, gloo): the run one process makes."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    node = ["-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1", "--rdzv_backend=c10d",
+            f"--rdzv_endpoint=127.0.0.1:{port}", "--rdzv_id=two_nodes"]
+    args = tiny(shakespeare_root, tmp_path, "--max_iters=8", "--eval_interval=4", "--dtype=float32")
+    agents = [subprocess.Popen([sys.executable, *node, *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True) for _ in range(2)]
+    outs = [agent.communicate(timeout=300) for agent in agents]
+    assert [agent.returncode for agent in agents] == [0, 0], outs[0][1][-3000:] + outs[1][1][-3000:]
+    assert "2 process(es)" in outs[0][0] + outs[1][0]
+    assert [m.get("loss") for m in metrics(tmp_path)] == pytest.approx([m.get("loss") for m in metrics(eight_steps)], abs=1e-5)
+    assert_same_weights(eight_steps, tmp_path)
