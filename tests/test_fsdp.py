@@ -28,13 +28,25 @@ def assert_same_weights(a, b, atol=1e-5):
 STEPS = ["--max_iters=4", "--eval_interval=4", "--dtype=float32", "--log_interval=100", "--log_seconds=1e-9"]
 
 
-@pytest.mark.parametrize("kd", [False, True])
-def test_fsdp_matches_one_process(shakespeare_root, tmp_path, kd):
-    # the consolidated checkpoint holds the same weights as one process's: gathered from both ranks' shards
-    args = [*STEPS, "--parallelism=fsdp"] + ([f"--teacher={write_teacher(tmp_path / 'teacher.pt')}"] if kd else [])
-    ddp_matches_one_process(shakespeare_root, tmp_path, args)
+@pytest.mark.parametrize("warm", [False, True])
+def test_fsdp_matches_one_process(shakespeare_root, tmp_path, warm):
+    """From scratch; and warm: Inheritune at start-up (2 of a 3-layer model's blocks) distilled from that model, probed
+    every 3 steps. The consolidated checkpoint holds one process's weights: gathered from both ranks' shards."""
+    args = [*STEPS, "--parallelism=fsdp"]
+    if warm:
+        teacher = write_teacher(tmp_path / "teacher.pt")
+        args += [f"--init_from={teacher}", "--inherit_layers=2", f"--teacher={teacher}", "--probe_interval=3"]
+    single, fsdp = ddp_matches_one_process(shakespeare_root, tmp_path, args)
     assert_same_weights(tmp_path / "single", tmp_path / "ddp")
     assert "sharded" in final_state(tmp_path / "ddp")
+    if warm:
+        probes = [[m for m in run if "probe" in m] for run in (single, fsdp)]
+        assert [m["iter"] for m in probes[1]] == [0, 3]
+        for a, b in zip(*probes):  # the probe of the weights gathered from the shards: one process's
+            assert a["probe"].keys() == b["probe"].keys()
+            for name, values in a["probe"].items():
+                assert values == pytest.approx(b["probe"][name], abs=1e-4), (a["iter"], name)
+        assert [m["kd"] for m in single if "kd" in m] == pytest.approx([m["kd"] for m in fsdp if "kd" in m], abs=1e-5)
 
 
 @pytest.mark.parametrize("parallelism", ["ddp", "fsdp"])

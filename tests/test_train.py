@@ -76,6 +76,17 @@ def test_lr_schedule_warms_up_then_decays_by_cosine_to_min_lr():
     assert get_lr(5, configure(TrainConfig, [*TINY, "--decay_lr=False"])) == 1e-3
 
 
+def kill_all(pid):
+    """SIGKILL a process and every process under it: torchrun starts its workers in sessions of their own, so
+    neither killing it nor its process group stops them."""
+    pids = [pid]
+    for p in pids:  # grows as it goes: breadth first
+        with open(f"/proc/{p}/task/{p}/children") as f:
+            pids += map(int, f.read().split())
+    for p in pids:
+        os.kill(p, signal.SIGKILL)
+
+
 def interrupt_and_resume(root, tmp_path, args, launch=()):
     """train.py with args run through into tmp_path/full, and into tmp_path/killed SIGKILLed soon after its step-6
     checkpoint lands, then resumed there; asserts the two end alike bit for bit (weights, AdamW state, logged
@@ -84,7 +95,7 @@ def interrupt_and_resume(root, tmp_path, args, launch=()):
     run_script(*launch, *tiny(root, tmp_path / "full", *args))
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, *launch, *tiny(root, killed, *args)], cwd=REPO, start_new_session=True,
+    proc = subprocess.Popen([sys.executable, *launch, *tiny(root, killed, *args)], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ckpt = killed / "ckpt.pt"
     deadline = time.time() + 300
@@ -93,7 +104,7 @@ def interrupt_and_resume(root, tmp_path, args, launch=()):
             break
         time.sleep(0.05)
     assert proc.poll() is None, "the run finished before it could be killed; make it longer"
-    os.killpg(proc.pid, signal.SIGKILL)
+    kill_all(proc.pid)
     proc.wait()
     interrupted_at = torch.load(ckpt, weights_only=True)["iter_num"]
     assert 6 <= interrupted_at < 12
