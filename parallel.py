@@ -44,28 +44,30 @@ def parallelize(model, blocks, setup, parallelism='ddp', compile=False, activati
     activation checkpointing, compilation and sharding. weights: a full state dict to fill a meta-device model with
     (FSDP only); None leaves it uninitialised for a checkpoint to fill."""
     fsdp = parallelism == 'fsdp' and setup.ddp
+    meta = any(p.is_meta for p in model.parameters())
+    if not meta:
+        model.to(setup.device)
     for block in blocks:  # order as torchtitan: checkpointing inside compile inside sharding
         if activation_checkpointing:
             checkpoint_activations(block)
         if compile and fsdp:
             block.compile()
     if not fsdp:
-        model.to(setup.device)
         if compile:
             model = torch.compile(model)
-        return DDP(model, device_ids=[torch.device(setup.device).index] if setup.device_type == 'cuda' else None) if setup.ddp else model
+        if setup.ddp:
+            model = DDP(model, device_ids=[torch.device(setup.device).index] if setup.device_type == 'cuda' else None)
+        return model
     mesh = init_device_mesh(setup.device_type, (setup.world_size,))
     # bf16 compute and all-gathers, float32 gradient reduce-scatters and sharded (master) weights
     mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if setup.ptdtype == torch.bfloat16 else MixedPrecisionPolicy()
     for block in blocks:
         fully_shard(block, mesh=mesh, mp_policy=mp)
     fully_shard(model, mesh=mesh, mp_policy=mp, reshard_after_forward=False)  # the root is gathered again at once for backward
-    if any(p.is_meta for p in model.parameters()):
+    if meta:
         model.to_empty(device=setup.device)  # model.py keeps no buffers (RoPE's tables are made per call): nothing to recompute
         if weights is not None:
             fill(model, weights)
-    else:
-        model.to(setup.device)
     return model
 
 

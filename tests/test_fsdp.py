@@ -28,25 +28,23 @@ def assert_same_weights(a, b, atol=1e-5):
 STEPS = ["--max_iters=4", "--eval_interval=4", "--dtype=float32", "--log_interval=100", "--log_seconds=1e-9"]
 
 
-@pytest.mark.parametrize("warm", [False, True])
-def test_fsdp_matches_one_process(shakespeare_root, tmp_path, warm):
-    """From scratch; and warm: Inheritune at start-up (2 of a 3-layer model's blocks) distilled from that model, probed
-    every 3 steps. The consolidated checkpoint holds one process's weights: gathered from both ranks' shards."""
-    args = [*STEPS, "--parallelism=fsdp"]
-    if warm:
-        teacher = write_teacher(tmp_path / "teacher.pt")
-        args += [f"--init_from={teacher}", "--inherit_layers=2", f"--teacher={teacher}", "--probe_interval=3"]
+def test_fsdp_matches_one_process(shakespeare_root, tmp_path):
+    """Inheritune at start-up (2 of a 3-layer model's blocks) distilled from that model and probed every 3 steps, on
+    2 FSDP processes against one (from scratch: test_resume_on_another_number_of_processes). The consolidated
+    checkpoint holds one process's weights: gathered from both ranks' shards."""
+    teacher = write_teacher(tmp_path / "teacher.pt")
+    args = [*STEPS, "--parallelism=fsdp", f"--init_from={teacher}", "--inherit_layers=2", f"--teacher={teacher}",
+            "--probe_interval=3"]
     single, fsdp = ddp_matches_one_process(shakespeare_root, tmp_path, args)
     assert_same_weights(tmp_path / "single", tmp_path / "ddp")
     assert "sharded" in final_state(tmp_path / "ddp")
-    if warm:
-        probes = [[m for m in run if "probe" in m] for run in (single, fsdp)]
-        assert [m["iter"] for m in probes[1]] == [0, 3]
-        for a, b in zip(*probes):  # the probe of the weights gathered from the shards: one process's
-            assert a["probe"].keys() == b["probe"].keys()
-            for name, values in a["probe"].items():
-                assert values == pytest.approx(b["probe"][name], abs=1e-4), (a["iter"], name)
-        assert [m["kd"] for m in single if "kd" in m] == pytest.approx([m["kd"] for m in fsdp if "kd" in m], abs=1e-5)
+    assert [m["kd"] for m in single if "kd" in m] == pytest.approx([m["kd"] for m in fsdp if "kd" in m], abs=1e-5)
+    probes = [[m for m in run if "probe" in m] for run in (single, fsdp)]
+    assert [m["iter"] for m in probes[1]] == [0, 3]
+    for a, b in zip(*probes):  # the probe of the weights gathered from the shards: one process's
+        assert a["probe"].keys() == b["probe"].keys()
+        for name, values in a["probe"].items():
+            assert values == pytest.approx(b["probe"][name], abs=1e-4), (a["iter"], name)
 
 
 @pytest.mark.parametrize("parallelism", ["ddp", "fsdp"])
@@ -74,15 +72,18 @@ def eight_steps(shakespeare_root, tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("parallelism,before,after", [("ddp", 2, 1), ("ddp", 1, 2), ("fsdp", 2, 1), ("fsdp", 1, 2)])
-def test_resume_on_another_number_of_processes(shakespeare_root, tmp_path, eight_steps, parallelism, before, after):
-    """4 steps on `before` processes, resumed for 4 more on `after`: the run one process makes in 8. FSDP on 1 is
-    torchrun with one process; DDP on 1 a plain process."""
-    def launch(n):
-        return torchrun(n) if n > 1 or parallelism == "fsdp" else []
-    args = ["--eval_interval=4", "--dtype=float32", f"--parallelism={parallelism}"]
-    run_script(*launch(before), *tiny(shakespeare_root, tmp_path, *args, "--max_iters=4"))
-    out = run_script(*launch(after), *tiny(shakespeare_root, tmp_path, *args, "--max_iters=8", "--init_from=resume")).stdout
+@pytest.mark.parametrize("before,after", [(("ddp", 2), ("ddp", 1)), (("ddp", 1), ("ddp", 2)), (("fsdp", 2), ("fsdp", 1)),
+                                          (("fsdp", 1), ("fsdp", 2)), (("ddp", 1), ("fsdp", 2))])
+def test_resume_on_another_number_of_processes(shakespeare_root, tmp_path, eight_steps, before, after):
+    """4 steps on `before` (parallelism, processes), resumed for 4 more on `after`: the run one process makes in 8.
+    FSDP on 1 is torchrun with one process, DDP on 1 a plain process; the last case resumes a single-file checkpoint
+    (today's format) under FSDP."""
+    def run(parallelism, n, *args):
+        launch = torchrun(n) if n > 1 or parallelism == "fsdp" else []
+        return run_script(*launch, *tiny(shakespeare_root, tmp_path, "--eval_interval=4", "--dtype=float32",
+                                         f"--parallelism={parallelism}", *args)).stdout
+    run(*before, "--max_iters=4")
+    out = run(*after, "--max_iters=8", "--init_from=resume")
     assert "not bit-exact" not in out  # no dropout: nothing depends on the number of processes
     resumed, full = metrics(tmp_path), metrics(eight_steps)
     assert [m["iter"] for m in resumed] == [m["iter"] for m in full]

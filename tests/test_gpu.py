@@ -169,8 +169,8 @@ def test_fsdp_against_ddp(tmp_path):
     FSDP against DDP: the same losses within bf16's rounding, and each one's MFU from its last logged steps."""
     root = repo_text_dataset(tmp_path / "data")
     args = ["train.py", "config/train_gpt2m_24.py", "--dataset=repo_text", f"--data_root={root}", "--compile=False",
-            "--gradient_accumulation_steps=1", "--max_iters=12", "--eval_interval=1000", "--eval_iters=1", "--log_interval=1",
-            "--warmup_iters=2"]
+            "--gradient_accumulation_steps=1", "--max_iters=12", "--eval_interval=1000", "--eval_windows=12", "--log_interval=1",
+            "--warmup_iters=2", "--probe_interval=6"]
     launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1"]
     runs = {}
     for parallelism in ("ddp", "fsdp"):
@@ -179,8 +179,10 @@ def test_fsdp_against_ddp(tmp_path):
         steps = [m for m in map(json.loads, open(tmp_path / parallelism / "metrics.jsonl")) if "loss" in m]
         runs[parallelism] = steps
         mfu = [m["mfu"] for m in steps[-5:] if m["mfu"] is not None]
+        probe_s = [m["probe_s"] for m in map(json.loads, open(tmp_path / parallelism / "metrics.jsonl")) if "probe_s" in m]
         print(f"\n{parallelism}: losses {[round(m['loss'], 3) for m in steps[:3]]}..., {steps[-1]['ms_per_iter']:.1f} ms/iter, "
-              f"MFU {sum(mfu) / len(mfu) * 100 if mfu else float('nan'):.1f}% (mean of the last 5 steps)")
+              f"MFU {sum(mfu) / len(mfu) * 100 if mfu else float('nan'):.1f}% (mean of the last 5 steps), "
+              f"probe {max(probe_s):.1f} s at most (the other ranks' wait)")
         assert "1 process(es), cuda:0" in out
     ddp, fsdp = ([m["loss"] for m in runs[p]] for p in ("ddp", "fsdp"))
     # bf16 parameters (FSDP) against bf16 autocast of float32 ones (DDP): the same run within rounding
