@@ -20,8 +20,8 @@ import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict, get_state_dict,
                                                      set_optimizer_state_dict, set_state_dict)
 from torch.distributed.device_mesh import init_device_mesh
-from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
+from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.checkpoint import checkpoint
 
@@ -124,7 +124,7 @@ class ShardedCheckpoint:
         self.path, self.pending, self.writer = path, None, ThreadPoolExecutor(1)
         self.folders = f"{path}.dcp"  # one subfolder per saved step; the newest complete one is kept
         # the save runs in a background thread with collectives of its own, beside training's on the default group
-        self.group = dist.new_group(backend='gloo') if dist.is_initialized() else None
+        self.group = dist.new_group(backend='gloo')
 
     def save(self, model, optimizer, entries):
         """Start saving; returns at once. entries: what the single file carries beside the weights."""
@@ -150,7 +150,10 @@ class ShardedCheckpoint:
     def wait(self):
         """Block until the last save is on disk."""
         if self.pending is not None:
-            self.pending.result()
+            try:
+                self.pending.result()
+            except OSError as e:
+                fail(f"could not write the checkpoint {self.path} ({e}); the previous one is left as it was")
             self.pending = None
 
 

@@ -141,10 +141,10 @@ def check_config(cfg):
 
 
 def build_model(cfg, data_vocab_size, device, meta=False):
-    """The model to train, the checkpoint to resume (or None), the model's inheritance provenance (or None), and the
-    weights to fill it with (or None: it holds them). meta (FSDP): a model resumed or started from a checkpoint as it
-    is is built on the meta device and its weights stay memory-mapped, so parallelize() fills each rank's shards
-    without a full float32 copy on any rank; the rest (inheritance, HF sources) is built whole, as under DDP."""
+    """The model to train, the checkpoint to resume (or None), and the model's inheritance provenance (or None).
+    meta (FSDP): a model resumed or started from a checkpoint as it is is built on the meta device, without its
+    weights (meta_weights), so parallelize() fills each rank's shards without a full float32 copy on any rank; the
+    rest (inheritance, HF sources, a shorter block_size) is built whole, as under DDP."""
     init_from, resume_ckpt, provenance = cfg.init_from, None, None
     # a warm start's options are the inherit_* fields (inherit.py's InheritConfig, or a fork's own); any one set inherits
     inheriting = [f.name for f in dataclasses.fields(cfg) if f.name.startswith('inherit_') and getattr(cfg, f.name) != f.default]
@@ -161,13 +161,11 @@ def build_model(cfg, data_vocab_size, device, meta=False):
             fail(f"{cfg.out_dir}/ckpt.pt has no optimizer state, so it cannot be resumed; use --init_from=PATH to start from its weights")
         resume_ckpt['model_args']['dropout'] = cfg.dropout  # the shape comes from the checkpoint, dropout from the config (nanoGPT)
         model, provenance = model_from_checkpoint(resume_ckpt, cfg.out_dir, meta=meta), resume_ckpt.get('inherit')
-        # a sharded checkpoint's shards fill the model (Checkpointer.load), a single file's weights here
-        return model, resume_ckpt, provenance, resume_ckpt['model'] if meta and 'sharded' not in resume_ckpt else None
     else:
         source = load_checkpoint(init_from, mmap=True) if meta and not inheriting and not is_hf_source(init_from) else None
         if source is not None and source['model_args']['block_size'] == cfg.block_size:
             source['model_args']['dropout'] = cfg.dropout
-            return model_from_checkpoint(source, init_from, meta=True), None, source.get('inherit'), source['model']
+            return model_from_checkpoint(source, init_from, meta=True), None, source.get('inherit')
         model, info = load_model(init_from, device)  # on the training device: an inherit_select probe runs there
         provenance = info.get('inherit')
         if inheriting:
@@ -181,7 +179,16 @@ def build_model(cfg, data_vocab_size, device, meta=False):
             model.crop_block_size(cfg.block_size)
     if cfg.block_size > model.config.block_size:
         fail(f"block_size={cfg.block_size} is larger than the model's context ({model.config.block_size}); lower --block_size")
-    return model, resume_ckpt, provenance, None
+    return model, resume_ckpt, provenance
+
+
+def meta_weights(cfg, resume_ckpt):
+    """What fills a model build_model left on the meta device: the weights of the single file it resumes, or of the
+    init_from checkpoint (memory-mapped: each rank reads only its shards' pages); None where the shards of a sharded
+    checkpoint will (Checkpointer.load)."""
+    if resume_ckpt is not None:
+        return None if 'sharded' in resume_ckpt else resume_ckpt['model']
+    return load_checkpoint(cfg.init_from, mmap=True)['model']
 
 
 def load_teacher(source, device):
@@ -475,7 +482,8 @@ def train(cfg):
     if teacher is not None and fsdp and setup.ptdtype == torch.bfloat16:
         teacher.to(torch.bfloat16)  # replicated on every rank, so in the dtype its forward computes in: half the memory
     torch.manual_seed(cfg.seed + (0 if fsdp else rank))  # FSDP shards one model: every rank builds rank 0's
-    model, resume_ckpt, provenance, weights = build_model(cfg, meta['vocab_size'], setup.device, meta=fsdp)
+    model, resume_ckpt, provenance = build_model(cfg, meta['vocab_size'], setup.device, meta=fsdp)
+    weights = meta_weights(cfg, resume_ckpt) if any(p.is_meta for p in model.parameters()) else None
     if fsdp and rank:
         torch.manual_seed(cfg.seed + rank)  # dropout draws a stream of its own on every rank, as under DDP
     if teacher is not None:

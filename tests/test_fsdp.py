@@ -73,7 +73,8 @@ def eight_steps(shakespeare_root, tmp_path_factory):
 
 
 @pytest.mark.parametrize("before,after", [(("ddp", 2), ("ddp", 1)), (("ddp", 1), ("ddp", 2)), (("fsdp", 2), ("fsdp", 1)),
-                                          (("fsdp", 1), ("fsdp", 2)), (("ddp", 1), ("fsdp", 2))])
+                                          (("fsdp", 1), ("fsdp", 2)), (("ddp", 1), ("fsdp", 2))],
+                         ids=["ddp2-ddp1", "ddp1-ddp2", "fsdp2-fsdp1", "fsdp1-fsdp2", "ddp1-fsdp2"])
 def test_resume_on_another_number_of_processes(shakespeare_root, tmp_path, eight_steps, before, after):
     """4 steps on `before` (parallelism, processes), resumed for 4 more on `after`: the run one process makes in 8.
     FSDP on 1 is torchrun with one process, DDP on 1 a plain process; the last case resumes a single-file checkpoint
@@ -158,8 +159,8 @@ def watch():
 threading.Thread(target=watch, daemon=True).start()
 cfg = configure(train.TrainConfig, [f"--init_from={sys.argv[1]}", "--block_size=32", "--parallelism=fsdp", "--device=cpu"])
 setup = train.Setup(True, dist.get_rank(), 2, *setup_device("cpu", "float32"))
-model, _, _, weights = train.build_model(cfg, 64, "cpu", meta=True)
-parallel.parallelize(model, model.transformer.h, setup, "fsdp", weights=weights)
+model = train.build_model(cfg, 64, "cpu", meta=True)[0]
+parallel.parallelize(model, model.transformer.h, setup, "fsdp", weights=train.meta_weights(cfg, None))
 time.sleep(0.05)
 print(f"{max(peak[0], anonymous()) - base}")
 shard = model.transformer.h[1].mlp.c_fc.weight
