@@ -1,5 +1,5 @@
 """
-Peak GPU memory per GPU of the paper's configs under DDP and FSDP, with and without activation checkpointing: the
+Peak memory per GPU of the paper's configs under DDP and FSDP, with and without activation checkpointing: the
 table of docs/speed.md (python memory.py prints it; a few minutes on 2 CPU cores).
 
 Model states come from the parameter counts of models built on the meta device. Activations come from measurement:
@@ -9,16 +9,25 @@ per-head statistics is tokens x some width) and to the
 config's micro-batch. An estimate, not a measurement of the GPU's allocator: tests/test_gpu.py prints measured peaks.
 """
 import cpu_env  # noqa: F401  (first: it sets the OpenMP environment torch reads on import)
+import sys
+from dataclasses import dataclass
 
 import torch
 
+from configurator import configure
 from losses import CHUNK_TOKENS, LossSpec
 from model import GPT, GPTConfig
 from parallel import checkpoint_activations
 
 GIB = 2**30
-GPUS = 8
-SCALE = 16  # widths divided by this for the activation measurement
+
+
+@dataclass
+class MemoryConfig:
+    gpus: int = 8  # the GPUs FSDP shards the model states over
+    scale: int = 16  # the activations are measured at the widths and heads divided by this, then scaled up by it
+
+
 LLAMA = dict(bias=False, norm="rmsnorm", position="rope", mlp="swiglu", tie_embeddings=False)
 # name: (model, micro-batch per GPU, block_size as the configs train them)
 CONFIGS = {
@@ -51,9 +60,9 @@ def saved_bytes(model, T, checkpointed):
     return sum(kept.values())
 
 
-def per_token(args, checkpointed):
+def per_token(args, checkpointed, scale):
     """(bytes per token of one block, bytes per token of the rest) at the full widths."""
-    small = {k: v // SCALE if k in ("n_embd", "mlp_hidden") else max(1, v // SCALE) if k in ("n_head", "n_kv_head") else v
+    small = {k: v // scale if k in ("n_embd", "mlp_hidden") else max(1, v // scale) if k in ("n_head", "n_kv_head") else v
              for k, v in args.items()}  # heads too: the widths must still divide among them
     measured = {}
     for layers in (1, 2):
@@ -62,7 +71,7 @@ def per_token(args, checkpointed):
             model = GPT(GPTConfig(**dict(small, n_layer=layers, block_size=1024)))
             measured[layers, T] = saved_bytes(model, T, checkpointed)
     slope = {layers: (measured[layers, 1024] - measured[layers, 512]) / 512 for layers in (1, 2)}
-    return SCALE * (slope[2] - slope[1]), SCALE * (2 * slope[1] - slope[2])
+    return scale * (slope[2] - slope[1]), scale * (2 * slope[1] - slope[2])
 
 
 def states(cfg):
@@ -74,8 +83,8 @@ def states(cfg):
     return total, block, total - cfg.n_layer * block
 
 
-def peak(cfg, batch, T, parallelism, checkpointed, block_tokens, rest_tokens, block_full):
-    """Estimated peak bytes on one GPU of GPUS, bf16 autocast (DDP) or bf16 parameters (FSDP), AdamW."""
+def peak(cfg, batch, T, parallelism, checkpointed, block_tokens, rest_tokens, block_full, gpus=8):
+    """Estimated peak bytes on one GPU of gpus, bf16 autocast (DDP) or bf16 parameters (FSDP), AdamW."""
     total, block, rest = states(cfg)
     tokens = batch * T
     kept = tokens * (cfg.n_layer * block_tokens + rest_tokens)
@@ -91,22 +100,22 @@ def peak(cfg, batch, T, parallelism, checkpointed, block_tokens, rest_tokens, bl
         # this rank's shards of float32 weights, gradients and AdamW; gathered: the root (embeddings, lm_head) for
         # the whole step, two blocks (the one computing and the one prefetched) in bf16 with their bf16 gradients
         # and float32 reduce-scatter inputs
-        model_states = total * 16 / GPUS + rest * (2 + 2 + 4) + 2 * block * (2 + 2 + 4) + V * C * 2
+        model_states = total * 16 / gpus + rest * (2 + 2 + 4) + 2 * block * (2 + 2 + 4) + V * C * 2
     return model_states + kept + recompute + loss
 
 
-def main():
+def main(settings):
     rows = []
     for name, (args, batch, T) in CONFIGS.items():
         cfg = GPTConfig(**dict(args, block_size=T))
-        block_full, rest_full = per_token(args, False)
-        block_ac, rest_ac = per_token(args, True)
+        block_full, rest_full = per_token(args, False, settings.scale)
+        block_ac, rest_ac = per_token(args, True, settings.scale)
         total = states(cfg)[0]
         cells = []
         for parallelism in ("ddp", "fsdp"):
             for checkpointed in (False, True):
                 b, r = (block_ac, rest_ac) if checkpointed else (block_full, rest_full)
-                gib = peak(cfg, batch, T, parallelism, checkpointed, b, r, block_full) / GIB
+                gib = peak(cfg, batch, T, parallelism, checkpointed, b, r, block_full, settings.gpus) / GIB
                 cells.append(f"{gib:.1f}" + ("" if gib <= 38 else " (80)" if gib <= 76 else " (>80)"))
         rows.append(f"| {name} | {total / 1e6:.0f}M | {batch} x {T} | {block_full / 1024:.1f} / {block_ac / 1024:.2f} | "
                     + " | ".join(cells) + " |")
@@ -116,4 +125,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    main(configure(MemoryConfig, sys.argv[1:]))

@@ -33,8 +33,10 @@ def test_fsdp_matches_one_process(shakespeare_root, tmp_path):
     2 FSDP processes against one (from scratch: test_resume_on_another_number_of_processes). The consolidated
     checkpoint holds one process's weights: gathered from both ranks' shards."""
     teacher = write_teacher(tmp_path / "teacher.pt")
+    # 9 eval windows of 4 a batch: 5 on rank 0, 4 on rank 1, yet both must run two forwards; a rank left waiting in a
+    # collective fails within dist_timeout (minutes)
     args = [*STEPS, "--parallelism=fsdp", f"--init_from={teacher}", "--inherit_layers=2", f"--teacher={teacher}",
-            "--probe_interval=3"]
+            "--probe_interval=3", "--eval_windows=9", "--dist_timeout=0.5"]
     single, fsdp = ddp_matches_one_process(shakespeare_root, tmp_path, args)
     assert_same_weights(tmp_path / "single", tmp_path / "ddp")
     assert "sharded" in final_state(tmp_path / "ddp")

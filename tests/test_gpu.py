@@ -157,7 +157,8 @@ def test_bench_mfu_compiled_eager_fused_plain(config):
         results[name] = r = json.loads(proc.stdout.strip().splitlines()[-1])
         assert r["device"].startswith("cuda") and r["tokens_per_s"] > 0 and r["compile"] == (compile == "True")
         assert r["mfu"] is None or 0 < r["mfu"] < 1  # None: a GPU missing from model.GPU_PEAK_FLOPS
-    print(f"\n{config}, {results[name]['device_name']}, {results[name]['batch_size']} x {results[name]['block_size']} tokens:")
+    first = results["compiled, fused loss"]
+    print(f"\n{config}, {first['device_name']}, {first['batch_size']} x {first['block_size']} tokens:")
     for name, r in results.items():
         mfu = "n/a" if r["mfu"] is None else f"{r['mfu'] * 100:.1f}%"
         print(f"  {name:22s} {r['ms_per_iter']:7.1f} ms/iter  MFU {mfu:>6s}  peak {r['peak_memory_mib'] / 1024:5.1f} GiB")
@@ -176,14 +177,15 @@ def test_fsdp_against_ddp(tmp_path):
     for parallelism in ("ddp", "fsdp"):
         out = run_script(*launcher, *args, f"--parallelism={parallelism}", f"--out_dir={tmp_path / parallelism}",
                          timeout=300).stdout
-        steps = [m for m in map(json.loads, open(tmp_path / parallelism / "metrics.jsonl")) if "loss" in m]
-        runs[parallelism] = steps
+        records = [json.loads(line) for line in open(tmp_path / parallelism / "metrics.jsonl")]
+        runs[parallelism] = steps = [m for m in records if "loss" in m]
         mfu = [m["mfu"] for m in steps[-5:] if m["mfu"] is not None]
-        probe_s = [m["probe_s"] for m in map(json.loads, open(tmp_path / parallelism / "metrics.jsonl")) if "probe_s" in m]
+        probe_s = [m["probe_s"] for m in records if "probe_s" in m]
         print(f"\n{parallelism}: losses {[round(m['loss'], 3) for m in steps[:3]]}..., {steps[-1]['ms_per_iter']:.1f} ms/iter, "
               f"MFU {sum(mfu) / len(mfu) * 100 if mfu else float('nan'):.1f}% (mean of the last 5 steps), "
               f"probe {max(probe_s):.1f} s at most (the other ranks' wait)")
         assert "1 process(es), cuda:0" in out
     ddp, fsdp = ([m["loss"] for m in runs[p]] for p in ("ddp", "fsdp"))
-    # bf16 parameters (FSDP) against bf16 autocast of float32 ones (DDP): the same run within rounding
-    assert fsdp == pytest.approx(ddp, abs=3e-2) and ddp[-1] < ddp[0]
+    # bf16 parameters and residual stream (FSDP) against bf16 autocast of float32 ones (DDP): the same run within
+    # bf16's rounding, well below the loss's fall over these 12 steps
+    assert fsdp == pytest.approx(ddp, abs=5e-2) and ddp[-1] < ddp[0]
