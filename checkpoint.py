@@ -4,6 +4,7 @@ A checkpoint is a torch file with nanoGPT's keys (model, optimizer, model_args, 
 plus what exact resume needs (scaler, rng) and, for inherited models, the provenance (inherit).
 """
 import os
+from contextlib import nullcontext
 
 import torch
 
@@ -54,9 +55,10 @@ def load_checkpoint(path, map_location="cpu", mmap=False):
     return ckpt
 
 
-def model_from_checkpoint(ckpt, path="checkpoint"):
+def model_from_checkpoint(ckpt, path="checkpoint", meta=False):
     """Build a GPT from a loaded checkpoint dict, with a clear error when the weights do not fit model_args.
-    One mismatch is forgiven, with a note: a block count other than model_args' n_layer; the weights' count wins."""
+    One mismatch is forgiven, with a note: a block count other than model_args' n_layer; the weights' count wins.
+    meta=True builds it on the meta device and checks the weights without loading them (parallel.py fills it)."""
     config = GPTConfig.from_dict(ckpt["model_args"])
     state = {k: v for k, v in ckpt["model"].items() if not k.endswith(".attn.bias")}  # old nanoGPT mask buffers
     # the paper authors' sliced checkpoints keep the reference's n_layer in model_args (24 for 16 blocks)
@@ -69,7 +71,8 @@ def model_from_checkpoint(ckpt, path="checkpoint"):
         if int(os.environ.get("RANK", 0)) == 0:  # once per run, not once per DDP rank
             print(f"note: {path} says n_layer={config.n_layer} but holds {len(blocks)} blocks; loading {len(blocks)}")
         config.n_layer = len(blocks)
-    model = GPT(config)
+    with torch.device("meta") if meta else nullcontext():
+        model = GPT(config)
     expected = model.state_dict()
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     if missing or unexpected:
@@ -78,7 +81,8 @@ def model_from_checkpoint(ckpt, path="checkpoint"):
     for k, v in state.items():
         if v.shape != expected[k].shape:
             fail(f"{path} does not match its model_args: {k} has shape {tuple(v.shape)}, model_args imply {tuple(expected[k].shape)}")
-    model.load_state_dict(state)
+    if not meta:
+        model.load_state_dict(state)
     return model
 
 

@@ -122,9 +122,10 @@ def grow(cfg):
         fail("grow_mode='continue' appends the next reference blocks to the trained ones, so it needs inherit_select='first'")
     parse_parts(cfg.inherit_block_parts, 'inherit_block_parts')  # fail now, not after the reference's evaluation
     compare_runs = [d for d in cfg.compare_runs.split(',') if d]
-    for run_dir in compare_runs:
-        if not os.path.exists(os.path.join(run_dir, 'metrics.jsonl')):  # fail now, not after hours of training
-            fail(f"{run_dir}/metrics.jsonl not found; compare_runs takes out_dirs of finished train.py runs")
+    for run_dir in compare_runs:  # fail now, not after hours of training: the report reads both files of each
+        missing = [name for name in ('metrics.jsonl', 'ckpt.pt') if not os.path.exists(os.path.join(run_dir, name))]
+        if missing:
+            fail(f"{run_dir}/{missing[0]} not found; compare_runs takes out_dirs of finished train.py runs")
     ddp, rank, _, _, device = init_distributed(cfg.backend, cfg.device, cfg.dist_timeout)
     master = rank == 0
     # a probe-driven inherit_select probes the reference every round, so it waits on the training device

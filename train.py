@@ -3,7 +3,9 @@ Train a GPT. One process on CPU or one GPU:
     python train.py config/train_shakespeare.py --batch_size=32
 DDP on one node with 8 GPUs (NCCL on CUDA, gloo on CPU):
     torchrun --standalone --nproc_per_node=8 train.py config/train_gpt2.py
-Multi-node: torchrun with --nnodes, --node_rank, --master_addr, --master_port as usual.
+FSDP2 instead of DDP (sharded weights, gradients and AdamW state; parallel.py), with activation checkpointing:
+    torchrun --standalone --nproc_per_node=8 train.py config/train_gpt2.py --parallelism=fsdp --activation_checkpointing=True
+Multi-node: one torchrun per node, --nnodes=N --rdzv_backend=c10d --rdzv_endpoint=HOST:PORT (docs/experiments.md).
 
 Settings (TrainConfig below) keep nanoGPT's names and meanings, so a nanoGPT config file runs unchanged. init_from is one of
 'scratch', 'resume' (continue out_dir/ckpt.pt exactly), 'gpt2*', 'hf:owner/name' (the Hugging Face hub), a local Hugging
@@ -25,10 +27,11 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-from torch.nn.parallel import DistributedDataParallel as DDP
 
 import attention_probe
-from checkpoint import is_tokenizer_folder, load_checkpoint, load_model, model_from_checkpoint, save_checkpoint, tokenizer_meta
+import parallel
+from checkpoint import (is_hf_source, is_tokenizer_folder, load_checkpoint, load_model, model_from_checkpoint,
+                        save_checkpoint, tokenizer_meta)
 from common import atomic_write, fail, init_distributed, setup_device
 from configurator import configure
 from data import check_fits, check_window_start, fixed_windows, get_batch, hf_tokenizer, load_meta, open_tokens, window_starts
@@ -90,6 +93,8 @@ class TrainConfig(InheritConfig, GPTConfig):
     device: str = 'auto'  # auto, cpu, cuda, cuda:1, ...
     dtype: str = 'auto'  # auto: bfloat16 where the hardware has it (CUDA, or CPUs with AMX/AVX512-BF16), else float16 on CUDA / float32 on CPU
     compile: bool | None = None  # torch.compile; None: on for CUDA, off for CPU (inductor's CPU build takes minutes)
+    parallelism: str = 'ddp'  # under torchrun: 'ddp' (every rank a whole model) or 'fsdp' (FSDP2: parameters, gradients and AdamW state sharded per block; parallel.py)
+    activation_checkpointing: bool = False  # recompute each block's activations in backward: far less memory for ~1/3 more compute (docs/speed.md)
     fused_loss: bool = True  # lm_head + cross-entropy chunk by chunk, never the full logits (losses.py); False: nanoGPT's path
     seed: int = 1337
     # a lazy layer by construction (docs/lazy_layers.md): these layers start with every query's attention on the window's first token
@@ -133,12 +138,17 @@ def check_config(cfg):
     if cfg.dist_timeout <= 0:
         fail(f"dist_timeout must be a positive number of minutes, got {cfg.dist_timeout}")
     check_window_start(cfg.window_start)
+    if cfg.parallelism not in parallel.PARALLELISMS:
+        fail(f"parallelism={cfg.parallelism!r} is not one of {', '.join(parallel.PARALLELISMS)}")
     if not 0 <= cfg.kd_alpha <= 1 or cfg.kd_temperature <= 0:
         fail(f"kd_alpha must be in [0, 1] and kd_temperature positive, got {cfg.kd_alpha} and {cfg.kd_temperature}")
 
 
-def build_model(cfg, data_vocab_size, device):
-    """The model to train, the checkpoint to resume (or None), and the model's inheritance provenance (or None)."""
+def build_model(cfg, data_vocab_size, device, meta=False):
+    """The model to train, the checkpoint to resume (or None), and the model's inheritance provenance (or None).
+    meta (FSDP): a model resumed or started from a checkpoint as it is is built on the meta device, without its
+    weights (meta_weights), so parallelize() fills each rank's shards without a full float32 copy on any rank; the
+    rest (inheritance, HF sources, a shorter block_size) is built whole, as under DDP."""
     init_from, resume_ckpt, provenance = cfg.init_from, None, None
     # a warm start's options are the inherit_* fields (inherit.py's InheritConfig, or a fork's own); any one set inherits
     inheriting = [f.name for f in dataclasses.fields(cfg) if f.name.startswith('inherit_') and getattr(cfg, f.name) != f.default]
@@ -150,12 +160,18 @@ def build_model(cfg, data_vocab_size, device):
             model_args['vocab_size'] = 64 * math.ceil(data_vocab_size / 64)
         model = GPT(GPTConfig(**model_args))
     elif init_from == 'resume':
-        resume_ckpt = load_checkpoint(os.path.join(cfg.out_dir, 'ckpt.pt'), map_location=device)
-        if 'optimizer' not in resume_ckpt:
+        resume_ckpt = load_checkpoint(os.path.join(cfg.out_dir, 'ckpt.pt'), map_location='cpu' if meta else device, mmap=meta)
+        if 'optimizer' not in resume_ckpt and 'sharded' not in resume_ckpt:
             fail(f"{cfg.out_dir}/ckpt.pt has no optimizer state, so it cannot be resumed; use --init_from=PATH to start from its weights")
         resume_ckpt['model_args']['dropout'] = cfg.dropout  # the shape comes from the checkpoint, dropout from the config (nanoGPT)
-        model, provenance = model_from_checkpoint(resume_ckpt, cfg.out_dir), resume_ckpt.get('inherit')
+        model, provenance = model_from_checkpoint(resume_ckpt, cfg.out_dir, meta=meta), resume_ckpt.get('inherit')
     else:
+        # sink_layers edits the weights it starts from, so that start is built whole
+        source = (load_checkpoint(init_from, mmap=True) if meta and not inheriting and not cfg.sink_layers
+                  and not is_hf_source(init_from) else None)
+        if source is not None and source['model_args']['block_size'] == cfg.block_size:
+            source['model_args']['dropout'] = cfg.dropout
+            return model_from_checkpoint(source, init_from, meta=True), None, source.get('inherit')
         model, info = load_model(init_from, device)  # on the training device: an inherit_select probe runs there
         provenance = info.get('inherit')
         if inheriting:
@@ -208,6 +224,15 @@ def collapse_to_sink(model, layers, eps):
         attn.c_attn.weight[C + torch.arange(attn.n_kv_head) * attn.head_dim, marker] = w  # keys
 
 
+def meta_weights(cfg, resume_ckpt):
+    """What fills a model build_model left on the meta device: the weights of the single file it resumes, or of the
+    init_from checkpoint (memory-mapped: each rank reads only its shards' pages); None where the shards of a sharded
+    checkpoint will (Checkpointer.load)."""
+    if resume_ckpt is not None:
+        return None if 'sharded' in resume_ckpt else resume_ckpt['model']
+    return load_checkpoint(cfg.init_from, mmap=True)['model']
+
+
 def load_teacher(source, device):
     """The frozen KD teacher (eval mode, no gradients) and the tokenizer it reads (checkpoint.tokenizer_meta)."""
     teacher, info = load_model(source, device)
@@ -243,9 +268,9 @@ def train_step(model, optimizer, scaler, autocast, batches, grad_clip, ddp=False
     hidden states and lm_head weight go into the spec of each micro-batch for knowledge distillation, or None."""
     sums = 0.0
     for i, (X, Y) in enumerate(batches):
-        # under DDP, all-reduce the gradients only once per step, after the last micro-batch
+        # with several processes (DDP or FSDP), reduce the gradients only once per step, after the last micro-batch
         sync = not ddp or i == len(batches) - 1
-        with (nullcontext() if sync else model.no_sync()), autocast:
+        with (nullcontext() if sync else parallel.no_sync(model)), autocast:
             spec = loss_spec
             if teacher is not None:
                 with torch.no_grad():
@@ -266,8 +291,8 @@ def train_step(model, optimizer, scaler, autocast, batches, grad_clip, ddp=False
 
 @dataclass
 class Setup:
-    """Where this process trains: its rank among the DDP processes, its device, and the autocast it runs under."""
-    ddp: bool
+    """Where this process trains: its rank among the processes (DDP or FSDP), its device, and the autocast it runs under."""
+    ddp: bool  # several processes
     rank: int
     world_size: int
     device: str
@@ -282,35 +307,28 @@ class Setup:
 
 @dataclass
 class LoopState:
-    """Where the training loop is. With the optimizer and the scaler it is what a checkpoint carries besides the
-    weights; save_state() and restore_state() are the one pair that writes and reads it."""
+    """Where the training loop is. With the scaler it is what a checkpoint carries besides the weights and the
+    optimizer (the Checkpointer's); save_state() and restore_state() are the one pair that writes and reads it."""
     data_gen: torch.Generator  # draws every step's batch offsets, the same on every rank
     iter_num: int = 0
     best_val_loss: float = 1e9
 
 
-def save_state(state, optimizer, scaler, setup):
-    """The checkpoint entries of the loop state, the optimizer and the scaler: iter_num, best_val_loss, optimizer,
-    scaler and rng (the data generator's state and every rank's torch/CUDA RNG). Every rank must call it."""
+def save_state(state, scaler, setup):
+    """The checkpoint entries of the loop state and the scaler: iter_num, best_val_loss, scaler and rng (the data
+    generator's state and every rank's torch/CUDA RNG). Every rank must call it."""
     rng = {'data': state.data_gen.get_state(), 'torch': [torch.get_rng_state()],
            'cuda': [torch.cuda.get_rng_state()] if setup.device_type == 'cuda' else []}
-    if setup.ddp:  # every rank's dropout RNG, so a resumed DDP run continues exactly
+    if setup.ddp:  # every rank's dropout RNG, so a resumed run on as many processes continues exactly
         gathered = [None] * setup.world_size
         dist.all_gather_object(gathered, (rng['torch'][0], rng['cuda']))
         rng['torch'] = [g[0] for g in gathered]
         rng['cuda'] = [c for g in gathered for c in g[1]]
-    return {'optimizer': optimizer.state_dict(), 'scaler': scaler.state_dict(), 'iter_num': state.iter_num,
-            'best_val_loss': state.best_val_loss, 'rng': rng}
+    return {'scaler': scaler.state_dict(), 'iter_num': state.iter_num, 'best_val_loss': state.best_val_loss, 'rng': rng}
 
 
-def restore_state(ckpt, state, optimizer, scaler, setup, path):
-    """Put what save_state() wrote back into the loop state, the optimizer and the scaler of this rank."""
-    saved_groups = [len(g['params']) for g in ckpt['optimizer']['param_groups']]
-    if saved_groups != [len(g['params']) for g in optimizer.param_groups]:
-        saved = ckpt.get('config', {}).get('decay_embeddings', True)
-        fail(f"{path} groups its parameters for weight decay otherwise (decay_embeddings={saved}); "
-             f"resume it with --decay_embeddings={saved}")
-    optimizer.load_state_dict(ckpt['optimizer'])
+def restore_state(ckpt, state, scaler, setup, dropout):
+    """Put what save_state() wrote back into the loop state and the scaler of this rank."""
     if 'scaler' in ckpt:
         scaler.load_state_dict(ckpt['scaler'])
     state.iter_num, state.best_val_loss = ckpt['iter_num'], float(ckpt['best_val_loss'])
@@ -319,13 +337,16 @@ def restore_state(ckpt, state, optimizer, scaler, setup, path):
         if setup.master:
             print("note: this checkpoint has no RNG state (nanoGPT?), so the resumed data order differs from an uninterrupted run")
         return
-    if len(rng['torch']) != setup.world_size:
-        fail(f"the checkpoint was written by {len(rng['torch'])} processes; resume it with the same number for an exact continuation")
+    # every rank draws the same global batch, so only dropout's per-rank streams depend on the number of processes
+    writers = len(rng['torch'])
+    if writers != setup.world_size and dropout > 0 and setup.master:
+        print(f"note: the checkpoint was written by {writers} process(es), this run has {setup.world_size}: dropout draws "
+              "other masks, so the continuation is not bit-exact")
     # RNG states must be CPU byte tensors; the checkpoint was loaded onto the training device
     state.data_gen.set_state(rng['data'].cpu())
-    torch.set_rng_state(rng['torch'][setup.rank].cpu())
+    torch.set_rng_state(rng['torch'][setup.rank % writers].cpu())
     if setup.device_type == 'cuda' and rng.get('cuda'):
-        torch.cuda.set_rng_state(rng['cuda'][setup.rank].cpu())
+        torch.cuda.set_rng_state(rng['cuda'][setup.rank % len(rng['cuda'])].cpu())
 
 
 @torch.no_grad()
@@ -337,11 +358,13 @@ def estimate_loss(model, splits, batch_size, block_size, setup):
     for split, (data, windows) in splits.items():
         mine = windows[setup.rank::setup.world_size]
         total = torch.zeros(2, device=setup.device, dtype=torch.float64)  # loss sum, window count
-        for i in range(0, len(mine), batch_size):
-            X, Y = get_batch(data, mine[i:i + batch_size], block_size, setup.device)
+        # every rank runs as many batches (an FSDP forward gathers from all ranks): one short of windows counts none
+        for i in range(0, len(windows[::setup.world_size]), batch_size):
+            batch = mine[i:i + batch_size]
+            X, Y = get_batch(data, batch if len(batch) else windows[:1], block_size, setup.device)
             with setup.autocast:
                 _, loss = model(X, Y)
-            total += torch.tensor([loss.item() * len(X), len(X)], device=setup.device, dtype=torch.float64)
+            total += torch.tensor([loss.item() * len(batch), len(batch)], device=setup.device, dtype=torch.float64)
         if setup.ddp:
             dist.all_reduce(total)
         out[split] = (total[0] / total[1]).item()
@@ -398,18 +421,45 @@ class Clock:
 
 
 class Checkpointer:
-    """Writes out_dir/ckpt.pt: the weights, save_state()'s entries, and what describes the run (model_args, config,
-    inheritance provenance, eval windows)."""
+    """Writes and resumes out_dir/ckpt.pt: the weights, the optimizer, save_state()'s entries, and what describes the
+    run (model_args, config, inheritance provenance, eval windows). A sharded (FSDP) model saves its weights and
+    optimizer state sharded and asynchronously (parallel.ShardedCheckpoint), ckpt.pt then holding the consolidated
+    weights and the rest. Either kind resumes on any number of processes, with or without FSDP."""
 
     def __init__(self, path, model, optimizer, scaler, setup, extras):
         self.path, self.model, self.optimizer, self.scaler, self.setup, self.extras = path, model, optimizer, scaler, setup, extras
+        self.sharded = parallel.ShardedCheckpoint(path) if parallel.is_sharded(model) else None
 
     def save(self, state):
-        entries = save_state(state, self.optimizer, self.scaler, self.setup)  # every rank: it gathers their RNG states
+        entries = {**save_state(state, self.scaler, self.setup), **self.extras}  # every rank: it gathers their RNG states
+        if self.sharded is not None:
+            self.sharded.save(self.model, self.optimizer, entries)  # returns before it is on disk
+            return
         if self.setup.master:
-            save_checkpoint({'model': self.model.state_dict(), **entries, **self.extras}, self.path)
+            save_checkpoint({'model': self.model.state_dict(), 'optimizer': self.optimizer.state_dict(), **entries}, self.path)
         if self.setup.ddp:
             dist.barrier()  # the other ranks wait here (dist_timeout), not in the next step's all-reduce
+
+    def wait(self):
+        """Return once the last save is on disk, on every rank (grow.py reads it next)."""
+        if self.sharded is not None:
+            self.sharded.wait()
+            dist.barrier()
+
+    def load(self, ckpt, state):
+        """Resume from ckpt, a checkpoint this class (or nanoGPT) wrote: the optimizer, the loop state, and the
+        weights where they are sharded (a single file's are in the model already: build_model)."""
+        saved = ckpt.get('config', {}).get('decay_embeddings', True)
+        regrouped = (saved != self.extras['config']['decay_embeddings'] if 'sharded' in ckpt else
+                     [len(g['params']) for g in ckpt['optimizer']['param_groups']] != [len(g['params']) for g in self.optimizer.param_groups])
+        if regrouped:
+            fail(f"{self.path} groups its parameters for weight decay otherwise (decay_embeddings={saved}); "
+                 f"resume it with --decay_embeddings={saved}")
+        if 'sharded' in ckpt:
+            parallel.load_sharded(ckpt, self.path, self.model, self.optimizer)
+        else:
+            parallel.load_optimizer(self.model, self.optimizer, ckpt['optimizer'])
+        restore_state(ckpt, state, self.scaler, self.setup, self.extras['config']['dropout'])
 
 
 def evaluate_and_save(cfg, state, eval_splits, setup, metrics, clock, checkpointer):
@@ -437,8 +487,10 @@ PROBE_METRICS = ('max_rank', 'avg_mass', 'block_influence', 'attention_sink')
 
 def probe_and_log(model, val_data, val_starts, cfg, state, setup, metrics):
     """Rank 0 probes the model being trained on the probe's fixed val windows (among val_starts, window_starts()'s
-    offsets, unless that is None) and logs PROBE_METRICS per layer. Eval
+    offsets, unless that is None) and logs PROBE_METRICS per layer; a sharded model through an unsharded copy. Eval
     mode and no RNG drawn (the windows are fixed, dropout is off), so training goes on as if it had not happened."""
+    if parallel.is_sharded(model):
+        model = parallel.replica(model, setup.device)  # every rank gathers its shards to rank 0
     if not setup.master:
         return
     t0 = time.time()
@@ -477,10 +529,18 @@ def train(cfg):
     starts = {split: window_starts(tokens, meta, cfg.window_start, cfg.block_size, f"the {split} split of {data_dir}")
               for split, tokens in (('train', train_data), ('val', val_data))}  # None: windows start anywhere
 
+    fsdp = ddp and cfg.parallelism == 'fsdp'
+    if fsdp and setup.ptdtype == torch.float16:
+        fail("parallelism='fsdp' trains in bfloat16 or float32 (float16 would need a sharded GradScaler); use --dtype=bfloat16")
     # before seeding: building a GPT draws
     teacher, teacher_tokenizer = load_teacher(cfg.teacher, setup.device) if cfg.teacher else (None, None)
-    torch.manual_seed(cfg.seed + rank)
-    model, resume_ckpt, provenance = build_model(cfg, meta['vocab_size'], setup.device)
+    if teacher is not None and fsdp and setup.ptdtype == torch.bfloat16:
+        teacher.to(torch.bfloat16)  # replicated on every rank, so in the dtype its forward computes in: half the memory
+    torch.manual_seed(cfg.seed + (0 if fsdp else rank))  # FSDP shards one model: every rank builds rank 0's
+    model, resume_ckpt, provenance = build_model(cfg, meta['vocab_size'], setup.device, meta=fsdp)
+    weights = meta_weights(cfg, resume_ckpt) if any(p.is_meta for p in model.parameters()) else None
+    if fsdp and rank:
+        torch.manual_seed(cfg.seed + rank)  # dropout draws a stream of its own on every rank, as under DDP
     if teacher is not None:
         check_teacher(teacher, teacher_tokenizer, model, meta, cfg.teacher)
     model_args = model.config.model_args()
@@ -492,20 +552,9 @@ def train(cfg):
         differing = [k for k in ('n_layer', 'n_head', 'n_embd') if getattr(cfg, k) not in (model_args[k], getattr(DEFAULTS, k))]
         if differing:
             print(f"note: the model shape comes from init_from; config values for {differing} are ignored")
-    model.to(setup.device)
-    scaler = torch.amp.GradScaler(setup.device_type, enabled=(setup.ptdtype == torch.float16))
-    optimizer = model.configure_optimizers(cfg.weight_decay, cfg.learning_rate, (cfg.beta1, cfg.beta2), setup.device_type,
-                                           decay_embeddings=cfg.decay_embeddings)
-    # every rank draws the offsets of the whole global batch from the same generator and keeps its own share, so a
-    # run's data does not depend on the number of processes
-    state = LoopState(torch.Generator().manual_seed(cfg.seed))
 
-    # ---- resume
-    if resume_ckpt is not None:
-        restore_state(resume_ckpt, state, optimizer, scaler, setup, f"{cfg.out_dir}/ckpt.pt")
-        del resume_ckpt  # free the memory
-
-    # ---- compile and DDP wrap the model that trains; raw_model is what is evaluated and saved
+    # ---- compile, and wrap the model that trains for this run's processes (parallel.py); raw_model is what is
+    # evaluated and saved (under FSDP the same module)
     raw_model = model
     use_compile = cfg.compile if cfg.compile is not None else setup.device_type == 'cuda'
     if use_compile:
@@ -514,11 +563,18 @@ def train(cfg):
         # each call compiles a new model (grow.py: one depth per round); graphs of earlier ones would count against
         # dynamo's recompile limit, past which it silently runs eager
         torch._dynamo.reset()
-        model = torch.compile(model)
         if teacher is not None:
             teacher.final_hidden = torch.compile(teacher.final_hidden)
-    if ddp:
-        model = DDP(model, device_ids=[torch.device(setup.device).index] if setup.device_type == 'cuda' else None)
+    model = parallel.parallelize(raw_model, raw_model.transformer.h, setup, cfg.parallelism, use_compile,
+                                 cfg.activation_checkpointing, weights)
+    del weights  # unmap the source
+    scaler = torch.amp.GradScaler(setup.device_type, enabled=(setup.ptdtype == torch.float16))
+    # after the wrap: under FSDP the optimizer holds this rank's shards
+    optimizer = raw_model.configure_optimizers(cfg.weight_decay, cfg.learning_rate, (cfg.beta1, cfg.beta2), setup.device_type,
+                                               decay_embeddings=cfg.decay_embeddings)
+    # every rank draws the offsets of the whole global batch from the same generator and keeps its own share, so a
+    # run's data does not depend on the number of processes
+    state = LoopState(torch.Generator().manual_seed(cfg.seed))
 
     # ---- the fixed evaluation windows, and what identifies them (results.py tells runs on other windows apart)
     n_windows = cfg.eval_windows or cfg.eval_iters * cfg.batch_size
@@ -527,6 +583,15 @@ def train(cfg):
                    'val': (val_data, val_windows)}
     eval_set = {'dataset': cfg.dataset, 'val_tokens': len(val_data), 'block_size': cfg.block_size, 'windows': n_windows,
                 'offsets_sha1': hashlib.sha1(val_windows.tobytes()).hexdigest()[:12]}
+    checkpointer = Checkpointer(os.path.join(cfg.out_dir, 'ckpt.pt'), raw_model, optimizer, scaler, setup,
+                                {'model_args': model_args, 'config': dataclasses.asdict(cfg), 'inherit': provenance,
+                                 'eval_set': eval_set})
+
+    # ---- resume
+    if resume_ckpt is not None:
+        checkpointer.load(resume_ckpt, state)
+        del resume_ckpt  # free the memory
+
     if cfg.eval_only:
         losses = estimate_loss(raw_model, eval_splits, cfg.batch_size, cfg.block_size, setup)
         if setup.master:
@@ -542,9 +607,6 @@ def train(cfg):
         if peak_flops(torch.device(setup.device), setup.ptdtype) is None:
             name = torch.cuda.get_device_name(setup.device) if setup.device_type == 'cuda' else setup.device_type
             print(f"note: MFU is not reported: no known peak FLOP/s for {name} (see GPU_PEAK_FLOPS in model.py)")
-    checkpointer = Checkpointer(os.path.join(cfg.out_dir, 'ckpt.pt'), raw_model, optimizer, scaler, setup,
-                                {'model_args': model_args, 'config': dataclasses.asdict(cfg), 'inherit': provenance,
-                                 'eval_set': eval_set})
 
     # ---- the loop
     clock = Clock(t_start, state.iter_num, cfg)
@@ -600,7 +662,8 @@ def train(cfg):
                       f"{tokens_per_iter / dt:,.0f} tok/s{mfu_text}, {clock.progress(state.iter_num)}")
             metrics.write({'iter': state.iter_num, 'loss': lossf, 'lr': lr, 'ms_per_iter': dt * 1000, 'tokens_per_s': tokens_per_iter / dt,
                            'mfu': mfu, **terms})
-    losses = evaluate_and_save(cfg, state, eval_splits, setup, metrics, clock, checkpointer)  # its save holds every rank until rank 0's checkpoint is written (grow.py reads it)
+    losses = evaluate_and_save(cfg, state, eval_splits, setup, metrics, clock, checkpointer)
+    checkpointer.wait()  # every rank, until the checkpoint is written (grow.py reads it)
     if cfg.probe_interval > 0 and state.iter_num % cfg.probe_interval == 0:
         probe_and_log(raw_model, val_data, starts['val'], cfg, state, setup, metrics)
     if cfg.probe_interval > 0 and setup.master:

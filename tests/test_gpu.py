@@ -1,8 +1,11 @@
 """What only a CUDA GPU runs, skipped without one: the fused loss against the plain one in bf16, compiled (Triton)
 against eager gradients with and without a KD teacher, flash attention selected with the per-layer attention scale,
-a torchrun NCCL run with KD that resumes exactly, and bench.py's MFU of GPT-2 124M and medium against nanoGPT's path.
+bench.py's MFU and peak memory of GPT-2 124M and medium (compiled + fused loss, eager + fused, eager + nanoGPT's plain
+loss: one compile per model shape), FSDP against DDP through train.py, and a torchrun NCCL run with KD that resumes
+exactly.
 
-    python -m pytest tests/test_gpu.py -v -s     # docs/speed.md's GPU check; -s shows the figures
+    python -m pytest tests/test_gpu.py -v -s                   # docs/speed.md's GPU check, within 8 minutes on one H100
+    GPU_CHECK=quick python -m pytest tests/test_gpu.py -v -s   # its quick subset, within 5: the kernels and 124M
 """
 import json
 import os
@@ -17,6 +20,8 @@ from model import GPT, GPTConfig
 from test_train import write_teacher
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+# what the quick subset leaves out: GPT-2 medium's compile, the torchrun runs
+full_check = pytest.mark.skipif(os.environ.get("GPU_CHECK") == "quick", reason="GPU_CHECK=quick")
 BF16 = dict(device_type="cuda", dtype=torch.bfloat16)
 
 
@@ -110,6 +115,7 @@ def repo_text_dataset(root):
     return root
 
 
+@full_check
 def test_torchrun_nccl_kd_run_resumes_exactly(tmp_path):
     """torchrun with NCCL (two GPUs where there are two), compile and bf16 as defaults, KD with dropout: 8 steps in
     one go against 4 steps, then a resume to 8."""
@@ -136,13 +142,50 @@ def test_torchrun_nccl_kd_run_resumes_exactly(tmp_path):
     assert worst < 1e-4
 
 
-@pytest.mark.parametrize("config", ["config/train_gpt2.py", "config/train_gpt2m_24.py"])
-def test_bench_mfu_against_nanogpts_path(config):
-    proc = run_script("bench.py", config, "--gradient_accumulation_steps=1", "--baseline=True", timeout=900)
-    print("\n" + "\n".join(line for line in proc.stdout.splitlines() if not line.startswith("{")))
-    results = json.loads(proc.stdout.strip().splitlines()[-1])
-    for path in ("plain", "optimised"):
-        r = results[path]
-        assert r["path"] == path and r["device"].startswith("cuda") and r["tokens_per_s"] > 0
+# (compile, bench_path): compiled against eager with the fused loss, the fused loss against nanoGPT's plain one in eager
+VARIANTS = {"compiled, fused loss": ("True", "optimised"), "eager, fused loss": ("False", "optimised"),
+            "eager, plain loss": ("False", "plain")}
+
+
+@pytest.mark.parametrize("config", ["config/train_gpt2.py", pytest.param("config/train_gpt2m_24.py", marks=full_check)])
+def test_bench_mfu_compiled_eager_fused_plain(config):
+    """bench.py's MFU and peak memory of one model in each VARIANTS way, each in a fresh process (its own peak)."""
+    results = {}
+    for name, (compile, path) in VARIANTS.items():
+        proc = run_script("bench.py", config, "--gradient_accumulation_steps=1", f"--compile={compile}",
+                          f"--bench_path={path}", "--bench_warmup=3", "--bench_iters=10", timeout=400)
+        results[name] = r = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert r["device"].startswith("cuda") and r["tokens_per_s"] > 0 and r["compile"] == (compile == "True")
         assert r["mfu"] is None or 0 < r["mfu"] < 1  # None: a GPU missing from model.GPU_PEAK_FLOPS
-    assert results["optimised"]["compile"] and results["optimised"]["fused_loss"]
+    first = results["compiled, fused loss"]
+    print(f"\n{config}, {first['device_name']}, {first['batch_size']} x {first['block_size']} tokens:")
+    for name, r in results.items():
+        mfu = "n/a" if r["mfu"] is None else f"{r['mfu'] * 100:.1f}%"
+        print(f"  {name:22s} {r['ms_per_iter']:7.1f} ms/iter  MFU {mfu:>6s}  peak {r['peak_memory_mib'] / 1024:5.1f} GiB")
+
+
+@full_check
+def test_fsdp_against_ddp(tmp_path):
+    """train.py on GPT-2 medium's shape under torchrun (one process each, eager: no compile beyond the bench's),
+    FSDP against DDP: the same losses within bf16's rounding, and each one's MFU from its last logged steps."""
+    root = repo_text_dataset(tmp_path / "data")
+    args = ["train.py", "config/train_gpt2m_24.py", "--dataset=repo_text", f"--data_root={root}", "--compile=False",
+            "--gradient_accumulation_steps=1", "--max_iters=12", "--eval_interval=1000", "--eval_windows=12", "--log_interval=1",
+            "--warmup_iters=2", "--probe_interval=6"]
+    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1"]
+    runs = {}
+    for parallelism in ("ddp", "fsdp"):
+        out = run_script(*launcher, *args, f"--parallelism={parallelism}", f"--out_dir={tmp_path / parallelism}",
+                         timeout=300).stdout
+        records = [json.loads(line) for line in open(tmp_path / parallelism / "metrics.jsonl")]
+        runs[parallelism] = steps = [m for m in records if "loss" in m]
+        mfu = [m["mfu"] for m in steps[-5:] if m["mfu"] is not None]
+        probe_s = [m["probe_s"] for m in records if "probe_s" in m]
+        print(f"\n{parallelism}: losses {[round(m['loss'], 3) for m in steps[:3]]}..., {steps[-1]['ms_per_iter']:.1f} ms/iter, "
+              f"MFU {sum(mfu) / len(mfu) * 100 if mfu else float('nan'):.1f}% (mean of the last 5 steps), "
+              f"probe {max(probe_s):.1f} s at most (the other ranks' wait)")
+        assert "1 process(es), cuda:0" in out
+    ddp, fsdp = ([m["loss"] for m in runs[p]] for p in ("ddp", "fsdp"))
+    # bf16 parameters and residual stream (FSDP) against bf16 autocast of float32 ones (DDP): the same run within
+    # bf16's rounding, well below the loss's fall over these 12 steps
+    assert fsdp == pytest.approx(ddp, abs=5e-2) and ddp[-1] < ddp[0]

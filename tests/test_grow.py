@@ -250,3 +250,16 @@ def test_rerun_with_other_settings_is_refused_unless_allowed(shakespeare_root, r
     assert [r["n_layer"] for r in state["rounds"]] == [2, 4] and not any(r["reached_target"] for r in state["rounds"])
     assert (state["reference_val_loss"], state["tolerance"], state["settings"]["tolerance"]) == (0.0, 0.25, 0.25)
     assert "Reference val loss: 0.0000 (target: <= 0.2500)" in (out_dir / "grow.md").read_text()
+
+
+@pytest.mark.parametrize("present", ["metrics.jsonl", "ckpt.pt"])
+def test_compare_run_missing_a_file_is_one_line_error_before_round_1(shakespeare_root, tmp_path, present):
+    # the report reads each compare_runs entry's metrics and checkpoint; either missing stops grow before it trains
+    run = tmp_path / "half_run"
+    run.mkdir()
+    (run / present).write_text("")
+    proc = run_script(*grow_args(shakespeare_root, tmp_path / "no_reference.pt", tmp_path / "grow"), f"--compare_runs={run}",
+                      check=False)
+    missing = {"metrics.jsonl": "ckpt.pt", "ckpt.pt": "metrics.jsonl"}[present]
+    assert proc.returncode == 1 and proc.stderr.strip() == f"error: {run}/{missing} not found; compare_runs takes out_dirs of finished train.py runs"
+    assert not (tmp_path / "grow").exists()

@@ -38,7 +38,13 @@ def metrics(out_dir):
 
 
 def final_state(out_dir):
-    return torch.load(os.path.join(out_dir, "ckpt.pt"), weights_only=True)
+    """ckpt.pt; a sharded (FSDP) checkpoint's with the optimizer state of its shards (keyed by name, not index)."""
+    ckpt = torch.load(os.path.join(out_dir, "ckpt.pt"), weights_only=True)
+    if "sharded" in ckpt:
+        from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+        dcp_to_torch_save(os.path.join(out_dir, ckpt["sharded"]), os.path.join(out_dir, "shards.pt"))
+        ckpt["optimizer"] = torch.load(os.path.join(out_dir, "shards.pt"), weights_only=True)["optimizer"]
+    return ckpt
 
 
 def write_teacher(path, vocab_size=50304, block_size=64):
@@ -72,14 +78,26 @@ def test_lr_schedule_warms_up_then_decays_by_cosine_to_min_lr():
     assert get_lr(3, configure(TrainConfig, [*TINY, "--lr_decay_iters=3"])) == pytest.approx(1e-4)  # a one-step decay
 
 
-def interrupt_and_resume(root, tmp_path, args):
+def kill_all(pid):
+    """SIGKILL a process and every process under it: torchrun starts its workers in sessions of their own, so
+    neither killing it nor its process group stops them."""
+    pids = [pid]
+    for p in pids:  # grows as it goes: breadth first
+        with open(f"/proc/{p}/task/{p}/children") as f:
+            pids += map(int, f.read().split())
+    for p in pids:
+        os.kill(p, signal.SIGKILL)
+
+
+def interrupt_and_resume(root, tmp_path, args, launch=()):
     """train.py with args run through into tmp_path/full, and into tmp_path/killed SIGKILLed soon after its step-6
     checkpoint lands, then resumed there; asserts the two end alike bit for bit (weights, AdamW state, logged
-    steps and losses) and returns their metrics (full, resumed) and the resumed checkpoint."""
-    run_script(*tiny(root, tmp_path / "full", *args))
+    steps and losses) and returns their metrics (full, resumed) and the resumed checkpoint. launch: what runs
+    train.py (torchrun's arguments), all of whose processes the kill hits."""
+    run_script(*launch, *tiny(root, tmp_path / "full", *args))
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, *tiny(root, killed, *args)], cwd=REPO,
+    proc = subprocess.Popen([sys.executable, *launch, *tiny(root, killed, *args)], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ckpt = killed / "ckpt.pt"
     deadline = time.time() + 300
@@ -88,12 +106,12 @@ def interrupt_and_resume(root, tmp_path, args):
             break
         time.sleep(0.05)
     assert proc.poll() is None, "the run finished before it could be killed; make it longer"
-    proc.send_signal(signal.SIGKILL)
+    kill_all(proc.pid)
     proc.wait()
     interrupted_at = torch.load(ckpt, weights_only=True)["iter_num"]
     assert 6 <= interrupted_at < 12
 
-    run_script(*tiny(root, killed, *args, "--init_from=resume"))
+    run_script(*launch, *tiny(root, killed, *args, "--init_from=resume"))
     full, resumed = final_state(tmp_path / "full"), final_state(killed)
     assert full["iter_num"] == resumed["iter_num"] == 12
     for k, v in full["model"].items():
