@@ -32,6 +32,7 @@ from checkpoint import load_checkpoint, load_model, model_from_checkpoint, save_
 from common import atomic_write, fail, init_distributed, setup_device
 from configurator import configure
 from data import check_fits, check_window_start, fixed_windows, get_batch, load_meta, open_tokens, window_starts
+from hf_adapter import HFModel
 from inherit import InheritConfig, inherit
 from losses import LossSpec
 from model import GPT, GPTConfig, peak_flops
@@ -153,12 +154,16 @@ def build_model(cfg, data_vocab_size, device):
         resume_ckpt['model_args']['dropout'] = cfg.dropout  # the shape comes from the checkpoint, dropout from the config (nanoGPT)
         model, provenance = model_from_checkpoint(resume_ckpt, cfg.out_dir), resume_ckpt.get('inherit')
     else:
-        model, info = load_model(init_from, device)  # on the training device: an inherit_select probe runs there
+        model, info = load_model(init_from, device, cfg.model_path)  # on the training device: an inherit_select probe runs there
         provenance = info.get('inherit')
         if inheriting:
             ckpt = inherit(model, info, cfg)
             model, provenance = model_from_checkpoint(ckpt, init_from), ckpt['inherit']
-        if model.config.dropout != cfg.dropout:
+        if isinstance(model, HFModel):
+            if cfg.dropout:
+                fail(f"dropout={cfg.dropout} is a setting of model.py's GPT; {init_from} runs through transformers "
+                     f"({model.config.architecture}), whose config sets its own dropout")
+        elif model.config.dropout != cfg.dropout:
             rebuilt = GPT(dataclasses.replace(model.config, dropout=cfg.dropout))
             rebuilt.load_state_dict(model.state_dict())
             model = rebuilt
@@ -169,15 +174,19 @@ def build_model(cfg, data_vocab_size, device):
     return model, resume_ckpt, provenance
 
 
-def load_teacher(source, device):
+def load_teacher(source, device, model_path):
     """The frozen KD teacher: eval mode, no gradients."""
-    teacher = load_model(source, device)[0]
+    teacher = load_model(source, device, model_path)[0]
     teacher.eval().requires_grad_(False)
     return teacher
 
 
 def check_teacher(teacher, model, source):
-    """The teacher must predict the student's vocabulary over at least its context; cropped to the student's."""
+    """The teacher must predict the student's vocabulary over at least its context, with its logits the product of
+    its final hidden states and lm_head weight (what the KD term computes); cropped to the student's context."""
+    if isinstance(teacher, HFModel) and not teacher.plain_logits:
+        fail(f"teacher {source}'s logits are not lm_head(final hidden state) ({teacher.config.architecture}: a softcap, "
+             "a logit scale or an lm_head bias), which the KD term computes; distil from a teacher without them")
     t, s = teacher.config, model.config
     if t.vocab_size != s.vocab_size or t.block_size < s.block_size:
         fail(f"teacher {source} has vocab_size {t.vocab_size} and block_size {t.block_size}, the student {s.vocab_size} and "
@@ -426,7 +435,7 @@ def train(cfg):
     starts = {split: window_starts(tokens, meta, cfg.window_start, cfg.block_size, f"the {split} split of {data_dir}")
               for split, tokens in (('train', train_data), ('val', val_data))}  # None: windows start anywhere
 
-    teacher = load_teacher(cfg.teacher, setup.device) if cfg.teacher else None  # before seeding: building a GPT draws
+    teacher = load_teacher(cfg.teacher, setup.device, cfg.model_path) if cfg.teacher else None  # before seeding: building a GPT draws
     torch.manual_seed(cfg.seed + rank)
     model, resume_ckpt, provenance = build_model(cfg, meta['vocab_size'], setup.device)
     if teacher is not None:
