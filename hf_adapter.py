@@ -21,6 +21,7 @@ checkpoint.load_model picks this path for a Hugging Face source where model.py c
 (model_path='auto'), or always (model_path='transformers').
 """
 import os
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -91,7 +92,8 @@ class HFModel(nn.Module):
         self.config = AdapterConfig(n_layer=n_layer, n_head=text.num_attention_heads, n_embd=text.hidden_size,
                                     block_size=block_size, vocab_size=text.vocab_size, architecture=name,
                                     hf_config=hf.config.to_dict())
-        self.plain_logits = self.logits_are_plain()
+        # a model on the meta device (results.py's shapes, train_memory.py's counts) has no logits to compare
+        self.plain_logits = self.lm_head.weight.device.type == "meta" or self.logits_are_plain()
         if not self.plain_logits and int(os.environ.get("RANK", 0)) == 0:
             print(f"note: {where}: {name}'s logits are not lm_head(final hidden state) (a softcap, a logit scale or an "
                   "lm_head bias), so it trains with the plain loss on its own logits, not the fused loss")
@@ -273,11 +275,11 @@ def cut_layers(hf_config, layers):
 
 
 def hf_from_config(hf_config, where, device=None):
-    """transformers' model of a config dict, float32, eager attention, fresh init (on device, e.g. 'meta')."""
+    """transformers' model of a config dict, float32, eager attention, fresh init (on device, e.g. 'meta', where given)."""
     from transformers import AutoConfig, AutoModelForCausalLM
     try:
         config = AutoConfig.for_model(**hf_config)
-        with torch.device(device or "cpu"):
+        with torch.device(device) if device else nullcontext():  # None: the caller's default device
             hf = AutoModelForCausalLM.from_config(config, attn_implementation="eager", dtype=torch.float32)
     except (ValueError, KeyError, TypeError) as e:
         fail(f"{where}: transformers cannot build a causal LM of its config ({type(e).__name__}: {str(e).strip().splitlines()[0][:200]})")

@@ -60,7 +60,6 @@ class InheritConfig:
     inherit_ln_f: bool = True  # False: fresh final LayerNorm (the authors' script)
     inherit_n_head: int | None = None  # half-width warm start: keep the first n heads (None: the source's)
     inherit_n_embd: int | None = None  # half-width warm start: keep the first n dimensions (None: the source's width)
-    model_path: str = 'gpt'  # how an HF source runs: 'gpt' (model.py: GPT-2, Llama, Qwen2), 'transformers' (hf_adapter.py, any decoder) or 'auto' (model.py where it represents the model exactly)
 
 
 
@@ -74,6 +73,7 @@ class InheritScriptConfig(InheritConfig):
     dataset: str = 'openwebtext'  # inherit_select's probe reads the val split of data_root/<dataset>
     data_root: str = 'data'
     device: str = 'auto'  # where the source is loaded and inherit_select's probe runs
+    model_path: str = 'gpt'  # how an HF source runs: 'gpt' (model.py), 'transformers' (any decoder) or 'auto' (model.py where exact)
 
 
 # state-dict name prefixes (inside transformer.h.<i>.) of each part of a block
