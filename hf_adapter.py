@@ -79,7 +79,6 @@ class HFModel(nn.Module):
         # plain lists, not submodules: the layers stay registered once, under hf, whose state-dict names they keep
         self.blocks = list(layers)
         self.layer_prefix = next(n for n, m in hf.named_modules() if m is layers) + "."  # e.g. 'model.layers.'
-        self.name = name
         self.parts = {"attn": [child(b, ATTENTION_NAMES) for b in self.blocks],
                       "mlp": [child(b, MLP_NAMES) for b in self.blocks]}
         for part, names in (("attn", ATTENTION_NAMES), ("mlp", MLP_NAMES)):
@@ -205,13 +204,13 @@ class HFModel(nn.Module):
                 return "blocks.mlp"
             if "norm" in child_name or child_name.startswith("ln"):
                 return "blocks.ln"
-            fail(f"{self.name}'s decoder layer has a part {child_name!r} that is neither attention, MLP nor a norm, "
+            fail(f"{self.config.architecture}'s decoder layer has a part {child_name!r} that is neither attention, MLP nor a norm, "
                  "so inherit_block_parts cannot say whether to keep it; use inherit_block_parts=all")
         names = {id(m): n for n, m in self.hf.named_modules(remove_duplicate=False)}
         for group, module in (("wte", self.wte), ("lm_head", self.lm_head), ("ln_f", self.final_norm)):
             if module is not None and name.startswith(names[id(module)] + "."):
                 return "wte/lm_head" if self.tied and group != "ln_f" else group
-        fail(f"{self.name}'s weight {name} is outside its decoder layers, embeddings and final norm, so "
+        fail(f"{self.config.architecture}'s weight {name} is outside its decoder layers, embeddings and final norm, so "
              "inherit_block_parts cannot say what it is; use inherit_block_parts=all")
 
     def run_with_hooks(self, idx, hooks):
@@ -281,7 +280,7 @@ def hf_from_config(hf_config, where, device=None):
         config = AutoConfig.for_model(**hf_config)
         with torch.device(device) if device else nullcontext():  # None: the caller's default device
             hf = AutoModelForCausalLM.from_config(config, attn_implementation="eager", dtype=torch.float32)
-    except (ValueError, KeyError, TypeError) as e:
+    except Exception as e:  # transformers' config validation raises its own classes too
         fail(f"{where}: transformers cannot build a causal LM of its config ({type(e).__name__}: {str(e).strip().splitlines()[0][:200]})")
     hf.config.use_cache = False
     return hf

@@ -62,14 +62,17 @@ def folders(tmp_path_factory):
 
     def folder(family):
         if family not in built:
-            config_class, args = FAMILIES[family]
-            torch.manual_seed(0)
-            hf = transformers.AutoModelForCausalLM.from_config(getattr(transformers, config_class)(**args))
             built[family] = root / family
-            hf.save_pretrained(built[family])
-            write_tokenizer(built[family])
+            write_model(built[family], *FAMILIES[family])
         return built[family]
     return folder
+
+
+def write_model(path, config_class, args):
+    """A tiny random model of the transformers config class with args, and the word-level tokenizer."""
+    torch.manual_seed(0)
+    transformers.AutoModelForCausalLM.from_config(getattr(transformers, config_class)(**args)).save_pretrained(path)
+    write_tokenizer(path)
 
 
 @pytest.fixture(scope="module")
@@ -119,11 +122,18 @@ def test_logits_fused_and_plain_loss_and_gradients_match_transformers(folders, f
         assert torch.allclose(fused_grad, plain_grad, atol=1e-6)
 
 
+def test_a_softcapped_teacher_is_one_line_error(folders):
+    # the KD term computes the teacher's logits as final_hidden @ lm_head.weight.T, which a softcap would change
+    import train
+    teacher = adapter(folders("gemma3"))
+    with pytest.raises(SystemExit) as e:
+        train.check_teacher(teacher, adapter(folders("olmo2")), "gemma3")
+    assert str(e.value).startswith("error: ") and "\n" not in str(e.value) and "Gemma3ForCausalLM" in str(e.value)
+
+
 def test_a_logit_scale_is_found_without_naming_the_family(tmp_path):
     # Granite divides its logits by logits_scaling: the load-time comparison finds it, as it does Gemma's softcap
-    torch.manual_seed(0)
-    config = transformers.GraniteConfig(**dict(SMALL, num_hidden_layers=2), logits_scaling=4.0)
-    transformers.AutoModelForCausalLM.from_config(config).save_pretrained(tmp_path / "granite")
+    write_model(tmp_path / "granite", "GraniteConfig", dict(SMALL, num_hidden_layers=2, logits_scaling=4.0))
     assert not adapter(tmp_path / "granite").plain_logits
 
 

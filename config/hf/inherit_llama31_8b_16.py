@@ -4,23 +4,13 @@
 # 4.5B parameters train in ~68 GiB per GPU before activations (train_memory.py): H200s, or H100s with batch_size=1.
 # Commands: docs/other_models.md#todays-checkpoints-the-transformers-path
 #   torchrun --standalone --nproc_per_node=8 train.py config/hf/inherit_llama31_8b_16.py
+exec(open('config/hf/half_depth_fineweb_edu.py').read())
 out_dir = 'out/inherit_llama31_8b_16'
-wandb_project = 'inheritune-hf'
 wandb_run_name = 'llama31-8b-16L-inheritune'
 init_from = 'models/Llama-3.1-8B'
-model_path = 'auto'
 inherit_layers = 16
 dataset = 'fineweb_edu_Llama-3.1-8B'  # prepare_fineweb_edu.py --tokenizer=models/Llama-3.1-8B
-
-block_size = 2048
 batch_size = 2  # per GPU: with 32 accumulation steps in total, 64 sequences of 2048 tokens, 131K tokens a step
 gradient_accumulation_steps = 32  # in total over all ranks
-max_iters = 15000  # ~2B tokens
-lr_decay_iters = 15000
 learning_rate = 1e-4
 min_lr = 1e-5
-warmup_iters = 1000
-weight_decay = 0.1
-beta2 = 0.95
-eval_interval = 1000
-eval_windows = 512
