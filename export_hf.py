@@ -43,7 +43,7 @@ class ExportConfig:
     ckpt: str = ""  # checkpoint file, run directory, HF GPT-2/Llama/Qwen2 directory, 'gpt2*' or 'hf:owner/name'
     out_dir: str = ""  # the HF directory to write
     overwrite: bool = False  # replace an existing out_dir
-    model_path: str = "gpt"  # how an HF ckpt runs: 'gpt' (model.py), 'transformers' (any decoder) or 'auto' (model.py where exact)
+    model_path: str = "auto"  # how an HF ckpt runs: 'auto' (model.py where exact, else transformers), 'gpt' (model.py) or 'transformers' (any decoder)
 
 
 EOT = "<|endoftext|>"
@@ -189,7 +189,7 @@ def write_tokenizer(out_dir, block_size):
     write_json({"bos_token_id": EOT_TOKEN, "eos_token_id": EOT_TOKEN}, os.path.join(out_dir, "generation_config.json"))
 
 
-def export(source, out_dir, overwrite=False, model_path="gpt"):
+def export(source, out_dir, overwrite=False, model_path="auto"):
     """Export the model at `source` to the HF directory out_dir; returns the model's config (GPTConfig, or an
     HFModel's AdapterConfig)."""
     if not source or not out_dir:

@@ -313,8 +313,13 @@ def from_pretrained(name_or_folder, where=None):
     from transformers import AutoModelForCausalLM
     where = where or name_or_folder
     try:
-        hf = AutoModelForCausalLM.from_pretrained(name_or_folder, attn_implementation="eager", dtype=torch.float32)
+        hf, loading = AutoModelForCausalLM.from_pretrained(name_or_folder, attn_implementation="eager", dtype=torch.float32,
+                                                           output_loading_info=True)
     except (OSError, ValueError, KeyError, RuntimeError) as e:
         fail(f"transformers could not load {where} as a causal LM ({type(e).__name__}: {str(e).strip().splitlines()[0][:200]})")
+    # transformers initializes a missing weight at random with a warning; here it is a one-line error, as on model.py's path
+    absent = sorted(loading["missing_keys"]) + sorted(str(k) for k in loading["mismatched_keys"])
+    if absent:
+        fail(f"{where} lacks {len(absent)} weight(s) its config announces, or holds them in another shape (first: {absent[0]})")
     hf.config.use_cache = False
     return HFModel(hf.eval(), where)

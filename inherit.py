@@ -73,7 +73,7 @@ class InheritScriptConfig(InheritConfig):
     dataset: str = 'openwebtext'  # inherit_select's probe reads the val split of data_root/<dataset>
     data_root: str = 'data'
     device: str = 'auto'  # where the source is loaded and inherit_select's probe runs
-    model_path: str = 'gpt'  # how an HF source runs: 'gpt' (model.py), 'transformers' (any decoder) or 'auto' (model.py where exact)
+    model_path: str = 'auto'  # how an HF source runs: 'auto' (model.py where exact, else transformers), 'gpt' (model.py) or 'transformers' (any decoder)
 
 
 # state-dict name prefixes (inside transformer.h.<i>.) of each part of a block

@@ -28,7 +28,7 @@ from data import gpt2_encoding, hf_tokenizer
 @dataclass
 class SampleConfig:
     init_from: str = "resume"  # checkpoint file, run directory, 'gpt2*', hf:owner/name or HF directory; 'resume' = out_dir
-    model_path: str = "gpt"  # how an HF init_from runs: 'gpt' (model.py), 'transformers' (any decoder) or 'auto' (model.py where exact)
+    model_path: str = "auto"  # how an HF init_from runs: 'auto' (model.py where exact, else transformers), 'gpt' (model.py) or 'transformers' (any decoder)
     out_dir: str = "out"
     start: str = "\n"  # the prompt, or FILE:path to read it from a file; "" samples unconditionally (after BOS or <|endoftext|>)
     num_samples: int = 3

@@ -58,7 +58,7 @@ class TrainConfig(InheritConfig, GPTConfig):
     probe_interval: int = 0  # every this many steps, probe the model on fixed val windows (MaxRank, AvgMass, BI, attention sink per layer) into metrics.jsonl; 0: off
     always_save_checkpoint: bool = True  # if False, save only when val loss improves
     init_from: str = 'scratch'  # 'scratch', 'resume', a checkpoint or run directory, 'gpt2*', 'hf:owner/name', or a local HF GPT-2/Llama/Qwen2 directory
-    model_path: str = 'gpt'  # how an HF init_from or teacher runs: 'gpt' (model.py), 'transformers' (any decoder, hf_adapter.py) or 'auto' (model.py where exact)
+    model_path: str = 'auto'  # how an HF init_from or teacher runs: 'auto' (model.py where it represents the model exactly, else transformers), 'gpt' (model.py) or 'transformers' (any decoder, hf_adapter.py)
     # knowledge distillation: loss = (1 - kd_alpha) * CE + kd_alpha * T^2 * KL(p_teacher || p_student), T = kd_temperature
     teacher: str = ''  # '' = off; else any model source init_from accepts (checkpoint, run dir, 'gpt2*', HF dir), frozen
     kd_alpha: float = 0.4  # weight of the KD term (the paper: 0.6 CE + 0.4 KD)

@@ -178,6 +178,18 @@ def test_half_width_of_a_transformers_model_is_one_line_error(folders):
     assert str(e.value).startswith("error: ") and "\n" not in str(e.value) and "Olmo2ForCausalLM" in str(e.value)
 
 
+def test_a_folder_that_lacks_a_weight_is_one_line_error(folders, tmp_path):
+    # transformers would initialize the missing weight at random; model_path='auto' must not pass that off as the model
+    from safetensors.torch import load_file, save_file
+    folder = tmp_path / "broken"
+    write_model(folder, *FAMILIES["olmo2"])
+    weights = load_file(folder / "model.safetensors")
+    del weights["model.layers.1.mlp.up_proj.weight"]
+    save_file(weights, folder / "model.safetensors")
+    with pytest.raises(SystemExit, match=r"^error: .* lacks 1 weight.*model.layers.1.mlp.up_proj.weight\)$"):
+        load_model(str(folder), "cpu", "auto")
+
+
 def test_what_has_no_decoder_layer_list_is_one_line_error(tmp_path):
     torch.manual_seed(0)
     config = transformers.T5Config(vocab_size=VOCAB, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=4)
