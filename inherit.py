@@ -26,6 +26,9 @@ alike) and first n_embd dimensions of the embeddings, every norm and the residua
 inherit_select picks which k blocks inherit_layers=k keeps: 'first' (0..k-1, the paper) or a strategy of SELECTIONS
 that probes the source on the val split of data_root/dataset (lazy_cut, shortgpt, angular, deepest_but_last,
 ablation; docs/inheriting.md); the provenance records the method, its scores and the chosen blocks.
+A source that runs through transformers (model_path; hf_adapter.py) is inherited by depth: its decoder layers by index
+(repeats allowed) and every per-layer list of its config with them (hf_adapter.cut_layers: layer_types, no_rope_layers,
+...), block parts by the layer's child names, no narrower width; the checkpoint keeps transformers' names and config.
 inherit() is the one entry point: this CLI, train.py (inherit_* keys) and grow.py all call it; each step of it is an
 entry of WARM_STARTS (layers, parts, width), so a new warm start is one registered function (README, Extending),
 and a new selection strategy one function registered in SELECTIONS.

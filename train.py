@@ -7,8 +7,9 @@ Multi-node: torchrun with --nnodes, --node_rank, --master_addr, --master_port as
 
 Settings (TrainConfig below) keep nanoGPT's names and meanings, so a nanoGPT config file runs unchanged. init_from is one of
 'scratch', 'resume' (continue out_dir/ckpt.pt exactly), 'gpt2*', 'hf:owner/name' (the Hugging Face hub), a local Hugging
-Face GPT-2, Llama or Qwen2 directory, or the path of a checkpoint (for example one written by inherit.py): training then
-starts from those weights with a fresh optimizer. train() is also called in-process by grow.py. probe_interval=N probes
+Face directory of any decoder (model_path: model.py where it represents the family exactly, else transformers through
+hf_adapter.py), or the path of a checkpoint (for example one written by inherit.py): training then starts from those
+weights with a fresh optimizer. train() is also called in-process by grow.py. probe_interval=N probes
 the model every N steps (attention_probe.py's per-layer MaxRank, AvgMass, block influence and attention-sink score) into
 metrics.jsonl and out_dir/probe_history.png.
 """

@@ -235,6 +235,18 @@ def test_train_inherit_kd_and_exact_resume(folders, data_root, tmp_path):
     assert [m.get("kd") for m in killed] == [m.get("kd") for m in full] and full[1]["kd"] > 0
 
 
+def test_grow_rounds_from_a_transformers_reference(folders, data_root, tmp_path):
+    # Algorithm 1 on OLMo 3 (an unreachable target): rounds of 3 and 4 layers, each config cut from the reference's
+    run_script("grow.py", f"--reference={folders('olmo3')}", "--dataset=toy", f"--data_root={data_root}",
+               f"--out_dir={tmp_path}", "--reference_val_loss=0.5", "--start_layers=3", "--step_layers=1", "--block_size=16",
+               "--batch_size=2", "--gradient_accumulation_steps=1", "--max_iters=2", "--lr_decay_iters=2",
+               "--eval_interval=2", "--eval_iters=1", "--device=cpu", "--compile=False")
+    rounds = json.loads((tmp_path / "grow.json").read_text())["rounds"]
+    assert [r["n_layer"] for r in rounds] == [3, 4]
+    args = torch.load(tmp_path / "round_3" / "ckpt.pt", weights_only=True)["model_args"]
+    assert args["hf_config"]["layer_types"] == ALTERNATING[:3] and args["architecture"] == "Olmo3ForCausalLM"
+
+
 def test_ddp_matches_one_process(folders, data_root, tmp_path):
     from test_train import ddp_matches_one_process
     ddp_matches_one_process(data_root, tmp_path, [
