@@ -9,7 +9,7 @@ import cpu_env  # noqa: F401  (first: it sets the OpenMP environment torch reads
 import sys
 from dataclasses import dataclass
 
-from checkpoint import hf_config, hf_folder
+from checkpoint import hf_folder
 from common import fail
 from configurator import configure
 from hf_adapter import cut_layers, training_bytes
@@ -25,7 +25,11 @@ if __name__ == '__main__':
     cfg = configure(MemoryConfig, sys.argv[1:])
     if not cfg.source:
         fail("give the model: --source=<local HF folder or hf:owner/name>")
-    config = hf_config(hf_folder(cfg.source))
+    from transformers import AutoConfig
+    try:
+        config = AutoConfig.from_pretrained(hf_folder(cfg.source)).to_dict()
+    except (OSError, ValueError) as e:
+        fail(f"could not read the config of {cfg.source} ({type(e).__name__}: {str(e).strip().splitlines()[0][:200]})")
     text = config.get('text_config', config)  # a multimodal config keeps the decoder's in text_config
     if cfg.inherit_layers is not None:
         if not 1 <= cfg.inherit_layers <= text['num_hidden_layers']:
