@@ -55,10 +55,37 @@ def load_checkpoint(path, map_location="cpu", mmap=False):
     return ckpt
 
 
+def new_model(model_args, where):
+    """A freshly initialized model of a checkpoint's model_args: transformers' (hf_adapter) where they hold an
+    hf_config, else model.py's GPT."""
+    if "hf_config" in model_args:
+        return hf_adapter.from_args(model_args, where)
+    return GPT(GPTConfig.from_dict(model_args))
+
+
+def hf_model_from_checkpoint(ckpt, path):
+    """The HFModel of a checkpoint of one (model_args with hf_config, weights in transformers' names)."""
+    model = new_model(ckpt["model_args"], path)
+    expected = model.state_dict()
+    missing, unexpected = sorted(set(expected) - set(ckpt["model"])), sorted(set(ckpt["model"]) - set(expected))
+    if missing or unexpected:
+        fail(f"{path} does not match its model_args ({ckpt['model_args']['architecture']}): {len(missing)} missing and "
+             f"{len(unexpected)} unexpected keys (first: {(missing + unexpected)[0]})")
+    shapes = [k for k, v in ckpt["model"].items() if v.shape != expected[k].shape]
+    if shapes:
+        fail(f"{path} does not match its model_args: {shapes[0]} has shape {tuple(ckpt['model'][shapes[0]].shape)}, "
+             f"its hf_config implies {tuple(expected[shapes[0]].shape)}")
+    model.load_state_dict(ckpt["model"])
+    return model
+
+
 def model_from_checkpoint(ckpt, path="checkpoint", meta=False):
-    """Build a GPT from a loaded checkpoint dict, with a clear error when the weights do not fit model_args.
-    One mismatch is forgiven, with a note: a block count other than model_args' n_layer; the weights' count wins.
-    meta=True builds it on the meta device and checks the weights without loading them (parallel.py fills it)."""
+    """Build a GPT (or, for model_args with an hf_config, an HFModel) from a loaded checkpoint dict, with a clear
+    error when the weights do not fit model_args. One mismatch is forgiven, with a note: a block count other than
+    model_args' n_layer; the weights' count wins. meta=True builds a GPT on the meta device and checks the weights
+    without loading them (parallel.py fills it); an HFModel is built whole."""
+    if "hf_config" in ckpt["model_args"]:
+        return hf_model_from_checkpoint(ckpt, path)
     config = GPTConfig.from_dict(ckpt["model_args"])
     state = {k: v for k, v in ckpt["model"].items() if not k.endswith(".attn.bias")}  # old nanoGPT mask buffers
     # the paper authors' sliced checkpoints keep the reference's n_layer in model_args (24 for 16 blocks)
@@ -167,7 +194,7 @@ def hf_source_model(source, model_path="gpt"):
 def load_model(source, device="cpu", model_path="gpt"):
     """A GPT from a checkpoint file, a run directory holding ckpt.pt, 'gpt2*', 'hf:owner/name' (the Hugging Face hub)
     or a local HF folder of GPT-2, Llama or Qwen2; with model_path 'auto' or 'transformers' (hf_source_model), a
-    Hugging Face source of any decoder family through transformers (a checkpoint file is always model.py's). Returns
+    Hugging Face source of any decoder family through transformers (a checkpoint is of the path that wrote it). Returns
     (model, info) where info holds model_args, the path taken and whatever the checkpoint says about its history."""
     if model_path not in MODEL_PATHS:
         fail(f"model_path={model_path!r} is not one of {', '.join(MODEL_PATHS)}")
@@ -183,7 +210,8 @@ def load_model(source, device="cpu", model_path="gpt"):
         # weights a third of that), and the page cache shares them between the ranks of a node
         ckpt = load_checkpoint(source, mmap=True)
         model = model_from_checkpoint(ckpt, source)
-        info = {"kind": "checkpoint", "source": source, "model_path": "gpt", "iter_num": ckpt.get("iter_num"),
+        info = {"kind": "checkpoint", "source": source, "iter_num": ckpt.get("iter_num"),
+                "model_path": "transformers" if "hf_config" in ckpt["model_args"] else "gpt",
                 "best_val_loss": None if ckpt.get("best_val_loss") is None else float(ckpt["best_val_loss"]),
                 "inherit": ckpt.get("inherit"), "config": ckpt.get("config", {})}
     info["model_args"] = model.config.model_args()

@@ -1,7 +1,9 @@
 """Write a checkpoint as a complete Hugging Face GPT-2 directory: config.json, model.safetensors, generation_config.json
 and the GPT-2 tokenizer (vocab.json, merges.txt, tokenizer_config.json, special_tokens_map.json). A model with the
 Llama settings (rmsnorm, rope, swiglu) becomes a Llama directory instead, a Qwen3 one where it has q/k norms, or a
-Qwen2 one where it has q/k/v biases and no others. The tokenizer the model reads comes along (checkpoint.tokenizer_meta, as sample.py finds it): the HF
+Qwen2 one where it has q/k/v biases and no others. A model that runs through transformers (hf_adapter.py: a checkpoint
+of one, or --model_path=transformers) is written by transformers' own save_pretrained, its config with the layer lists
+as inherited. The tokenizer the model reads comes along (checkpoint.tokenizer_meta, as sample.py finds it): the HF
 folder's tokenizer files of the dataset the checkpoint was trained on, or of the HF folder it is or was inherited from;
 else the GPT-2 tokenizer, never written for a Llama-settings model.
 
@@ -33,6 +35,7 @@ from checkpoint import is_tokenizer_folder, load_model, tokenizer_meta
 from common import current_umask, fail, write_json
 from configurator import configure
 from data import EOT_TOKEN, GPT2_BPE_DIR
+from hf_adapter import AdapterConfig, HFModel
 from hf_llama import hf_layout
 
 
@@ -41,6 +44,7 @@ class ExportConfig:
     ckpt: str = ""  # checkpoint file, run directory, HF GPT-2/Llama/Qwen2/Qwen3 directory, 'gpt2*' or 'hf:owner/name'
     out_dir: str = ""  # the HF directory to write
     overwrite: bool = False  # replace an existing out_dir
+    model_path: str = "auto"  # how an HF ckpt runs: 'auto' (model.py where exact, else transformers), 'gpt' (model.py) or 'transformers' (any decoder)
 
 
 EOT = "<|endoftext|>"
@@ -207,30 +211,36 @@ def write_tokenizer(out_dir, block_size):
     write_json({"bos_token_id": EOT_TOKEN, "eos_token_id": EOT_TOKEN}, os.path.join(out_dir, "generation_config.json"))
 
 
-def export(source, out_dir, overwrite=False):
-    """Export the model at `source` to the HF directory out_dir; returns the model's GPTConfig."""
+def export(source, out_dir, overwrite=False, model_path="auto"):
+    """Export the model at `source` to the HF directory out_dir; returns the model's config (GPTConfig, or an
+    HFModel's AdapterConfig)."""
     if not source or not out_dir:
         fail("pass --ckpt=PATH (checkpoint, run directory or HF model) and --out_dir=DIR")
     out_dir = os.path.abspath(out_dir)
     if os.path.exists(out_dir) and not overwrite:
         fail(f"{out_dir} already exists; pass --overwrite=True to replace it or choose another --out_dir")
-    model, info = load_model(source)
-    llama = is_llama(model.config)
-    config = llama_config(model.config) if llama else hf_config(model.config)  # before any file: it may refuse
+    model, info = load_model(source, model_path=model_path)
+    transformers_model = isinstance(model, HFModel)  # transformers writes its own folder
+    llama = not transformers_model and is_llama(model.config)
+    if not transformers_model:
+        config = llama_config(model.config) if llama else hf_config(model.config)  # before any file: it may refuse
     parent = os.path.dirname(out_dir)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp-export-")
     try:
-        with open(os.path.join(tmp, "config.json"), "w") as f:
-            json.dump(config, f, indent=2)
-        save_file(llama_state_dict(model) if llama else hf_state_dict(model), os.path.join(tmp, "model.safetensors"),
-                  metadata={"format": "pt"})
+        if transformers_model:  # config.json with the layer lists as cut, model.safetensors in transformers' names
+            model.hf.save_pretrained(tmp)
+        else:
+            with open(os.path.join(tmp, "config.json"), "w") as f:
+                json.dump(config, f, indent=2)
+            save_file(llama_state_dict(model) if llama else hf_state_dict(model), os.path.join(tmp, "model.safetensors"),
+                      metadata={"format": "pt"})
         tokenizer = tokenizer_meta(info)["tokenizer"]
         if is_tokenizer_folder(tokenizer):
             for name in TOKENIZER_FILES:
                 if os.path.isfile(os.path.join(tokenizer, name)):
                     shutil.copyfile(os.path.join(tokenizer, name), os.path.join(tmp, name))
-        elif not llama and model.config.vocab_size >= GPT2_VOCAB:
+        elif not llama and not transformers_model and model.config.vocab_size >= GPT2_VOCAB:
             write_tokenizer(tmp, model.config.block_size)
         os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes it private
         for name in os.listdir(tmp):  # and safetensors writes 0600
@@ -249,10 +259,11 @@ def export(source, out_dir, overwrite=False):
 
 if __name__ == "__main__":
     cfg = configure(ExportConfig, sys.argv[1:])
-    config = export(cfg.ckpt, cfg.out_dir, cfg.overwrite)
-    architecture = ARCHITECTURE_NAMES[family(config)] if is_llama(config) else "GPT-2"
+    config = export(cfg.ckpt, cfg.out_dir, cfg.overwrite, cfg.model_path)
+    gpt = not isinstance(config, AdapterConfig)
+    architecture = config.architecture if not gpt else ARCHITECTURE_NAMES[family(config)] if is_llama(config) else "GPT-2"
     copied = os.path.isfile(os.path.join(cfg.out_dir, "tokenizer.json"))
-    tokenizer = ("; its tokenizer files" if copied else "; no tokenizer" if is_llama(config) else ", GPT-2 tokenizer"
+    tokenizer = ("; its tokenizer files" if copied else "; no tokenizer" if not gpt or is_llama(config) else ", GPT-2 tokenizer"
                  if config.vocab_size >= GPT2_VOCAB else "; no tokenizer: the vocab is not GPT-2's")
     print(f"wrote {cfg.out_dir}: {architecture} with {config.n_layer} layers, {config.n_head} heads, n_embd {config.n_embd}, "
           f"vocab {config.vocab_size}, context {config.block_size}{tokenizer}")

@@ -130,7 +130,7 @@ def grow(cfg):
     master = rank == 0
     # a probe-driven inherit_select probes the reference every round, so it waits on the training device
     probe_device = 'cpu' if cfg.inherit_select == 'first' else setup_device(device, cfg.dtype)[0]
-    ref_model, ref_info = load_model(cfg.reference, probe_device)
+    ref_model, ref_info = load_model(cfg.reference, probe_device, cfg.model_path)
     ref_depth = ref_model.config.n_layer
     start = cfg.start_layers if cfg.start_layers is not None else max(1, ref_depth // 2)
     stop = cfg.max_layers if cfg.max_layers is not None else ref_depth

@@ -1,5 +1,5 @@
 """Any Hugging Face decoder (AutoModelForCausalLM) behind the parts of model.py's GPT interface that the scripts use,
-for the families model.py does not represent exactly (Falcon, OLMo, Gemma, Qwen3.5, ...).
+for the families model.py does not represent exactly (Falcon, OLMo, Gemma, Qwen3.5, SmolLM3, ...).
 
 HFModel wraps the transformers model, in float32 with eager attention (the only implementation that computes the
 attention maps) and no KV cache, and finds its parts by structure, not by family: the decoder layers are the first
@@ -7,18 +7,30 @@ nn.ModuleList of the base model as long as config.num_hidden_layers, each layer'
 of the usual names (ATTENTION_NAMES, MLP_NAMES), the final norm the base model's child of a usual name. It offers what
 attention_probe.py reads of a GPT: config (n_layer, n_head, n_embd, block_size, vocab_size), forward(idx, targets)
 -> (logits, loss), attention_maps(idx), hidden_states(idx), and each layer's attention and MLP module (parts) for the
-ablations; and what training will need (issue 28): the embeddings, lm_head, final_norm, the layers (blocks).
+ablations; and what train.py, inherit.py and grow.py use: forward(idx, targets, loss_spec) with the fused loss on the
+final hidden states and lm_head's weight, final_hidden (a KD teacher's), parameter and FLOP counts, the optimizer's
+groups, generate, crop_block_size, and checkpoints in transformers' own state-dict names with the HF config in
+model_args (config.model_args(); from_args builds the model back).
+
+The fused loss computes lm_head(final hidden state): where a family's logits are something else (Gemma 2's
+final_logit_softcapping, Granite's logits_scaling, Cohere's logit_scale, a bias on lm_head) training takes the plain
+loss on the model's own logits instead, with a note. Which is which is found, not listed: at load the model's logits
+of a probe input are compared with final_hidden @ lm_head.weight (plain_logits).
 
 checkpoint.load_model picks this path for a Hugging Face source where model.py cannot represent the model
 (model_path='auto'), or always (model_path='transformers').
 """
-from dataclasses import asdict, dataclass
+import os
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from common import fail
+from losses import fused_loss, plain_loss
+from model import GPT, adamw
 
 # a decoder layer's child that mixes tokens (Qwen3.5's linear-attention layers: linear_attn, which has no maps) ...
 ATTENTION_NAMES = ("self_attn", "self_attention", "attn", "attention", "linear_attn")
@@ -37,9 +49,17 @@ class AdapterConfig:
     block_size: int
     vocab_size: int
     architecture: str  # transformers' class, e.g. FalconForCausalLM
+    hf_config: dict = field(default_factory=dict)  # transformers' config as a dict: what from_args builds the model from
 
     def model_args(self):
         return asdict(self)
+
+    @property
+    def head_size(self):
+        """Each query head's size, as GPTConfig.head_size (flops_per_token reads it): the config's head_dim, else
+        n_embd / n_head."""
+        text = self.hf_config.get("text_config") or self.hf_config
+        return text.get("head_dim") or self.n_embd // self.n_head
 
 
 def child(module, names):
@@ -65,6 +85,7 @@ class HFModel(nn.Module):
                  f"probe cannot find its layers")
         # plain lists, not submodules: the layers stay registered once, under hf, whose state-dict names they keep
         self.blocks = list(layers)
+        self.layer_prefix = next(n for n, m in hf.named_modules() if m is layers) + "."  # e.g. 'model.layers.'
         self.parts = {"attn": [child(b, ATTENTION_NAMES) for b in self.blocks],
                       "mlp": [child(b, MLP_NAMES) for b in self.blocks]}
         for part, names in (("attn", ATTENTION_NAMES), ("mlp", MLP_NAMES)):
@@ -75,7 +96,13 @@ class HFModel(nn.Module):
         if block_size is None:
             fail(f"{where}: {name}'s config has no max_position_embeddings, the context the probe's windows must fit")
         self.config = AdapterConfig(n_layer=n_layer, n_head=text.num_attention_heads, n_embd=text.hidden_size,
-                                    block_size=block_size, vocab_size=text.vocab_size, architecture=name)
+                                    block_size=block_size, vocab_size=text.vocab_size, architecture=name,
+                                    hf_config=hf.config.to_dict())
+        # a model on the meta device (results.py's shapes, train_memory.py's counts) has no logits to compare
+        self.plain_logits = self.lm_head.weight.device.type == "meta" or self.logits_are_plain()
+        if not self.plain_logits and int(os.environ.get("RANK", 0)) == 0:
+            print(f"note: {where}: {name}'s logits are not lm_head(final hidden state) (a softcap, a logit scale or an "
+                  "lm_head bias), so it trains with the plain loss on its own logits, not the fused loss")
 
     @property
     def wte(self):
@@ -86,23 +113,112 @@ class HFModel(nn.Module):
         return self.hf.get_output_embeddings()
 
     @property
+    def tied(self):
+        """Whether lm_head's weight is the token embedding's."""
+        return self.wte.weight is self.lm_head.weight
+
+    @property
     def final_norm(self):
         """The norm between the last layer and lm_head (None where the base model has none of FINAL_NORM_NAMES)."""
         return child(self.hf.base_model, FINAL_NORM_NAMES)
 
-    def logits(self, idx):
+    def check_length(self, idx):
         if idx.size(1) > self.config.block_size:
             fail(f"sequence of length {idx.size(1)} is longer than the model's block_size {self.config.block_size}")
+
+    def logits(self, idx):
+        """The transformers model's own logits (softcapping, scaling, lm_head bias included)."""
+        self.check_length(idx)
         return self.hf(input_ids=idx, use_cache=False).logits
 
-    def forward(self, idx, targets=None):
-        """nanoGPT's contract: (logits, loss), full logits and the cross-entropy with targets (-1: ignored), the last
-        position's logits and None without. The logits are the transformers model's own (softcapping included)."""
+    def final_hidden(self, idx):
+        """The (B, T, n_embd) hidden states after the final norm: the base model's output, lm_head's input."""
+        self.check_length(idx)
+        return self.hf.base_model(input_ids=idx, use_cache=False)[0]
+
+    @torch.no_grad()
+    def logits_are_plain(self):
+        """Whether the model's logits are final_hidden @ lm_head.weight.T (what the fused loss and KD compute): no
+        bias on lm_head, and equal logits on a probe input of 8 tokens."""
+        if getattr(self.lm_head, "bias", None) is not None:
+            return False
+        was_training = self.hf.training
+        self.hf.eval()  # no dropout in the comparison
+        idx = (torch.arange(min(8, self.config.block_size)) * 7919 % self.config.vocab_size)[None].to(self.lm_head.weight.device)
+        own, product = self.logits(idx), self.final_hidden(idx) @ self.lm_head.weight.t()
+        self.hf.train(was_training)
+        return torch.allclose(own, product, rtol=1e-4, atol=1e-5 * own.abs().max().item())
+
+    def forward(self, idx, targets=None, loss_spec=None):
+        """GPT.forward's contract: (logits, loss), full logits and the cross-entropy with targets (-1: ignored), the
+        last position's logits and None without; with loss_spec (training) (logits, loss, terms), the fused loss on
+        final_hidden and lm_head's weight where the logits are plain (logits None), else plain_loss on the model's own
+        logits."""
+        if loss_spec is not None and loss_spec.fused and self.plain_logits:
+            return None, *fused_loss(self.final_hidden(idx), self.lm_head.weight, targets, loss_spec)
         logits = self.logits(idx)
+        if loss_spec is not None:
+            return logits, *plain_loss(logits, targets, loss_spec)
         if targets is None:
             return logits[:, [-1], :], None
         loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
         return logits, loss
+
+    # checkpoints hold transformers' own names (model.layers.0.self_attn.q_proj.weight), not this wrapper's hf.*
+    def state_dict(self, *args, **kwargs):
+        return self.hf.state_dict(*args, **kwargs)
+
+    def load_state_dict(self, state_dict, strict=True, assign=False):
+        return self.hf.load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def lookup_tables(self):
+        """The weights of every nn.Embedding: table lookups, not multiplications (unless one is lm_head's, tied)."""
+        return [m.weight for m in self.hf.modules() if isinstance(m, nn.Embedding)]
+
+    def get_num_params(self, non_embedding=True):
+        """As GPT.get_num_params: every parameter, less the lookup tables that are not lm_head's weight."""
+        n_params = sum(p.numel() for p in self.parameters())
+        if non_embedding:
+            n_params -= sum(w.numel() for w in self.lookup_tables() if w is not self.lm_head.weight)
+        return n_params
+
+    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type, fused=True, decay_embeddings=True):
+        """GPT.configure_optimizers' rules: matrices decay, norms and biases not; decay_embeddings=False spares the
+        lookup tables (and lm_head where tied to one)."""
+        return adamw(self.parameters(), {id(w) for w in self.lookup_tables()}, weight_decay, learning_rate, betas,
+                     device_type, fused, decay_embeddings)
+
+    # GPT's own: they read config (n_layer, n_head, n_embd, block_size), lm_head and forward only. FLOPs count every
+    # layer as full attention over block_size with n_embd / n_head wide heads (sliding windows and linear attention
+    # do less)
+    flops_per_token = GPT.flops_per_token
+    estimate_mfu = GPT.estimate_mfu
+    generate = GPT.generate
+
+    def crop_block_size(self, block_size):
+        """Train and sample on shorter windows; transformers computes positions (RoPE) per call, so nothing is cut."""
+        assert block_size <= self.config.block_size
+        self.config.block_size = block_size
+
+    def tensor_group(self, name):
+        """What a state-dict name belongs to, in inherit.py's groups: 'blocks.attn', 'blocks.mlp' or 'blocks.ln' in a
+        decoder layer (by the child's name), else 'wte', 'lm_head' (or 'wte/lm_head' where tied) or 'ln_f'."""
+        if name.startswith(self.layer_prefix):
+            child_name = name[len(self.layer_prefix):].split(".")[1]
+            if child_name in ATTENTION_NAMES:
+                return "blocks.attn"
+            if child_name in MLP_NAMES:
+                return "blocks.mlp"
+            if "norm" in child_name or child_name.startswith("ln"):
+                return "blocks.ln"
+            fail(f"{self.config.architecture}'s decoder layer has a part {child_name!r} that is neither attention, MLP nor a norm, "
+                 "so inherit_block_parts cannot say whether to keep it; use inherit_block_parts=all")
+        names = {id(m): n for n, m in self.hf.named_modules(remove_duplicate=False)}
+        for group, module in (("wte", self.wte), ("lm_head", self.lm_head), ("ln_f", self.final_norm)):
+            if module is not None and name.startswith(names[id(module)] + "."):
+                return "wte/lm_head" if self.tied and group != "ln_f" else group
+        fail(f"{self.config.architecture}'s weight {name} is outside its decoder layers, embeddings and final norm, so "
+             "inherit_block_parts cannot say what it is; use inherit_block_parts=all")
 
     def run_with_hooks(self, idx, hooks):
         """One forward pass with hooks [(module, fn, pre)] in place: fn(output) after module's forward, or
@@ -147,13 +263,70 @@ class HFModel(nn.Module):
         yield from states
 
 
+def cut_layers(hf_config, layers):
+    """transformers' config (a dict) of a model whose layer i is layer layers[i] of hf_config's: num_hidden_layers
+    set, and every per-layer list (a list as long as num_hidden_layers: layer_types, no_rope_layers, ...) cut or
+    repeated alike; a multimodal config's text_config likewise."""
+    n = hf_config.get("num_hidden_layers")
+    cut = {}
+    for key, value in hf_config.items():
+        if key == "text_config" and isinstance(value, dict):
+            value = cut_layers(value, layers)
+        elif isinstance(value, list) and len(value) == n and key != "architectures":
+            value = [value[i] for i in layers]
+        cut[key] = value
+    if n is not None:
+        cut["num_hidden_layers"] = len(layers)
+    return cut
+
+
+def hf_from_config(hf_config, where, device=None):
+    """transformers' model of a config dict, float32, eager attention, fresh init (on device, e.g. 'meta', where given)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+    try:
+        config = AutoConfig.for_model(**hf_config)
+        with torch.device(device) if device else nullcontext():  # None: the caller's default device
+            hf = AutoModelForCausalLM.from_config(config, attn_implementation="eager", dtype=torch.float32)
+    except Exception as e:  # transformers' config validation raises its own classes too
+        fail(f"{where}: transformers cannot build a causal LM of its config ({type(e).__name__}: {str(e).strip().splitlines()[0][:200]})")
+    hf.config.use_cache = False
+    return hf
+
+
+def from_args(args, where):
+    """The HFModel of a checkpoint's model_args (config.model_args()): transformers' model built from the hf_config,
+    fresh init, cut to the block_size trained at."""
+    if args.get("dropout"):
+        fail(f"{where}: dropout={args['dropout']} is a setting of model.py's GPT; a transformers model has its config's own")
+    model = HFModel(hf_from_config(args["hf_config"], where), where)
+    if model.config.architecture != args["architecture"]:
+        fail(f"{where}: model_args say {args['architecture']} but its hf_config builds {model.config.architecture}")
+    if args["block_size"] < model.config.block_size:
+        model.crop_block_size(args["block_size"])
+    return model
+
+
+def training_bytes(hf_config):
+    """Bytes per GPU that training a model of the config dict holds before activations, as train.py trains (float32
+    weights under autocast, float32 gradients, AdamW's two float32 moments; DDP keeps all of them on every GPU),
+    counted on a model built on the meta device: {'params', 'weights', 'grads', 'adamw', 'total'}."""
+    n = sum(p.numel() for p in hf_from_config(hf_config, "training_bytes", "meta").parameters())
+    sizes = {"params": n, "weights": 4 * n, "grads": 4 * n, "adamw": 8 * n}
+    return {**sizes, "total": sizes["weights"] + sizes["grads"] + sizes["adamw"]}
+
+
 def from_pretrained(name_or_folder, where=None):
     """The HFModel of a local Hugging Face folder or hub name, in float32 with eager attention."""
     from transformers import AutoModelForCausalLM
     where = where or name_or_folder
     try:
-        hf = AutoModelForCausalLM.from_pretrained(name_or_folder, attn_implementation="eager", dtype=torch.float32)
+        hf, loading = AutoModelForCausalLM.from_pretrained(name_or_folder, attn_implementation="eager", dtype=torch.float32,
+                                                           output_loading_info=True)
     except (OSError, ValueError, KeyError, RuntimeError) as e:
         fail(f"transformers could not load {where} as a causal LM ({type(e).__name__}: {str(e).strip().splitlines()[0][:200]})")
+    # transformers initializes a missing weight at random with a warning; here it is a one-line error, as on model.py's path
+    absent = sorted(loading["missing_keys"]) + sorted(str(k) for k in loading["mismatched_keys"])
+    if absent:
+        fail(f"{where} lacks {len(absent)} weight(s) its config announces, or holds them in another shape (first: {absent[0]})")
     hf.config.use_cache = False
     return HFModel(hf.eval(), where)

@@ -30,6 +30,9 @@ that probes the source on the val split of data_root/dataset (lazy_cut, shortgpt
 ablation; docs/inheriting.md); the provenance records the method, its scores and the chosen blocks. inherit_place puts
 source blocks at chosen positions of a target of the source's depth (or inherit_layers=k) and leaves every other
 position fresh; the provenance's layers then hold None at the fresh positions.
+A source that runs through transformers (model_path; hf_adapter.py) is inherited by depth: its decoder layers by index
+(repeats allowed) and every per-layer list of its config with them (hf_adapter.cut_layers: layer_types, no_rope_layers,
+...), block parts by the layer's child names, no narrower width; the checkpoint keeps transformers' names and config.
 inherit() is the one entry point: this CLI, train.py (inherit_* keys) and grow.py all call it; each step of it is an
 entry of WARM_STARTS (layers, place, parts, width), so a new warm start is one registered function (README, Extending),
 and a new selection strategy one function registered in SELECTIONS.
@@ -44,7 +47,8 @@ from typing import Callable
 import torch
 
 import attention_probe
-from checkpoint import load_model, save_checkpoint, strip_wrapper_prefixes
+import hf_adapter
+from checkpoint import load_model, new_model, save_checkpoint, strip_wrapper_prefixes
 from common import fail, setup_device
 from configurator import configure
 from data import open_tokens
@@ -77,6 +81,7 @@ class InheritScriptConfig(InheritConfig):
     dataset: str = 'openwebtext'  # inherit_select's probe reads the val split of data_root/<dataset>
     data_root: str = 'data'
     device: str = 'auto'  # where the source is loaded and inherit_select's probe runs
+    model_path: str = 'auto'  # how an HF source runs: 'auto' (model.py where exact, else transformers), 'gpt' (model.py) or 'transformers' (any decoder)
 
 
 # state-dict name prefixes (inside transformer.h.<i>.) of each part of a block
@@ -226,10 +231,11 @@ def target_model_args(source_args, overrides):
 class Plan:
     """A warm start as it is being built. The WARM_STARTS entries edit it in order; then inherit() builds a fresh
     GPT(args) under the seed and copies `tensors` into it (each target tensor's leading part; leading_slice)."""
-    source_model: GPT  # the source itself, which a selection strategy probes
-    source_args: dict  # the source's GPTConfig fields
+    source_model: GPT  # the source itself, which a selection strategy probes (a GPT or an hf_adapter.HFModel)
+    source_args: dict  # the source's GPTConfig fields (an HFModel's: its model_args, hf_config among them)
     source_state: dict  # the source's state dict
     args: dict  # the target's GPTConfig fields
+    layer_prefix: str = 'transformer.h.'  # the state-dict names of block i start with layer_prefix + 'i.'
     tensors: dict = field(default_factory=dict)  # target parameter name -> the source tensor it copies; absent: fresh init
     record: dict = field(default_factory=dict)  # what the provenance says about each entry's choice
     notes: list = field(default_factory=list)  # lines for the terminal and the provenance
@@ -391,17 +397,19 @@ def select_blocks(plan, cfg):
     if bad:
         fail(f"block index {bad[0]!r} is out of range: the source has {L} blocks, numbered 0-{L - 1}")
     plan.args['n_layer'] = len(layers)
+    if 'hf_config' in plan.args:  # transformers' config: num_hidden_layers and every per-layer list with the blocks
+        plan.args['hf_config'] = hf_adapter.cut_layers(plan.args['hf_config'], layers)
     plan.tensors = dict(plan.source_state)
     copy_blocks(plan, layers)
 
 
 def copy_blocks(plan, layers):
     """Target block i copies source block layers[i] (None: it keeps its fresh init); the record says which."""
-    plan.tensors = {k: v for k, v in plan.tensors.items() if not k.startswith('transformer.h.')}
+    plan.tensors = {k: v for k, v in plan.tensors.items() if not k.startswith(plan.layer_prefix)}
     for i, s in enumerate(layers):
         if s is not None:
-            prefix = f'transformer.h.{s}.'
-            plan.tensors.update({f'transformer.h.{i}.{k[len(prefix):]}': v for k, v in plan.source_state.items()
+            prefix = f'{plan.layer_prefix}{s}.'
+            plan.tensors.update({f'{plan.layer_prefix}{i}.{k[len(prefix):]}': v for k, v in plan.source_state.items()
                                  if k.startswith(prefix)})
     plan.record['layers'] = list(layers)
 
@@ -442,6 +450,9 @@ def place_blocks(plan, cfg):
     if isinstance(cfg.inherit_layers, (list, tuple, str)) or cfg.inherit_select != 'first':
         fail(f"inherit_place={cfg.inherit_place!r} says which block goes where; give only the target's depth "
              "(inherit_layers=k, or unset: the source's) and no inherit_select")
+    if 'hf_config' in plan.args:
+        fail(f"inherit_place leaves positions fresh, which a model run through transformers ({plan.args['architecture']}) "
+             "cannot be built with here; place blocks of a model.py source, or list them with inherit_layers")
     placed = parse_place(cfg.inherit_place)
     depth, L = plan.args['n_layer'], plan.source_args['n_layer']
     for position, block in placed.items():
@@ -468,13 +479,16 @@ def keep_parts(plan, cfg):
     parts = parse_parts(cfg.inherit_block_parts, 'inherit_block_parts')
     # the groups the source has: an untied lm_head is its own, and RoPE models have no wpe
     embedding_group = {'transformer.wte.weight': 'wte/lm_head', 'lm_head.weight': 'wte/lm_head'}
-    if not plan.source_args.get('tie_embeddings', True):
+    hf = isinstance(plan.source_model, hf_adapter.HFModel)
+    if not (plan.source_model.tied if hf else plan.source_args.get('tie_embeddings', True)):
         embedding_group = {'transformer.wte.weight': 'wte', 'lm_head.weight': 'lm_head'}
     groups = {**dict.fromkeys(embedding_group.values(), True),
               **({'wpe': cfg.inherit_wpe} if 'transformer.wpe.weight' in plan.source_state else {}),
               'ln_f': cfg.inherit_ln_f, **{f'blocks.{part}': part in parts for part in BLOCK_PARTS}}
 
     def group(name):
+        if hf:  # found by the layer's child names
+            return plan.source_model.tensor_group(name)
         if name.startswith('transformer.h.'):
             rest = name.split('.', 3)[3]
             return 'blocks.' + next(part for part, prefixes in BLOCK_PARTS.items() if rest.startswith(prefixes))
@@ -484,7 +498,7 @@ def keep_parts(plan, cfg):
     plan.record.update(block_parts=list(parts), inherited=[g for g, kept in groups.items() if kept],
                        reinitialized=[g for g, kept in groups.items() if not kept])
     moved = [(i, s) for i, s in enumerate(plan.record['layers']) if s not in (i, None)]
-    if plan.args['scale_attn_by_inverse_layer_idx'] and 'attn' in parts and moved:
+    if plan.args.get('scale_attn_by_inverse_layer_idx') and 'attn' in parts and moved:
         plan.notes.append("scale_attn_by_inverse_layer_idx: attention logits are scaled by 1/(position+1) at each block's new "
                           "position, so moved blocks (source->target " + ', '.join(f'{s}->{i}' for i, s in moved[:4]) +
                           (', ...' if len(moved) > 4 else '') + ") see a different scale than in the source")
@@ -507,6 +521,9 @@ def keep_first_heads(plan, cfg):
     read) and inherit_n_embd dimensions of every inherited tensor, the first hidden units of the MLP (leading_slice)."""
     n_head, n_embd = target_width(plan.source_args, cfg.inherit_n_head, cfg.inherit_n_embd)
     narrower = (n_head, n_embd) != (plan.source_args['n_head'], plan.source_args['n_embd'])
+    if narrower and 'hf_config' in plan.args:
+        fail(f"a narrower warm start slices model.py's blocks (heads, q/k/v, MLP units); {plan.source_args['architecture']} "
+             f"runs through transformers, whose layers are inherited by depth only: leave inherit_n_head and inherit_n_embd unset")
     plan.args.update(n_head=n_head, n_embd=n_embd, **narrowed_fields(plan.source_args, n_head, n_embd))
     plan.record['width'] = {'n_head': n_head, 'n_embd': n_embd} if narrower else None
     if narrower:
@@ -525,15 +542,20 @@ def inherit(source_model, source_info, cfg, overrides=None):
     source_args = source_model.config.model_args()
     plan = Plan(source_model, source_args, strip_wrapper_prefixes(source_model.state_dict()),
                 target_model_args(source_args, overrides or {}))
+    if isinstance(source_model, hf_adapter.HFModel):
+        plan.layer_prefix = source_model.layer_prefix
     for entry in WARM_STARTS.values():
         entry.apply(plan, cfg)
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        target = GPT(GPTConfig(**plan.args))
-    counts = {'inherited': 0, 'fresh': 0}
+        target = new_model(plan.args, source_info.get('source', 'the inherited model'))
+    counts, seen = {'inherited': 0, 'fresh': 0}, set()
     with torch.no_grad():
-        for name, p in target.named_parameters():  # the tied lm_head.weight comes up once, as transformer.wte.weight
+        for name, p in target.state_dict(keep_vars=True).items():
+            if not isinstance(p, torch.nn.Parameter) or id(p) in seen:  # a tied lm_head.weight comes up once, as wte's
+                continue
+            seen.add(id(p))
             if name in plan.tensors:
                 p.copy_(leading_slice(name, plan.tensors[name], p.shape, source_args, plan.args))
             counts['inherited' if name in plan.tensors else 'fresh'] += p.numel()
@@ -607,7 +629,7 @@ def main(argv):
     if not cfg.out:
         fail("give the checkpoint to write: --out=PATH")
     parse_parts(cfg.inherit_block_parts, 'inherit_block_parts')  # fail before loading the source
-    model, info = load_model(cfg.source, setup_device(cfg.device, 'float32')[0])
+    model, info = load_model(cfg.source, setup_device(cfg.device, 'float32')[0], cfg.model_path)
     overrides = {k: getattr(cfg, k) for k in ('block_size', 'dropout') if getattr(cfg, k) is not None}
     ckpt = inherit(model, info, cfg, overrides)
     path = cfg.out

@@ -458,15 +458,8 @@ class GPT(nn.Module):
         fused=True uses the fused kernel wherever the installed torch has one for device_type (CUDA, and CPU since
         torch 2.4: 5x faster than the per-tensor loop on the 124M model); fused=False is nanoGPT's choice off CUDA
         (the baseline of bench.py)."""
-        params = [p for p in self.parameters() if p.requires_grad]  # the tied wte/lm_head weight once
         embeddings = {id(table.weight) for table in (self.transformer.wte, self.transformer.wpe) if table is not None}
-        decays = lambda p: p.dim() >= 2 and (decay_embeddings or id(p) not in embeddings)
-        optim_groups = [
-            {"params": [p for p in params if decays(p)], "weight_decay": weight_decay},
-            {"params": [p for p in params if not decays(p)], "weight_decay": 0.0},
-        ]
-        use_fused = fused and "fused" in inspect.signature(torch.optim.AdamW).parameters and device_type in fused_adamw_devices()
-        return torch.optim.AdamW(optim_groups, lr=learning_rate, betas=betas, **({"fused": True} if use_fused else {}))
+        return adamw(self.parameters(), embeddings, weight_decay, learning_rate, betas, device_type, fused, decay_embeddings)
 
     def flops_per_token(self, backward=True):
         """FLOPs per token of a training step (PaLM appendix B: 6N plus attention), or of the forward pass alone
@@ -507,6 +500,18 @@ GPU_PEAK_FLOPS = {
     "H100": {"half": 989e12, "tf32": 494e12},  # SXM
     "H200": {"half": 989e12, "tf32": 494e12},
 }
+
+
+def adamw(parameters, embeddings, weight_decay, learning_rate, betas, device_type, fused, decay_embeddings):
+    """GPT.configure_optimizers' AdamW over parameters (each once), embeddings the ids of the lookup tables' weights."""
+    params = [p for p in parameters if p.requires_grad]  # the tied wte/lm_head weight once
+    decays = lambda p: p.dim() >= 2 and (decay_embeddings or id(p) not in embeddings)
+    optim_groups = [
+        {"params": [p for p in params if decays(p)], "weight_decay": weight_decay},
+        {"params": [p for p in params if not decays(p)], "weight_decay": 0.0},
+    ]
+    use_fused = fused and "fused" in inspect.signature(torch.optim.AdamW).parameters and device_type in fused_adamw_devices()
+    return torch.optim.AdamW(optim_groups, lr=learning_rate, betas=betas, **({"fused": True} if use_fused else {}))
 
 
 def fused_adamw_devices():

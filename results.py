@@ -26,11 +26,10 @@ from dataclasses import dataclass
 
 import torch
 
-from checkpoint import load_checkpoint
+from checkpoint import load_checkpoint, new_model
 from common import atomic_write, fail, write_json
 from configurator import configure
 from inherit import describe_warm_start, short_source
-from model import GPT, GPTConfig
 
 
 @dataclass
@@ -88,7 +87,7 @@ def load_run(path, name=None):
     run_dir = path if os.path.isdir(path) else os.path.dirname(path)
     cfg = ckpt.get('config') or {}
     with torch.device('meta'):  # shapes only: no memory for the weights of a 1.5B model
-        model = GPT(GPTConfig.from_dict(ckpt['model_args']))
+        model = new_model(ckpt['model_args'], path)
     steps, losses = val_curve(run_dir)
     last_step = steps[-1] if steps else ckpt['iter_num']
     tokens = last_step * cfg.get('gradient_accumulation_steps', 0) * cfg.get('batch_size', 0) * cfg.get('block_size', 0)

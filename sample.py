@@ -28,6 +28,7 @@ from data import gpt2_encoding, hf_tokenizer
 @dataclass
 class SampleConfig:
     init_from: str = "resume"  # checkpoint file, run directory, 'gpt2*', hf:owner/name or HF directory; 'resume' = out_dir
+    model_path: str = "auto"  # how an HF init_from runs: 'auto' (model.py where exact, else transformers), 'gpt' (model.py) or 'transformers' (any decoder)
     out_dir: str = "out"
     start: str = "\n"  # the prompt, or FILE:path to read it from a file; "" samples unconditionally (after BOS or <|endoftext|>)
     num_samples: int = 3
@@ -91,7 +92,7 @@ def main(cfg):
         fail(f"temperature must be positive, got {cfg.temperature}; use --top_k=1 for greedy decoding")
     device, device_type, _, autocast = setup_device(cfg.device, cfg.dtype)
     source = cfg.out_dir if cfg.init_from == "resume" else cfg.init_from
-    model, info = load_model(source, device)
+    model, info = load_model(source, device, cfg.model_path)
     model.eval()
     encode, decode, start_id, vocab_size = tokenizer_for(info)
     if vocab_size > model.config.vocab_size:

@@ -9,8 +9,9 @@ Multi-node: one torchrun per node, --nnodes=N --rdzv_backend=c10d --rdzv_endpoin
 
 Settings (TrainConfig below) keep nanoGPT's names and meanings, so a nanoGPT config file runs unchanged. init_from is one of
 'scratch', 'resume' (continue out_dir/ckpt.pt exactly), 'gpt2*', 'hf:owner/name' (the Hugging Face hub), a local Hugging
-Face GPT-2, Llama or Qwen2 directory, or the path of a checkpoint (for example one written by inherit.py): training then
-starts from those weights with a fresh optimizer. train() is also called in-process by grow.py. probe_interval=N probes
+Face directory of any decoder (model_path: model.py where it represents the family exactly, else transformers through
+hf_adapter.py), or the path of a checkpoint (for example one written by inherit.py): training then starts from those
+weights with a fresh optimizer. train() is also called in-process by grow.py. probe_interval=N probes
 the model every N steps (attention_probe.py's per-layer MaxRank, AvgMass, block influence and attention-sink score) into
 metrics.jsonl and out_dir/probe_history.png.
 """
@@ -35,6 +36,7 @@ from checkpoint import (is_hf_source, is_tokenizer_folder, load_checkpoint, load
 from common import atomic_write, fail, init_distributed, setup_device
 from configurator import configure
 from data import check_fits, check_window_start, fixed_windows, get_batch, hf_tokenizer, load_meta, open_tokens, window_starts
+from hf_adapter import HFModel
 from inherit import InheritConfig, inherit, parse_layers
 from losses import LossSpec
 from model import GPT, GPTConfig, peak_flops
@@ -60,6 +62,7 @@ class TrainConfig(InheritConfig, GPTConfig):
     probe_interval: int = 0  # every this many steps, probe the model on fixed val windows (MaxRank, AvgMass, BI, attention sink per layer) into metrics.jsonl; 0: off
     always_save_checkpoint: bool = True  # if False, save only when val loss improves
     init_from: str = 'scratch'  # 'scratch', 'resume', a checkpoint or run directory, 'gpt2*', 'hf:owner/name', or a local HF GPT-2/Llama/Qwen2 directory
+    model_path: str = 'auto'  # how an HF init_from or teacher runs: 'auto' (model.py where it represents the model exactly, else transformers), 'gpt' (model.py) or 'transformers' (any decoder, hf_adapter.py)
     # knowledge distillation: loss = (1 - kd_alpha) * CE + kd_alpha * T^2 * KL(p_teacher || p_student), T = kd_temperature
     teacher: str = ''  # '' = off; else any model source init_from accepts (checkpoint, run dir, 'gpt2*', HF dir), frozen
     kd_alpha: float = 0.4  # weight of the KD term (the paper: 0.6 CE + 0.4 KD)
@@ -172,12 +175,16 @@ def build_model(cfg, data_vocab_size, device, meta=False):
         if source is not None and source['model_args']['block_size'] == cfg.block_size:
             source['model_args']['dropout'] = cfg.dropout
             return model_from_checkpoint(source, init_from, meta=True), None, source.get('inherit')
-        model, info = load_model(init_from, device)  # on the training device: an inherit_select probe runs there
+        model, info = load_model(init_from, device, cfg.model_path)  # on the training device: an inherit_select probe runs there
         provenance = info.get('inherit')
         if inheriting:
             ckpt = inherit(model, info, cfg)
             model, provenance = model_from_checkpoint(ckpt, init_from), ckpt['inherit']
-        if model.config.dropout != cfg.dropout:
+        if isinstance(model, HFModel):
+            if cfg.dropout:
+                fail(f"dropout={cfg.dropout} is a setting of model.py's GPT; {init_from} runs through transformers "
+                     f"({model.config.architecture}), whose config sets its own dropout")
+        elif model.config.dropout != cfg.dropout:
             rebuilt = GPT(dataclasses.replace(model.config, dropout=cfg.dropout))
             rebuilt.load_state_dict(model.state_dict())
             model = rebuilt
@@ -233,9 +240,9 @@ def meta_weights(cfg, resume_ckpt):
     return load_checkpoint(cfg.init_from, mmap=True)['model']
 
 
-def load_teacher(source, device):
+def load_teacher(source, device, model_path):
     """The frozen KD teacher (eval mode, no gradients) and the tokenizer it reads (checkpoint.tokenizer_meta)."""
-    teacher, info = load_model(source, device)
+    teacher, info = load_model(source, device, model_path)
     teacher.eval().requires_grad_(False)
     return teacher, tokenizer_meta(info)['tokenizer']
 
@@ -252,6 +259,9 @@ def padded_apart(teacher_tokenizer, meta, *vocab_sizes):
 def check_teacher(teacher, teacher_tokenizer, model, meta, source):
     """The teacher must predict the student's vocabulary over at least its context; cropped to the student's. The
     vocab sizes may differ by padding rows only (padded_apart), which KD leaves out (losses.distillation)."""
+    if isinstance(teacher, HFModel) and not teacher.plain_logits:
+        fail(f"teacher {source}'s logits are not lm_head(final hidden state) ({teacher.config.architecture}: a softcap, "
+             "a logit scale or an lm_head bias), which the KD term computes; distil from a teacher without them")
     t, s = teacher.config, model.config
     same_vocabulary = t.vocab_size == s.vocab_size or padded_apart(teacher_tokenizer, meta, t.vocab_size, s.vocab_size)
     if not same_vocabulary or t.block_size < s.block_size:
@@ -533,7 +543,7 @@ def train(cfg):
     if fsdp and setup.ptdtype == torch.float16:
         fail("parallelism='fsdp' trains in bfloat16 or float32 (float16 would need a sharded GradScaler); use --dtype=bfloat16")
     # before seeding: building a GPT draws
-    teacher, teacher_tokenizer = load_teacher(cfg.teacher, setup.device) if cfg.teacher else (None, None)
+    teacher, teacher_tokenizer = load_teacher(cfg.teacher, setup.device, cfg.model_path) if cfg.teacher else (None, None)
     if teacher is not None and fsdp and setup.ptdtype == torch.bfloat16:
         teacher.to(torch.bfloat16)  # replicated on every rank, so in the dtype its forward computes in: half the memory
     torch.manual_seed(cfg.seed + (0 if fsdp else rank))  # FSDP shards one model: every rank builds rank 0's
@@ -565,8 +575,9 @@ def train(cfg):
         torch._dynamo.reset()
         if teacher is not None:
             teacher.final_hidden = torch.compile(teacher.final_hidden)
-    model = parallel.parallelize(raw_model, raw_model.transformer.h, setup, cfg.parallelism, use_compile,
-                                 cfg.activation_checkpointing, weights)
+    blocks = raw_model.blocks if isinstance(raw_model, HFModel) else raw_model.transformer.h
+    model = parallel.parallelize(raw_model, blocks, setup, cfg.parallelism, use_compile, cfg.activation_checkpointing,
+                                 weights)
     del weights  # unmap the source
     scaler = torch.amp.GradScaler(setup.device_type, enabled=(setup.ptdtype == torch.float16))
     # after the wrap: under FSDP the optimizer holds this rank's shards
