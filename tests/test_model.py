@@ -139,56 +139,96 @@ def test_model_cast_to_another_dtype_runs_on_cpu_without_autocast(T, dtype, atte
     assert (logits.double() - exact.double()).abs().max() < tolerance
 
 
-def written_out_attention(attn, h, divisor):
+def written_out_attention(attn, h, divisor, rope_theta=None):
     """c_proj(softmax(Q K^T / sqrt(head_dim) / divisor + causal mask) V) of a CausalSelfAttention on h, float64, each
-    query head reading KV head j // (n_head / n_kv_head)."""
+    query head reading KV head j // (n_head / n_kv_head); with q_norm / k_norm each head's q and k RMS-normalised and
+    scaled by their gains, then with rope_theta rotated (RoPE: dimension j pairs with j + head_dim / 2)."""
     B, T, _ = h.shape
     H, KV, D = attn.n_head, attn.n_kv_head, attn.head_dim
-    qkv = torch.nn.functional.linear(h.double(), attn.c_attn.weight.double(), attn.c_attn.bias.double())
+    bias = attn.c_attn.bias.double() if attn.c_attn.bias is not None else None
+    qkv = torch.nn.functional.linear(h.double(), attn.c_attn.weight.double(), bias)
     q, k, v = qkv.split([H * D, KV * D, KV * D], dim=-1)
     q = q.view(B, T, H, D).transpose(1, 2)
-    k, v = (t.view(B, T, KV, D).transpose(1, 2).repeat_interleave(H // KV, dim=1) for t in (k, v))
+    k, v = (t.view(B, T, KV, D).transpose(1, 2) for t in (k, v))
+    if attn.q_norm is not None:
+        rms = lambda x, norm: x / (x.pow(2).mean(-1, keepdim=True) + norm.eps).sqrt() * norm.weight.double()
+        q, k = rms(q, attn.q_norm), rms(k, attn.k_norm)
+    if rope_theta is not None:
+        angles = torch.arange(T, dtype=torch.float64)[:, None] * rope_theta ** (-torch.arange(0, D, 2, dtype=torch.float64) / D)
+        cos, sin = torch.cat((angles, angles), -1).cos(), torch.cat((angles, angles), -1).sin()
+        turn = lambda x: x * cos + torch.cat((-x[..., D // 2:], x[..., :D // 2]), -1) * sin
+        q, k = turn(q), turn(k)
+    k, v = (t.repeat_interleave(H // KV, dim=1) for t in (k, v))
     scores = q @ k.transpose(-2, -1) / math.sqrt(D) / divisor
     scores = scores.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf"))
     y = (scores.softmax(-1) @ v).transpose(1, 2).reshape(B, T, H * D)
-    return torch.nn.functional.linear(y, attn.c_proj.weight.double(), attn.c_proj.bias.double())
+    bias = attn.c_proj.bias.double() if attn.c_proj.bias is not None else None
+    return torch.nn.functional.linear(y, attn.c_proj.weight.double(), bias)
 
 
-def attend_by(path, attn, h):
+def attend_by(path, attn, h, rope):
     """attn(h) through one of model.py's attention paths."""
     if path == "sdpa":
-        return attn(h)
+        return attn(h, rope=rope)
     if path == "explicit":  # the probe's path: a hook sees the maps
-        return attn(h, attention_hook=lambda att: None)
+        return attn(h, attention_hook=lambda att: None, rope=rope)
     if path in ("cpu_bf16_short", "cpu_bf16_long"):  # autocast; float32 attention up to CPU_FP32_ATTENTION_T tokens
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            return attn(h)
-    return attn.to(torch.bfloat16)(h.bfloat16())  # cpu_bf16_model: a model cast to bf16, no autocast
+            return attn(h, rope=rope)
+    return attn.to(torch.bfloat16)(h.bfloat16(), rope=rope)  # cpu_bf16_model: a model cast to bf16, no autocast
 
 
 @pytest.mark.parametrize("path", ["sdpa", "explicit", "cpu_bf16_short", "cpu_bf16_long", "cpu_bf16_model"])
 @pytest.mark.parametrize("scale", [False, True])
 @pytest.mark.parametrize("n_kv_head", [None, 2])
-def test_every_attention_path_is_the_written_out_causal_softmax(path, scale, n_kv_head):
+@pytest.mark.parametrize("llama", [False, True])  # RoPE (theta 100) after Qwen3's q/k norms, head_dim 16 of 32 wide
+def test_every_attention_path_is_the_written_out_causal_softmax(path, scale, n_kv_head, llama):
     """Sharp attention (q and k weights x5), so a lost 1/sqrt(head_dim), 1/(l+1) or causal mask moves the output by
     ~10% of its largest value or more, while bf16 rounding moves it by < 1%."""
     T = model_module.CPU_FP32_ATTENTION_T + 1 if path == "cpu_bf16_long" else 24
     tolerance = 2e-2 if "bf16" in path else 1e-5
     torch.manual_seed(0)
+    llama_settings = dict(position="rope", rope_theta=100.0, qk_norm=True, head_dim=16) if llama else {}
     model = GPT(GPTConfig(block_size=512, vocab_size=64, n_layer=3, n_head=4, n_embd=32, n_kv_head=n_kv_head,
-                          scale_attn_by_inverse_layer_idx=scale)).eval()
+                          scale_attn_by_inverse_layer_idx=scale, **llama_settings)).eval()
+    rope = model.rope_tables(T, "cpu")
     with torch.no_grad():
         for i, block in enumerate(model.transformer.h):
             attn = block.attn
             attn.c_attn.weight.mul_(5)
             attn.c_attn.bias.normal_(std=0.1)
             attn.c_proj.bias.normal_(std=0.1)
+            if llama:  # gains away from 1, so that a skipped norm shows
+                attn.q_norm.weight.uniform_(0.5, 2.0)
+                attn.k_norm.weight.uniform_(0.5, 2.0)
             h = torch.randn(2, T, 32)
-            expected = written_out_attention(attn, h, (i + 1) if scale else 1)
-            y = attend_by(path, attn, h)
+            expected = written_out_attention(attn, h, (i + 1) if scale else 1, 100.0 if llama else None)
+            y = attend_by(path, attn, h, rope)
             assert y.dtype == (torch.bfloat16 if "bf16" in path else torch.float32)
             error = ((y.double() - expected).abs().max() / expected.abs().max()).item()
             assert error < tolerance, (i, error)
+
+
+def test_attention_dropout_only_in_training():
+    """dropout > 0: eval mode is deterministic and equals the dropout-free model; training mode drops (differs)."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(**SMALL, dropout=0.5))
+    plain = GPT(GPTConfig(**SMALL, dropout=0.0))
+    plain.load_state_dict(model.state_dict())
+    idx = tokens()
+    for attn_path in (None, lambda i, att: None):
+        with torch.no_grad():
+            expected = plain.eval()(idx, idx, attention_hook=attn_path)[0]
+            assert torch.equal(model.eval()(idx, idx, attention_hook=attn_path)[0], expected)
+            a, b = (model.train()(idx, idx, attention_hook=attn_path)[0] for _ in range(2))
+        assert not torch.allclose(a, b) and not torch.allclose(a, expected)
+    model.eval()
+    attn = model.transformer.h[0].attn
+    q = k = v = torch.randn(1, 4, 10, 12)
+    attn.train()
+    assert not torch.equal(attn.attend(q, k, v), attn.attend(q, k, v))  # SDPA's own attention dropout
+    attn.eval()
+    assert torch.equal(attn.attend(q, k, v), attn.attend(q, k, v))
 
 
 @pytest.mark.parametrize("scale", [False, True])

@@ -1,5 +1,6 @@
 """attention_probe.py: k* and m* on matrices with known answers and against a slow float64 reference, the
 per-sequence averaging, the inherit-depth rule, a crafted model with lazy layers, the CLI outputs, bad inputs."""
+import inspect
 import json
 import math
 import os
@@ -139,12 +140,26 @@ def test_rank_grows_with_tau():
 
 
 def test_suggest_inherit_depth():
-    assert suggest_inherit_depth([False] * 4 + [True] * 2)[0] == 4  # a lazy tail: keep what precedes it
-    depth, rule = suggest_inherit_depth([False, True, False, False])  # lazy, but not a tail: the paper's L/2
-    assert depth == 2 and 'do not form a tail' in rule
-    assert suggest_inherit_depth([False] * 12)[0] == 6
-    assert suggest_inherit_depth([True] * 6)[0] == 3
-    assert suggest_inherit_depth([False])[0] == 1
+    tail = "layers {}-{} are lazy and form the tail of the model: inherit the {} blocks before them"
+    default = ": start from the paper's default L/2 = {} and let grow.py add layers"
+    assert suggest_inherit_depth([False] * 4 + [True] * 2) == (4, tail.format(4, 5, 4))  # keep what precedes it
+    assert suggest_inherit_depth([False] * 5 + [True]) == (5, tail.format(5, 5, 5))  # a tail of one layer
+    assert suggest_inherit_depth([False] + [True] * 3) == (1, tail.format(1, 3, 1))  # all but the first
+    # lazy, but not a tail: the paper's L/2
+    assert suggest_inherit_depth([False, True, False, False]) == (2, "the lazy layers [1] do not form a tail of the model" + default.format(2))
+    assert suggest_inherit_depth([True, False, False, False, True]) == (4, tail.format(4, 4, 4))  # only the tail counts
+    assert suggest_inherit_depth([False] * 12) == (6, "no layer is lazy" + default.format(6))
+    assert suggest_inherit_depth([False] * 5) == (2, "no layer is lazy" + default.format(2))  # an int: L // 2
+    assert suggest_inherit_depth([True] * 6) == (3, "every layer is lazy" + default.format(3))
+    assert suggest_inherit_depth([False]) == (1, "no layer is lazy" + default.format(1))
+
+
+def test_probe_defaults_are_the_papers_protocol():
+    """PAPER.md §1: N = 100 sequences of T = 100 tokens, tau = eta = 0.9, m* the fewest (sorted) columns."""
+    defaults = {k: v.default for k, v in inspect.signature(attention_probe.probe).parameters.items()}
+    assert (defaults['num_seqs'], defaults['seq_len'], defaults['tau'], defaults['eta'], defaults['seed']) == (100, 100, 0.9, 0.9, 1337)
+    cfg = attention_probe.ProbeConfig()
+    assert (cfg.num_seqs, cfg.seq_len, cfg.tau, cfg.eta, cfg.mass_order) == (100, 100, 0.9, 0.9, 'sorted')
 
 
 class ScriptedModel:
