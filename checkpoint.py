@@ -174,21 +174,25 @@ def hf_model(source):
     return GPT.from_pretrained(folder)
 
 
-def hf_source_model(source, model_path="gpt"):
+def hf_source_model(source, model_path="gpt", quiet=False):
     """The model of 'gpt2*', 'hf:owner/name' or a local HF folder along model_path (MODEL_PATHS): model.py's GPT
     ('gpt'), transformers' model behind hf_adapter ('transformers'), or 'auto': the GPT for the families model.py
     has (GPT_MODEL_TYPES) unless it refuses the config, else the adapter. Returns (model, the path taken)."""
     folder = hf_folder(source)
     if model_path == "transformers" or (model_path == "auto" and folder is not None
                                         and hf_llama.read_config(os.path.join(folder, "config.json")).get("model_type", "gpt2") not in GPT_MODEL_TYPES):
-        return hf_adapter.from_pretrained(folder or f"openai-community/{source}", source), "transformers"
+        return hf_adapter.from_pretrained(folder or f"openai-community/{source}", source, quiet), "transformers"
     try:
         return hf_model(source), "gpt"
     except SystemExit as refusal:  # model.py's one-line refusal says what it lacks
         if model_path == "gpt":
             raise
-        print(f"note: model.py cannot load {source} ({str(refusal).removeprefix('error: ')}); loading it through transformers")
-        return hf_source_model(source, "transformers")
+        try:
+            model = hf_source_model(source, "transformers", quiet=True)
+        except SystemExit:  # a folder neither path reads (cut weights, a config without its keys): model.py's reason
+            raise refusal from None
+        print(f"note: model.py cannot load {source} ({str(refusal).removeprefix('error: ')}); loaded it through transformers")
+        return model
 
 
 def load_model(source, device="cpu", model_path="gpt"):

@@ -315,15 +315,24 @@ def training_bytes(hf_config):
     return {**sizes, "total": sizes["weights"] + sizes["grads"] + sizes["adamw"]}
 
 
-def from_pretrained(name_or_folder, where=None):
-    """The HFModel of a local Hugging Face folder or hub name, in float32 with eager attention."""
+def from_pretrained(name_or_folder, where=None, quiet=False):
+    """The HFModel of a local Hugging Face folder or hub name, in float32 with eager attention. quiet: without
+    transformers' progress bars and load report (a second try after model.py's refusal, whose error is the one shown)."""
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
     where = where or name_or_folder
+    verbosity = hf_logging.get_verbosity()
+    if quiet:
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
     try:
         hf, loading = AutoModelForCausalLM.from_pretrained(name_or_folder, attn_implementation="eager", dtype=torch.float32,
                                                            output_loading_info=True)
-    except (OSError, ValueError, KeyError, RuntimeError) as e:
+    except Exception as e:  # OSError, ValueError, KeyError, safetensors' errors, ...: what the folder lacks, in one line
         fail(f"transformers could not load {where} as a causal LM ({type(e).__name__}: {str(e).strip().splitlines()[0][:200]})")
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        hf_logging.enable_progress_bar()
     # transformers initializes a missing weight at random with a warning; here it is a one-line error, as on model.py's path
     absent = sorted(loading["missing_keys"]) + sorted(str(k) for k in loading["mismatched_keys"])
     if absent:

@@ -379,7 +379,7 @@ def test_kd_paper_configs_at_mini_scale(shakespeare_root, tmp_path, config, laye
         sources.append(f"--init_from={ref_path}")
     out_dir = tmp_path / "run"
     run_script("train.py", config, *TINY, "--n_layer=16", f"--data_root={shakespeare_root}", f"--out_dir={out_dir}",
-               "--max_iters=2", "--eval_interval=2", "--wandb_log=False", *sources)
+               "--max_iters=2", "--eval_interval=2", "--eval_windows=4", "--wandb_log=False", *sources)
     ckpt = final_state(out_dir)
     assert ckpt["iter_num"] == 2 and ckpt["model_args"]["n_layer"] == 16
     assert (ckpt["inherit"] or {}).get("layers") == layers
