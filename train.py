@@ -548,6 +548,9 @@ def train(cfg):
         teacher.to(torch.bfloat16)  # replicated on every rank, so in the dtype its forward computes in: half the memory
     torch.manual_seed(cfg.seed + (0 if fsdp else rank))  # FSDP shards one model: every rank builds rank 0's
     model, resume_ckpt, provenance = build_model(cfg, meta['vocab_size'], setup.device, meta=fsdp)
+    if fsdp and isinstance(model, HFModel):
+        fail(f"parallelism='fsdp' shards model.py's GPTs only: {model.config.architecture} runs through transformers, "
+             "whose checkpoint names differ from its module paths; train it with --parallelism=ddp")
     weights = meta_weights(cfg, resume_ckpt) if any(p.is_meta for p in model.parameters()) else None
     if fsdp and rank:
         torch.manual_seed(cfg.seed + rank)  # dropout draws a stream of its own on every rank, as under DDP

@@ -4,6 +4,9 @@ softcap) and Qwen3.5 (linear-attention layers), each with options away from its 
 transformers' own model, inheritance against transformers' model with its layer list cut, fused against plain loss,
 KD, exact resume, DDP, torch.compile, the probe on an inherited model, and export reloaded by transformers."""
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -15,7 +18,7 @@ import export_hf
 import hf_adapter
 import inherit
 from checkpoint import load_model, model_from_checkpoint, save_checkpoint
-from conftest import run_script
+from conftest import REPO, run_script
 from losses import LossSpec
 from train import TrainConfig
 
@@ -247,11 +250,16 @@ def test_grow_rounds_from_a_transformers_reference(folders, data_root, tmp_path)
     assert args["hf_config"]["layer_types"] == ALTERNATING[:3] and args["architecture"] == "Olmo3ForCausalLM"
 
 
-def test_ddp_matches_one_process(folders, data_root, tmp_path):
-    from test_train import ddp_matches_one_process
-    ddp_matches_one_process(data_root, tmp_path, [
-        "--dataset=toy", "--model_path=transformers", f"--init_from={folders('olmo3')}", "--block_size=16",
-        "--max_iters=4", "--eval_interval=4", "--dtype=float32", "--log_interval=100", "--log_seconds=1e-9"])
+def test_ddp_matches_one_process_and_fsdp_is_refused(folders, data_root, tmp_path):
+    from test_train import ddp_matches_one_process, tiny
+    args = ["--dataset=toy", "--model_path=transformers", f"--init_from={folders('olmo3')}", "--block_size=16",
+            "--max_iters=4", "--eval_interval=4", "--dtype=float32", "--log_interval=100", "--log_seconds=1e-9"]
+    ddp_matches_one_process(data_root, tmp_path, args)
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           *tiny(data_root, tmp_path / "fsdp", *args, "--parallelism=fsdp")], cwd=REPO,
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode != 0 and "error: parallelism='fsdp' shards model.py's GPTs only: Olmo3ForCausalLM" in proc.stderr
+    assert not (tmp_path / "fsdp" / "ckpt.pt").exists()
 
 
 def test_compiled_loss_and_gradients_equal_eager(folders):
