@@ -43,7 +43,7 @@ TARGETS = {
         "head_statistics", "probe", "residual_geometry", "first_token_attention", "ablation", "max_rank",
         "head_mean_rank", "avg_mass", "block_influence", "angular_distance", "head_count", "attention_sink",
         "head_collapse", "sink_collapse", "ablation_metric", "tau_sweep", "suggest_inherit_depth")],
-                ["tests/test_probe.py", "-k", "not cli and not sources and not bad_inputs"]),
+                ["tests/test_probe.py", "tests/test_probe_hf.py", "-k", "not cli and not sources and not bad_inputs"]),
     "attention": ("model.py", ["model.xǁCausalSelfAttentionǁ*", "model.x_rotate__*", "model.x_rope_frequencies__*",
                                "model.xǁRMSNormǁ*", "model.xǁGPTǁrope_tables__*", "model.xǁGPTǁattention_maps__*"],
                   ["tests/test_model.py", "tests/test_llama3_qwen3.py", "-k",
