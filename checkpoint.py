@@ -66,17 +66,20 @@ def new_model(model_args, where):
 def hf_model_from_checkpoint(ckpt, path):
     """The HFModel of a checkpoint of one (model_args with hf_config, weights in transformers' names)."""
     model = new_model(ckpt["model_args"], path)
-    expected = model.state_dict()
-    missing, unexpected = sorted(set(expected) - set(ckpt["model"])), sorted(set(ckpt["model"]) - set(expected))
-    if missing or unexpected:
-        fail(f"{path} does not match its model_args ({ckpt['model_args']['architecture']}): {len(missing)} missing and "
-             f"{len(unexpected)} unexpected keys (first: {(missing + unexpected)[0]})")
-    shapes = [k for k, v in ckpt["model"].items() if v.shape != expected[k].shape]
-    if shapes:
-        fail(f"{path} does not match its model_args: {shapes[0]} has shape {tuple(ckpt['model'][shapes[0]].shape)}, "
-             f"its hf_config implies {tuple(expected[shapes[0]].shape)}")
+    check_fits(ckpt["model"], model.state_dict(), f"{path} ({ckpt['model_args']['architecture']})")
     model.load_state_dict(ckpt["model"])
     return model
+
+
+def check_fits(state, expected, where):
+    """One-line error unless the weights `state` have exactly the names and shapes of the model's state dict."""
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    if missing or unexpected:
+        fail(f"{where} does not match its model_args: {len(missing)} missing and {len(unexpected)} unexpected keys "
+             f"(first: {(missing + unexpected)[0]})")
+    for k, v in state.items():
+        if v.shape != expected[k].shape:
+            fail(f"{where} does not match its model_args: {k} has shape {tuple(v.shape)}, model_args imply {tuple(expected[k].shape)}")
 
 
 def model_from_checkpoint(ckpt, path="checkpoint", meta=False):
@@ -100,14 +103,7 @@ def model_from_checkpoint(ckpt, path="checkpoint", meta=False):
         config.n_layer = len(blocks)
     with torch.device("meta") if meta else nullcontext():
         model = GPT(config)
-    expected = model.state_dict()
-    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    if missing or unexpected:
-        fail(f"{path} does not match its model_args: {len(missing)} missing and {len(unexpected)} unexpected keys "
-             f"(first: {(missing + unexpected)[0]})")
-    for k, v in state.items():
-        if v.shape != expected[k].shape:
-            fail(f"{path} does not match its model_args: {k} has shape {tuple(v.shape)}, model_args imply {tuple(expected[k].shape)}")
+    check_fits(state, model.state_dict(), path)
     if not meta:
         model.load_state_dict(state)
     return model
