@@ -188,9 +188,19 @@ class HFModel(nn.Module):
         return adamw(self.parameters(), {id(w) for w in self.lookup_tables()}, weight_decay, learning_rate, betas,
                      device_type, fused, decay_embeddings)
 
-    # GPT's own: they read config (n_layer, n_head, n_embd, block_size), lm_head and forward only. FLOPs count every
-    # layer as full attention over block_size with n_embd / n_head wide heads (sliding windows and linear attention
-    # do less)
+    def keys_attended(self):
+        """Per layer, the keys each query's QK^T and AV count in flops_per_token: block_size under full attention, the
+        window under sliding-window attention (config.layer_types, else sliding_window on every layer unless
+        use_sliding_window is off), none under linear attention (its per-token state update, ~head size^2 per head,
+        is left out)."""
+        text = self.config.hf_config.get("text_config") or self.config.hf_config
+        T, window = self.config.block_size, text.get("sliding_window")
+        types = text.get("layer_types") or (["sliding_attention" if window and text.get("use_sliding_window", True)
+                                              else "full_attention"] * self.config.n_layer)
+        keys = {"sliding_attention": min(window or T, T), "linear_attention": 0}
+        return [keys.get(kind, T) for kind in types]
+
+    # GPT's own: they read config (n_layer, n_head, n_embd, block_size), keys_attended, lm_head and forward only
     flops_per_token = GPT.flops_per_token
     estimate_mfu = GPT.estimate_mfu
     generate = GPT.generate

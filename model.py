@@ -465,9 +465,13 @@ class GPT(nn.Module):
         """FLOPs per token of a training step (PaLM appendix B: 6N plus attention), or of the forward pass alone
         (a third of it: 2N plus attention's forward)."""
         cfg = self.config
-        L, H, Q, T = cfg.n_layer, cfg.n_head, cfg.head_size, cfg.block_size
-        per_matmul_pass = 2 * self.get_num_params() + 4 * L * H * Q * T
+        per_matmul_pass = 2 * self.get_num_params() + 4 * cfg.n_head * cfg.head_size * sum(self.keys_attended())
         return per_matmul_pass * (3 if backward else 1)
+
+    def keys_attended(self):
+        """Per layer, the keys each query's QK^T and AV count in flops_per_token: block_size in every layer (PaLM's
+        count, causal masking not halved)."""
+        return [self.config.block_size] * self.config.n_layer
 
     def estimate_mfu(self, fwdbwd_per_iter, dt, ptdtype=torch.bfloat16, teacher=None):
         """Model FLOPs utilisation against the detected GPU's dense peak; None when the peak is not known.

@@ -287,6 +287,17 @@ def test_optimizer_groups_counts_and_generate(folders):
     assert model.generate(X[:, :4], 3).shape == (2, 7)
 
 
+@pytest.mark.parametrize("family, keys", [("smollm3", [T] * 4), ("olmo3", [4, T, 4, T]), ("qwen3_5", [0, T, 0, T])])
+def test_flops_count_the_keys_each_layer_attends(folders, family, keys):
+    # PaLM's 6N + 12 x heads x head size x keys per layer: full attention over the block, a sliding window over its
+    # window of 4, linear attention over none
+    model = adapter(folders(family))
+    model.crop_block_size(T)
+    heads, head_size = model.config.n_head, model.config.head_size
+    assert model.flops_per_token() == 6 * model.get_num_params() + 12 * heads * head_size * sum(keys)
+    assert model.flops_per_token(backward=False) * 3 == model.flops_per_token()
+
+
 def test_training_bytes_counts_weights_grads_and_adamw_on_the_meta_device():
     config = transformers.Olmo2Config(**SMALL).to_dict()
     n = sum(p.numel() for p in transformers.AutoModelForCausalLM.from_config(transformers.Olmo2Config(**SMALL)).parameters())
