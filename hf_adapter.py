@@ -14,7 +14,7 @@ model_args (config.model_args(); from_args builds the model back).
 
 The fused loss computes lm_head(final hidden state): where a family's logits are something else (Gemma 2's
 final_logit_softcapping, Granite's logits_scaling, Cohere's logit_scale, a bias on lm_head) training takes the plain
-loss on the model's own logits instead, with a note. Which is which is found, not listed: at load the model's logits
+loss on the model's own logits instead, with a note (as a KD teacher it hands over those logits). Which is which is found, not listed: at load the model's logits
 of a probe input are compared with final_hidden @ lm_head.weight (plain_logits).
 
 checkpoint.load_model picks this path for a Hugging Face source where model.py cannot represent the model

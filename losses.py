@@ -43,6 +43,9 @@ class LossSpec:
     fused: bool = True  # chunked lm_head + loss (fused_loss); False: full logits and plain_loss
     teacher_hidden: Optional[torch.Tensor] = None  # (B, T, C_t) a KD teacher's final hidden states; KD on when given
     teacher_weight: Optional[torch.Tensor] = None  # (V_t, C_t) its lm_head weight; V_t may differ from V by padding rows
+    # (B, T, V_t) a teacher's own logits instead, where they are not lm_head(final hidden state) (Gemma's softcap):
+    # plain loss only
+    teacher_logits: Optional[torch.Tensor] = None
     kd_alpha: float = 0.0
     kd_temperature: float = 1.0
     chunk_tokens: int = CHUNK_TOKENS  # the fused loss's tokens per chunk
@@ -62,12 +65,17 @@ def cross_entropy(logits, targets, spec):
 
 
 def distillation(logits, targets, spec):
-    """T^2 KL(p_t || p_s), both softmaxes at temperature T, the teacher's logits from its hidden states and lm_head.
-    Both softmaxes run over the ids the two vocabularies share, the first kd_vocab(...): the larger one's rows past
-    them are padding (train.check_teacher admits no other difference), which neither distribution may spend mass on."""
+    """T^2 KL(p_t || p_s), both softmaxes at temperature T, the teacher's logits from its hidden states and lm_head
+    (or its own, spec.teacher_logits). Both softmaxes run over the ids the two vocabularies share: the larger one's
+    rows past them are padding (train.check_teacher admits no other difference), which neither distribution may
+    spend mass on."""
     T, hidden = spec.kd_temperature, spec.teacher_hidden
-    vocab = kd_vocab(logits.size(-1), spec.teacher_weight)
-    teacher_logits = (hidden.reshape(-1, hidden.size(-1)) @ spec.teacher_weight[:vocab].t()).to(logits.dtype)
+    if spec.teacher_logits is not None:
+        vocab = min(logits.size(-1), spec.teacher_logits.size(-1))
+        teacher_logits = spec.teacher_logits.reshape(-1, spec.teacher_logits.size(-1))[:, :vocab].to(logits.dtype)
+    else:
+        vocab = kd_vocab(logits.size(-1), spec.teacher_weight)
+        teacher_logits = (hidden.reshape(-1, hidden.size(-1)) @ spec.teacher_weight[:vocab].t()).to(logits.dtype)
     log_pt, log_ps = torch.log_softmax(teacher_logits / T, dim=-1), torch.log_softmax(logits[:, :vocab] / T, dim=-1)
     return T ** 2 * F.kl_div(log_ps, log_pt, reduction="none", log_target=True).sum(-1)
 
@@ -77,9 +85,13 @@ def kd_vocab(student_vocab, teacher_weight):
     return min(student_vocab, teacher_weight.size(0))
 
 
+def has_teacher(spec):
+    return spec.teacher_hidden is not None or spec.teacher_logits is not None
+
+
 TERMS = {  # the loss's terms, in the order train.py logs them
-    "ce": Term(cross_entropy, lambda spec: 1.0 - spec.kd_alpha if spec.teacher_hidden is not None else 1.0),
-    "kd": Term(distillation, lambda spec: spec.kd_alpha if spec.teacher_hidden is not None else None),
+    "ce": Term(cross_entropy, lambda spec: 1.0 - spec.kd_alpha if has_teacher(spec) else 1.0),
+    "kd": Term(distillation, lambda spec: spec.kd_alpha if has_teacher(spec) else None),
 }
 
 
@@ -273,6 +285,8 @@ def fused_loss(h, weight, targets, spec):
     missing = [name for name in on if name not in FUSED_TERMS]
     if missing:
         fail(f"loss term {missing[0]!r} has no fused port in losses.py (FUSED_TERMS); train it with --fused_loss=False")
+    if spec.teacher_logits is not None:
+        fail("the fused loss computes the teacher's logits from its hidden states; a teacher's own logits take the plain loss (fused=False)")
     h, targets = h.reshape(-1, h.size(-1)), targets.reshape(-1)
     teacher_h = spec.teacher_hidden.reshape(-1, spec.teacher_hidden.size(-1)) if "kd" in on else None
     loss, ce, kd = FusedLinearCrossEntropy.apply(h, weight, targets, teacher_h, spec.teacher_weight,

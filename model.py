@@ -272,6 +272,8 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
+    plain_logits = True  # logits are lm_head(final_hidden): the fused loss and a KD teacher's hidden states apply
+
     def __init__(self, config):
         super().__init__()
         assert config.vocab_size is not None and config.block_size is not None

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from contextlib import nullcontext
 
 import numpy as np
 import pytest
@@ -125,13 +126,27 @@ def test_logits_fused_and_plain_loss_and_gradients_match_transformers(folders, f
         assert torch.allclose(fused_grad, plain_grad, atol=1e-6)
 
 
-def test_a_softcapped_teacher_is_one_line_error(folders):
-    # the KD term computes the teacher's logits as final_hidden @ lm_head.weight.T, which a softcap would change
+def test_a_softcapped_teacher_distils_its_own_logits(folders):
+    # Gemma 3 teaching a 2-layer Gemma 3: KD reads the teacher's softcapped logits (not final_hidden @ lm_head.T) and
+    # the step takes the plain loss; both terms against float64 by hand
     import train
-    teacher = adapter(folders("gemma3"))
-    with pytest.raises(SystemExit) as e:
-        train.check_teacher(teacher, None, adapter(folders("olmo2")), {"tokenizer": "gpt2"}, "gemma3")
-    assert str(e.value).startswith("error: ") and "\n" not in str(e.value) and "Gemma3ForCausalLM" in str(e.value)
+    teacher, student = adapter(folders("gemma3")), inherited(folders("gemma3"), 2)
+    student = model_from_checkpoint(student, "gemma3 student").train()
+    train.check_teacher(teacher, None, student, {"tokenizer": "gpt2"}, "gemma3")
+    with torch.no_grad():
+        teacher.final_norm.weight += 30.0  # logits of a few units, where the softcap at 2 bends them
+        t = teacher.hf(input_ids=X).logits.double().view(-1, VOCAB) / 2.0
+        s = student.logits(X).double().view(-1, VOCAB) / 2.0
+    kd = 4.0 * (t.softmax(-1) * (t.log_softmax(-1) - s.log_softmax(-1))).sum(-1).mean()
+    ce = nn.functional.cross_entropy(s.view(-1, VOCAB) * 2.0, Y.view(-1))
+    optimizer = torch.optim.SGD(student.parameters(), lr=0.0)
+    loss, terms = train.train_step(student, optimizer, torch.amp.GradScaler(enabled=False), nullcontext(), [(X, Y)], 0.0,
+                                   loss_spec=LossSpec(kd_alpha=0.25, kd_temperature=2.0), teacher=teacher)
+    assert terms["kd"].item() == pytest.approx(kd.item(), rel=1e-5) and terms["ce"].item() == pytest.approx(ce.item(), rel=1e-5)
+    assert loss.item() == pytest.approx(0.75 * ce.item() + 0.25 * kd.item(), rel=1e-5)
+    with torch.no_grad():  # without the softcap the teacher's distribution differs enough to show
+        plain = (teacher.final_hidden(X) @ teacher.lm_head.weight.t()).double().view(-1, VOCAB) / 2.0
+    assert abs(4.0 * (plain.softmax(-1) * (plain.log_softmax(-1) - s.log_softmax(-1))).sum(-1).mean() - kd) > 1e-2
 
 
 def test_a_logit_scale_is_found_without_naming_the_family(tmp_path):
