@@ -20,6 +20,7 @@ of a probe input are compared with final_hidden @ lm_head.weight (plain_logits).
 checkpoint.load_model picks this path for a Hugging Face source where model.py cannot represent the model
 (model_path='auto'), or always (model_path='transformers').
 """
+import copy
 import os
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -212,7 +213,8 @@ class HFModel(nn.Module):
 
     def tensor_group(self, name):
         """What a state-dict name belongs to, in inherit.py's groups: 'blocks.attn', 'blocks.mlp' or 'blocks.ln' in a
-        decoder layer (by the child's name), else 'wte', 'lm_head' (or 'wte/lm_head' where tied) or 'ln_f'."""
+        decoder layer (by the child's name), else 'lm_head' or 'ln_f', and everything else outside the layers 'wte'
+        (the token embedding and whatever else feeds the layers; 'wte/lm_head' where tied)."""
         if name.startswith(self.layer_prefix):
             child_name = name[len(self.layer_prefix):].split(".")[1]
             if child_name in ATTENTION_NAMES:
@@ -224,11 +226,12 @@ class HFModel(nn.Module):
             fail(f"{self.config.architecture}'s decoder layer has a part {child_name!r} that is neither attention, MLP nor a norm, "
                  "so inherit_block_parts cannot say whether to keep it; use inherit_block_parts=all")
         names = {id(m): n for n, m in self.hf.named_modules(remove_duplicate=False)}
-        for group, module in (("wte", self.wte), ("lm_head", self.lm_head), ("ln_f", self.final_norm)):
+        for group, module in (("lm_head", self.lm_head), ("ln_f", self.final_norm)):
             if module is not None and name.startswith(names[id(module)] + "."):
                 return "wte/lm_head" if self.tied and group != "ln_f" else group
-        fail(f"{self.config.architecture}'s weight {name} is outside its decoder layers, embeddings and final norm, so "
-             "inherit_block_parts cannot say what it is; use inherit_block_parts=all")
+        # the rest feeds the layers from outside (Gemma 4's per-layer embeddings, their projection and its norm):
+        # input embeddings, kept as the token embedding is
+        return "wte/lm_head" if self.tied else "wte"
 
     def run_with_hooks(self, idx, hooks):
         """One forward pass with hooks [(module, fn, pre)] in place: fn(output) after module's forward, or
@@ -275,8 +278,9 @@ class HFModel(nn.Module):
 
 def cut_layers(hf_config, layers):
     """transformers' config (a dict) of a model whose layer i is layer layers[i] of hf_config's: num_hidden_layers
-    set, and every per-layer list (a list as long as num_hidden_layers: layer_types, no_rope_layers, ...) cut or
-    repeated alike; a multimodal config's text_config likewise."""
+    set, every per-layer list (a list as long as num_hidden_layers: layer_types, no_rope_layers, ...) cut or repeated
+    alike, and so the per-layer overrides keyed by layer index (per_layer_config: Gemma 4's head sizes of its
+    full-attention layers) and num_kv_shared_layers (kv_shared_layers); a multimodal config's text_config likewise."""
     n = hf_config.get("num_hidden_layers")
     cut = {}
     for key, value in hf_config.items():
@@ -284,10 +288,82 @@ def cut_layers(hf_config, layers):
             value = cut_layers(value, layers)
         elif isinstance(value, list) and len(value) == n and key != "architectures":
             value = [value[i] for i in layers]
+        elif key == "per_layer_config" and isinstance(value, dict):  # JSON makes its keys strings
+            by_layer = {int(i): overrides for i, overrides in value.items()}
+            value = {str(i): by_layer[s] for i, s in enumerate(layers) if s in by_layer}
+        elif key == "num_kv_shared_layers" and value:
+            value = kv_shared_layers(hf_config, layers)
         cut[key] = value
     if n is not None:
         cut["num_hidden_layers"] = len(layers)
     return cut
+
+
+def kv_shared_layers(hf_config, layers):
+    """num_kv_shared_layers of the cut model. In transformers (Gemma 4, Gemma 3n) the last N layers compute no keys
+    and values (they have no k/v weights) but reuse those of the last earlier layer of their layer type. The cut is
+    that model only where every kept layer keeps its role: the kept sharing layers come last, and each one's type
+    has, as its last layer before them, the layer it reused in the source. Otherwise a one-line error."""
+    L, N = hf_config["num_hidden_layers"], hf_config["num_kv_shared_layers"]
+    types = hf_config.get("layer_types") or ["attention"] * L
+    first = L - N  # the first sharing layer of the source
+    n = sum(s >= first for s in layers)
+    owners, sharing = layers[:len(layers) - n], layers[len(layers) - n:]
+    for s in sharing:
+        if s < first:
+            fail(f"num_kv_shared_layers={N}: source layers >= {first} reuse earlier layers' keys and values, so they "
+                 f"must come last in the inherited layers, after every other one (got {layers})")
+        source = max((i for i in range(first) if types[i] == types[s]), default=None)
+        kept = [i for i in owners if types[i] == types[s]]
+        if source is None or not kept or kept[-1] != source:
+            fail(f"num_kv_shared_layers={N}: source layer {s} reuses the keys and values of layer {source} "
+                 f"({types[s]}), so inheriting it needs layer {source} as the last {types[s]} layer before it "
+                 f"(got {layers}); keep it there, or keep only layers below {first}")
+    return n
+
+
+def cut_weights(model, tensors, hf_config, layers):
+    """The weights of the model cut to `layers` (hf_config: cut_layers' config of it), from tensors: the source's
+    state dict with layer layers[i]'s weights renamed layer i's. Weights outside the decoder layers whose shape
+    depends on the depth (Gemma 4's per-layer embeddings embed_tokens_per_layer [vocab, L * d] and their
+    projection per_layer_model_projection [L * d, hidden]) pack one chunk per layer, layer-major, along one
+    dimension: the cut gathers the chunks of `layers` (any order, repeats too). They are found by shape, not by
+    name: a meta-device model one layer deeper has one chunk more. Then every weight must have the shape of the cut
+    model's (built on the meta device); one that has not (a config entry that depends on the layers and is not cut
+    with them) is a one-line error naming it."""
+    arch, L = model.config.architecture, model.config.n_layer
+    deeper = hf_from_config(cut_layers(model.config.hf_config, [0, *range(L)]), arch, "meta").state_dict()
+    cut = dict(tensors)
+    for name, w in tensors.items():
+        if name.startswith(model.layer_prefix) or deeper[name].shape == w.shape:
+            continue
+        grown = [d for d in range(w.dim()) if deeper[name].shape[d] != w.shape[d]]
+        if len(grown) != 1 or deeper[name].shape[grown[0]] * L != w.shape[grown[0]] * (L + 1):
+            fail(f"{arch}'s weight {name} changes shape with the depth ({tuple(w.shape)} at {L} layers, "
+                 f"{tuple(deeper[name].shape)} at {L + 1}) but not by one chunk per layer, so inheriting cannot cut it")
+        chunks = w.split(w.shape[grown[0]] // L, grown[0])
+        cut[name] = torch.cat([chunks[s] for s in layers], grown[0])
+    check_config_kept(hf_config, arch)
+    shapes = {name: tuple(t.shape) for name, t in hf_from_config(hf_config, arch, "meta").state_dict().items()}
+    for name in sorted(shapes.keys() | cut.keys()):
+        if shapes.get(name) != (tuple(cut[name].shape) if name in cut else None):
+            fail(f"{arch} cut to layers {layers}: its weight {name} is {shapes.get(name, 'absent')} in the cut model "
+                 f"but {tuple(cut[name].shape) if name in cut else 'absent'} in the source, so a config entry that "
+                 "depends on the layers is not cut with them; inheriting cannot cut this model")
+    return cut
+
+
+def check_config_kept(hf_config, arch):
+    """transformers takes the cut config as asked: a family may rewrite a per-layer list (Gemma 4 makes its last
+    layer full attention), which would change what the kept layers compute; a one-line error naming the entry."""
+    from transformers import AutoConfig
+    built = AutoConfig.for_model(**copy.deepcopy(hf_config)).get_text_config().to_dict()  # it edits lists in place
+    asked = hf_config.get("text_config") or hf_config
+    for key, value in asked.items():
+        if (isinstance(value, list) and len(value) == asked["num_hidden_layers"] and key != "architectures"
+                and built.get(key) != value):
+            fail(f"{arch} rewrites {key} of the inherited layers from {value} to {built.get(key)}, so they would not "
+                 f"compute what they did in the source; choose layers whose {key} it accepts")
 
 
 def hf_from_config(hf_config, where, device=None):

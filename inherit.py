@@ -32,7 +32,7 @@ source blocks at chosen positions of a target of the source's depth (or inherit_
 position fresh; the provenance's layers then hold None at the fresh positions.
 A source that runs through transformers (model_path; hf_adapter.py) is inherited by depth: its decoder layers by index
 (repeats allowed) and every per-layer list of its config with them (hf_adapter.cut_layers: layer_types, no_rope_layers,
-...), block parts by the layer's child names, no narrower width; the checkpoint keeps transformers' names and config.
+...), the chunks of weights packed per layer outside them (hf_adapter.cut_weights: Gemma 4's per-layer embeddings), block parts by the layer's child names, no narrower width; the checkpoint keeps transformers' names and config.
 inherit() is the one entry point: this CLI, train.py (inherit_* keys) and grow.py all call it; each step of it is an
 entry of WARM_STARTS (layers, place, parts, width), so a new warm start is one registered function (README, Extending),
 and a new selection strategy one function registered in SELECTIONS.
@@ -401,6 +401,8 @@ def select_blocks(plan, cfg):
         plan.args['hf_config'] = hf_adapter.cut_layers(plan.args['hf_config'], layers)
     plan.tensors = dict(plan.source_state)
     copy_blocks(plan, layers)
+    if 'hf_config' in plan.args:  # and the weights outside the layers that hold a chunk per layer (Gemma 4's)
+        plan.tensors = hf_adapter.cut_weights(plan.source_model, plan.tensors, plan.args['hf_config'], layers)
 
 
 def copy_blocks(plan, layers):
@@ -494,7 +496,9 @@ def keep_parts(plan, cfg):
             return 'blocks.' + next(part for part, prefixes in BLOCK_PARTS.items() if rest.startswith(prefixes))
         return {**embedding_group, 'transformer.wpe.weight': 'wpe'}.get(name, 'ln_f')
 
-    plan.tensors = {k: v for k, v in plan.tensors.items() if groups[group(k)]}
+    every_part = len(parts) == len(BLOCK_PARTS)  # then a layer's tensors need no group (Gemma 4's per-layer gates have none)
+    plan.tensors = {k: v for k, v in plan.tensors.items()
+                    if (every_part and k.startswith(plan.layer_prefix)) or groups[group(k)]}
     plan.record.update(block_parts=list(parts), inherited=[g for g, kept in groups.items() if kept],
                        reinitialized=[g for g, kept in groups.items() if not kept])
     moved = [(i, s) for i, s in enumerate(plan.record['layers']) if s not in (i, None)]
@@ -553,12 +557,13 @@ def inherit(source_model, source_info, cfg, overrides=None):
     counts, seen = {'inherited': 0, 'fresh': 0}, set()
     with torch.no_grad():
         for name, p in target.state_dict(keep_vars=True).items():
-            if not isinstance(p, torch.nn.Parameter) or id(p) in seen:  # a tied lm_head.weight comes up once, as wte's
+            if id(p) in seen:  # a tied lm_head.weight comes up once, as wte's
                 continue
             seen.add(id(p))
-            if name in plan.tensors:
+            if name in plan.tensors:  # buffers a checkpoint holds too (Gemma 4's layer_scalar)
                 p.copy_(leading_slice(name, plan.tensors[name], p.shape, source_args, plan.args))
-            counts['inherited' if name in plan.tensors else 'fresh'] += p.numel()
+            if isinstance(p, torch.nn.Parameter):
+                counts['inherited' if name in plan.tensors else 'fresh'] += p.numel()
     source = source_info.get('source', 'unknown')
     provenance = {
         'source': os.path.abspath(source) if os.path.exists(source) else source,

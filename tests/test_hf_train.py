@@ -1,6 +1,6 @@
 """Training, inheriting and exporting today's decoder families through transformers (hf_adapter.py): tiny random
 OLMo 2, OLMo 3 (sliding windows shorter than the test sequences), SmolLM3 (a NoPE layer), Gemma 3 (a final logit
-softcap) and Qwen3.5 (linear-attention layers), each with options away from its defaults. Logits against
+softcap), Qwen3.5 (linear-attention layers) and Gemma 4 (per-layer embeddings, shared keys and values), each with options away from its defaults. Logits against
 transformers' own model, inheritance against transformers' model with its layer list cut, fused against plain loss,
 KD, exact resume, DDP, torch.compile, the probe on an inherited model, and export reloaded by transformers."""
 import json
@@ -44,6 +44,12 @@ FAMILIES = {
     "qwen3_5": ("Qwen3_5TextConfig", dict(SMALL, head_dim=8, linear_num_key_heads=2, linear_num_value_heads=2,
                                           linear_key_head_dim=8, linear_value_head_dim=8,
                                           layer_types=["linear_attention", "full_attention"] * 2)),
+    # per-layer embeddings packed outside the layer list, layer-major; full-attention layers with a head size and KV
+    # heads of their own (per_layer_config) whose keys are the values; layer 3 reuses layer 1's keys and values
+    "gemma4": ("Gemma4TextConfig", dict(SMALL, head_dim=8, sliding_window=4, layer_types=ALTERNATING,
+                                        vocab_size_per_layer_input=VOCAB, hidden_size_per_layer_input=8,
+                                        global_head_dim=16, num_global_key_value_heads=1, attention_k_eq_v=True,
+                                        num_kv_shared_layers=1)),
 }
 X = torch.randint(0, VOCAB, (2, T), generator=torch.Generator().manual_seed(1))
 Y = torch.randint(0, VOCAB, (2, T), generator=torch.Generator().manual_seed(2))
@@ -73,9 +79,15 @@ def folders(tmp_path_factory):
 
 
 def write_model(path, config_class, args):
-    """A tiny random model of the transformers config class with args, and the word-level tokenizer."""
+    """A tiny random model of the transformers config class with args, and the word-level tokenizer. Buffers the
+    checkpoint holds (Gemma 4's layer_scalar, 1 at init) are set away from their init, as training leaves them."""
     torch.manual_seed(0)
-    transformers.AutoModelForCausalLM.from_config(getattr(transformers, config_class)(**args)).save_pretrained(path)
+    model = transformers.AutoModelForCausalLM.from_config(getattr(transformers, config_class)(**args))
+    saved = model.state_dict()
+    for name, buffer in model.named_buffers():
+        if name in saved:
+            buffer.uniform_(0.5, 1.5)
+    model.save_pretrained(path)
     write_tokenizer(path)
 
 
@@ -188,6 +200,84 @@ def test_stacked_blocks_and_block_parts(folders):
     assert any(".self_attn." in k for k in kept) and any("layernorm" in k for k in kept)
     assert not any(".mlp." in k for k in kept)
     assert ckpt["inherit"]["reinitialized"] == ["blocks.mlp"]
+
+
+def cut_gemma4_by_hand(folder, layers, shared):
+    """transformers' own Gemma 4 of `layers` of the folder's model, without inherit.py: its config written from the
+    family's arguments, the per-layer embeddings' and their projection's chunks (8 per layer, layer-major) taken by
+    hand, `shared` trailing layers reusing keys and values."""
+    args = FAMILIES["gemma4"][1]
+    config = transformers.Gemma4TextConfig(**dict(args, num_hidden_layers=len(layers), num_kv_shared_layers=shared,
+                                                  layer_types=[ALTERNATING[i] for i in layers]))
+    source = own(folder).state_dict()
+    weights = {k: v for k, v in source.items() if not k.startswith("model.layers.")}
+    for i, s in enumerate(layers):
+        weights.update({k.replace(f"layers.{s}.", f"layers.{i}.", 1): v for k, v in source.items()
+                        if k.startswith(f"model.layers.{s}.")})
+    weights["model.embed_tokens_per_layer.weight"] = source["model.embed_tokens_per_layer.weight"].view(VOCAB, 4, 8)[:, layers].reshape(VOCAB, -1)
+    weights["model.per_layer_model_projection.weight"] = source["model.per_layer_model_projection.weight"].view(4, 8, 32)[layers].reshape(-1, 32)
+    reference = transformers.AutoModelForCausalLM.from_config(config, attn_implementation="eager").eval()
+    reference.load_state_dict(weights, strict=True)
+    return reference
+
+
+@pytest.mark.parametrize("layers, shared", [([0, 1], 0), ([2, 1], 0), ([0, 2, 1, 3], 1), ([1, 2, 1, 3], 1)])
+def test_gemma4_inherits_per_layer_embeddings_and_shared_keys_as_cut_by_hand(folders, layers, shared):
+    # any layer list: the packed per-layer embeddings gather the kept layers' chunks, per_layer_config's head sizes
+    # and num_kv_shared_layers follow the layers (layer 3 keeps reading layer 1, the last full layer before it)
+    ckpt = inherited(folders("gemma4"), layers)
+    reference = cut_gemma4_by_hand(folders("gemma4"), layers, shared)
+    assert ckpt["model_args"]["hf_config"]["num_kv_shared_layers"] == shared and ckpt["inherit"]["params_fresh"] == 0
+    for name, weight in reference.state_dict().items():  # buffers too: each layer's layer_scalar
+        assert torch.equal(ckpt["model"][name], weight), name
+    model = model_from_checkpoint(ckpt, "gemma4").eval()
+    with torch.no_grad():
+        assert torch.allclose(model.logits(X), reference(input_ids=X).logits, atol=1e-5)
+
+
+@pytest.mark.parametrize("layers, words", [([0, 3], "num_kv_shared_layers=1: source layer 3 reuses the keys and values of layer 1"),
+                                           ([3, 1], "num_kv_shared_layers=1: source layers >= 3 reuse"),
+                                           ([1, 2], "Gemma4ForCausalLM rewrites layer_types")])
+def test_gemma4_layers_it_cannot_cut_exactly_are_one_line_errors(folders, layers, words):
+    # layer 3 without the layer it reads, or before others; a sliding layer last (transformers makes it full)
+    with pytest.raises(SystemExit) as e:
+        inherited(folders("gemma4"), layers)
+    assert str(e.value).startswith(f"error: {words}") and "\n" not in str(e.value), str(e.value)
+
+
+def test_gemma4_block_parts(folders):
+    # a fresh final norm keeps everything else, the layers' per-layer gates included; dropping a block part needs
+    # a group for each of a layer's children, which its layer_scalar and per-layer gates have not: a one-line error
+    ckpt = inherited(folders("gemma4"), [2, 1], inherit_ln_f=False)
+    reference = cut_gemma4_by_hand(folders("gemma4"), [2, 1], 0).state_dict()
+    assert ckpt["inherit"]["reinitialized"] == ["ln_f"]
+    assert all(torch.equal(ckpt["model"][k], reference[k]) for k in reference if k != "model.norm.weight")
+    with pytest.raises(SystemExit, match=r"^error: Gemma4ForCausalLM's decoder layer has a part 'layer_scalar'.*=all$"):
+        inherited(folders("gemma4"), 2, inherit_block_parts="attn,ln")
+
+
+def test_gemma4_trains_and_exports_after_inheriting(folders, tmp_path):
+    # 3 of 4 layers (the last one sharing keys and values): a few AdamW steps move the per-layer embeddings too, and
+    # transformers reloads the export with the same logits
+    ckpt = inherited(folders("gemma4"), [0, 1, 3])
+    model = model_from_checkpoint(ckpt, "gemma4").train()
+    optimizer = model.configure_optimizers(0.1, 1e-2, (0.9, 0.95), "cpu")
+    losses = []
+    for _ in range(4):
+        optimizer.zero_grad()
+        loss = model(X, Y, loss_spec=LossSpec())[1]
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    assert not torch.equal(model.hf.model.embed_tokens_per_layer.weight, ckpt["model"]["model.embed_tokens_per_layer.weight"])
+    ckpt["model"] = model.state_dict()
+    save_checkpoint(ckpt, tmp_path / "ckpt.pt")
+    export_hf.export(str(tmp_path / "ckpt.pt"), str(tmp_path / "export"))
+    reloaded = own(tmp_path / "export")
+    assert reloaded.config.num_hidden_layers == 3 and reloaded.config.num_kv_shared_layers == 1
+    with torch.no_grad():
+        assert torch.allclose(reloaded(input_ids=X).logits, model.eval().logits(X), atol=1e-6)
 
 
 def test_half_width_of_a_transformers_model_is_one_line_error(folders):
