@@ -250,16 +250,39 @@ def test_grow_rounds_from_a_transformers_reference(folders, data_root, tmp_path)
     assert args["hf_config"]["layer_types"] == ALTERNATING[:3] and args["architecture"] == "Olmo3ForCausalLM"
 
 
-def test_ddp_matches_one_process_and_fsdp_is_refused(folders, data_root, tmp_path):
-    from test_train import ddp_matches_one_process, tiny
+def test_ddp_and_fsdp_match_one_process(folders, data_root, tmp_path):
+    """DDP, and FSDP2 sharded per decoder layer on a model built on the meta device from the memory-mapped folder
+    (RoPE's tables computed again after to_empty, the logits checked once filled), against one process; the FSDP
+    run's consolidated checkpoint holds transformers' names and one process's weights."""
+    from test_fsdp import assert_same_weights, torchrun
+    from test_train import ddp_matches_one_process, metrics, tiny
     args = ["--dataset=toy", "--model_path=transformers", f"--init_from={folders('olmo3')}", "--block_size=16",
             "--max_iters=4", "--eval_interval=4", "--dtype=float32", "--log_interval=100", "--log_seconds=1e-9"]
-    ddp_matches_one_process(data_root, tmp_path, args)
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           *tiny(data_root, tmp_path / "fsdp", *args, "--parallelism=fsdp")], cwd=REPO,
-                          capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert proc.returncode != 0 and "error: parallelism='fsdp' shards model.py's GPTs only: Olmo3ForCausalLM" in proc.stderr
-    assert not (tmp_path / "fsdp" / "ckpt.pt").exists()
+    single = ddp_matches_one_process(data_root, tmp_path, args)[0]
+    run_script(*torchrun(2), *tiny(data_root, tmp_path / "fsdp", *args, "--parallelism=fsdp"))
+    fsdp = metrics(tmp_path / "fsdp")
+    assert [m.get("loss") for m in single] == pytest.approx([m.get("loss") for m in fsdp], abs=1e-5)
+    assert "model.layers.1.self_attn.q_proj.weight" in torch.load(tmp_path / "fsdp" / "ckpt.pt", weights_only=True)["model"]
+    assert_same_weights(tmp_path / "single", tmp_path / "fsdp")
+
+
+@pytest.mark.parametrize("model_path", ["gpt", "transformers"])
+def test_fsdp_inheriting_from_a_llama_folder_matches_one_process(data_root, tmp_path, model_path):
+    """inherit_layers=0,2 of a Llama folder under FSDP, built on the meta device from the memory-mapped safetensors:
+    as model.py's GPT (q, k and v concatenated one tensor at a time) or through transformers (its names), against
+    one process; the provenance is one process's."""
+    from test_fsdp import assert_same_weights, torchrun
+    from test_train import final_state, metrics, tiny
+    write_model(tmp_path / "llama", "LlamaConfig", SMALL)
+    args = ["--dataset=toy", f"--model_path={model_path}", f"--init_from={tmp_path / 'llama'}", "--inherit_layers=0,2",
+            "--block_size=16", "--max_iters=3", "--eval_interval=3", "--dtype=float32", "--log_interval=100",
+            "--log_seconds=1e-9"]
+    run_script(*tiny(data_root, tmp_path / "single", *args))
+    run_script(*torchrun(2), *tiny(data_root, tmp_path / "fsdp", *args, "--parallelism=fsdp"))
+    single, fsdp = metrics(tmp_path / "single"), metrics(tmp_path / "fsdp")
+    assert [m.get("loss") for m in single] == pytest.approx([m.get("loss") for m in fsdp], abs=1e-5)
+    assert_same_weights(tmp_path / "single", tmp_path / "fsdp")
+    assert final_state(tmp_path / "single")["inherit"] == final_state(tmp_path / "fsdp")["inherit"]
 
 
 def test_compiled_loss_and_gradients_equal_eager(folders):
