@@ -89,13 +89,10 @@ class FreshInit(TorchDispatchMode):
         return out
 
     def fresh(self, tensor):
-        """The CPU build's values of a meta tensor of the model built under this mode; None where its init did not
-        run on the meta device (transformers skips it there) or read other tensors (not replayable on its own)."""
+        """The CPU build's values of a meta tensor of the model built under this mode. Its init must make it from
+        nothing and edit it in place (model.py's does: empty or ones, then uniform_, normal_, zero_)."""
         (make, args, kwargs, state, _), *edits = self.ops[tensor.untyped_storage()._cdata]
         edits = [edit for edit in edits if edit[0]._schema.is_mutable]  # views taken to edit through (x[0].zero_())
-        others = [a for a in (*args, *(a for edit in edits for a in edit[1][1:])) if isinstance(a, torch.Tensor)]
-        if others or (not edits and "empty" in make.__name__):
-            return None
         with torch.random.fork_rng(devices=[]):
             if state is not None:
                 torch.set_rng_state(state)

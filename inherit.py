@@ -536,13 +536,14 @@ def keep_first_heads(plan, cfg):
 
 
 def inherited_weights(source_model, source_info, cfg, overrides=None):
-    """(target, weights, the checkpoint's other entries: model_args, provenance under 'inherit', ...) of the GPT that cfg's inherit_* options make of source_model: every WARM_STARTS
-    entry edits the plan in turn; the target is a fresh GPT(target config) built under torch.manual_seed(cfg.seed)
-    (the caller's RNG state is left untouched); weights {name: function} makes each target parameter when called:
-    the planned source tensor's leading part (leading_slice), bit for bit, else the target's fresh init. Where
-    source_info holds the source's weights read lazily (load_model(meta=True)), the source is on the meta device and
-    the target is built there too: each fresh tensor is then made alone, as the whole build makes it (FreshInit), but
-    a transformers model's, which transformers initialises only whole (it skips its init on the meta device)."""
+    """(target, weights, the checkpoint's other entries: model_args, the provenance under 'inherit', ...) of the GPT
+    that cfg's inherit_* options make of source_model: every WARM_STARTS entry edits the plan in turn; the target is
+    a fresh GPT(target config) built under torch.manual_seed(cfg.seed) (the caller's RNG state is left untouched);
+    weights {name: function} makes each target parameter when called: the planned source tensor's leading part
+    (leading_slice), bit for bit, else the target's fresh init. Where source_info holds the source's weights read
+    lazily (load_model(meta=True)), the source is on the meta device and the target is built there too: each fresh
+    tensor is then made alone, as the whole build makes it (FreshInit); a transformers target with fresh tensors is
+    built whole for them (transformers skips its init on the meta device)."""
     source_args = source_model.config.model_args()
     meta = source_info.get('weights') is not None
     source_state = source_info['weights'] if meta else strip_wrapper_prefixes(source_model.state_dict())
@@ -552,21 +553,22 @@ def inherited_weights(source_model, source_info, cfg, overrides=None):
     for entry in WARM_STARTS.values():
         entry.apply(plan, cfg)
 
-    where = source_info.get('source', 'the inherited model')
-    with torch.random.fork_rng(devices=[]), FreshInit() if meta else nullcontext() as init:
+    where, hf = source_info.get('source', 'the inherited model'), 'hf_config' in plan.args
+    with torch.random.fork_rng(devices=[]), FreshInit() if meta and not hf else nullcontext() as init:
         torch.manual_seed(cfg.seed)
         target = new_model(plan.args, where, meta)
-    whole = []  # a transformers target built whole under the seed, for fresh tensors its meta build cannot make
+    whole = []  # a transformers target built whole under the seed, once a fresh tensor of it is asked for
 
     def fresh(name, param):
-        value = init.fresh(param) if meta else param.detach()
-        if value is None:
-            if not whole:
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(cfg.seed)
-                    whole.append(new_model(plan.args, where).state_dict())
-            value = whole[0][name]
-        return value
+        if not meta:
+            return param.detach()
+        if not hf:
+            return init.fresh(param)
+        if not whole:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(cfg.seed)
+                whole.append(new_model(plan.args, where).state_dict())
+        return whole[0][name]
 
     def inherited(name, source, shape):
         return leading_slice(name, tensor_of(source), shape, source_args, plan.args)

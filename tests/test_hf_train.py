@@ -268,14 +268,15 @@ def test_ddp_and_fsdp_match_one_process(folders, data_root, tmp_path):
 
 @pytest.mark.parametrize("model_path", ["gpt", "transformers"])
 def test_fsdp_inheriting_from_a_llama_folder_matches_one_process(data_root, tmp_path, model_path):
-    """inherit_layers=0,2 of a Llama folder under FSDP, built on the meta device from the memory-mapped safetensors:
-    as model.py's GPT (q, k and v concatenated one tensor at a time) or through transformers (its names), against
-    one process; the provenance is one process's."""
+    """Blocks 0 and 2 of a Llama folder, their MLPs fresh, under FSDP, built on the meta device from the
+    memory-mapped safetensors: as model.py's GPT (q, k and v concatenated one tensor at a time, fresh tensors made
+    one at a time) or through transformers (its names; the fresh tensors of a target built whole, as transformers
+    initialises), against one process; the provenance is one process's."""
     from test_fsdp import assert_same_weights, torchrun
     from test_train import final_state, metrics, tiny
     write_model(tmp_path / "llama", "LlamaConfig", SMALL)
     args = ["--dataset=toy", f"--model_path={model_path}", f"--init_from={tmp_path / 'llama'}", "--inherit_layers=0,2",
-            "--block_size=16", "--max_iters=3", "--eval_interval=3", "--dtype=float32", "--log_interval=100",
+            "--inherit_block_parts=attn,ln", "--block_size=16", "--max_iters=3", "--eval_interval=3", "--dtype=float32", "--log_interval=100",
             "--log_seconds=1e-9"]
     run_script(*tiny(data_root, tmp_path / "single", *args))
     run_script(*torchrun(2), *tiny(data_root, tmp_path / "fsdp", *args, "--parallelism=fsdp"))
