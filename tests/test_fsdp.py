@@ -147,6 +147,23 @@ def test_async_save_writes_what_a_blocking_save_does(tmp_path):
             assert torch.equal(v, written["optimizer"]["state"][k][key]), (k, key)
 
 
+@pytest.mark.parametrize("shape", [dict(bias=True), dict(norm="rmsnorm", position="rope", mlp="swiglu", n_kv_head=1,
+                                                       qk_norm=True, tie_embeddings=False)], ids=["gpt2", "llama"])
+def test_fresh_init_makes_each_tensor_as_the_whole_build_does(shape):
+    """FreshInit: a GPT built on the meta device under a seed, then each parameter made alone (in reverse order, so
+    no tensor's values depend on another's being made first) equals the same build on the CPU, bit for bit."""
+    from checkpoint import FreshInit, new_model
+    from model import GPTConfig
+    args = GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=16, vocab_size=64, **shape).model_args()
+    torch.manual_seed(3)
+    whole = new_model(args, "whole").state_dict()
+    torch.manual_seed(3)
+    with FreshInit() as init:
+        meta = new_model(args, "meta", meta=True)
+    for name, p in reversed(list(meta.named_parameters())):
+        assert torch.equal(init.fresh(p), whole[name]), name
+
+
 META_LOAD = """
 import sys, threading, time, torch, torch.distributed as dist
 from contextlib import nullcontext
