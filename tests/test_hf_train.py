@@ -2,7 +2,8 @@
 OLMo 2, OLMo 3 (sliding windows shorter than the test sequences), SmolLM3 (a NoPE layer), Gemma 3 (a final logit
 softcap) and Qwen3.5 (linear-attention layers), each with options away from its defaults. Logits against
 transformers' own model, inheritance against transformers' model with its layer list cut, fused against plain loss,
-KD, exact resume, DDP, torch.compile, the probe on an inherited model, and export reloaded by transformers."""
+KD, exact resume, DDP and FSDP (built on the meta device, killed and resumed), inheriting from a Llama folder under
+FSDP, torch.compile, the probe on an inherited model, and export reloaded by transformers."""
 import json
 import os
 import subprocess
@@ -264,6 +265,17 @@ def test_ddp_and_fsdp_match_one_process(folders, data_root, tmp_path):
     assert [m.get("loss") for m in single] == pytest.approx([m.get("loss") for m in fsdp], abs=1e-5)
     assert "model.layers.1.self_attn.q_proj.weight" in torch.load(tmp_path / "fsdp" / "ckpt.pt", weights_only=True)["model"]
     assert_same_weights(tmp_path / "single", tmp_path / "fsdp")
+
+
+def test_fsdp_kill_and_resume_is_bit_identical(folders, data_root, tmp_path):
+    """A SIGKILLed FSDP run of a transformers model resumes bit for bit from its sharded checkpoint, which holds
+    transformers' names."""
+    from test_fsdp import torchrun
+    from test_train import interrupt_and_resume
+    args = ["--dataset=toy", "--model_path=transformers", f"--init_from={folders('olmo2')}", "--block_size=16",
+            "--max_iters=12", "--eval_interval=3", "--dtype=float32", "--parallelism=fsdp"]
+    resumed = interrupt_and_resume(data_root, tmp_path, args, launch=torchrun(2))[2]
+    assert "model.layers.1.self_attn.q_proj.weight" in resumed["optimizer"]["state"]
 
 
 @pytest.mark.parametrize("model_path", ["gpt", "transformers"])
