@@ -204,11 +204,11 @@ def is_tokenizer_folder(name):
 
 def hf_model(source, meta=False):
     """(the GPT of 'gpt2*', 'hf:owner/name' or a local HF folder: GPT-2 (GPT.from_pretrained), Llama, Qwen2 or Qwen3
-    (hf_llama); its weights read lazily where meta, else None); another model_type is a one-line error listing these.
-    meta: a Llama-family GPT on the meta device (GPT-2 is read whole)."""
+    (hf_llama); where meta, on the meta device and its weights read lazily, else None); another model_type is a
+    one-line error listing these."""
     folder = hf_folder(source)
     if folder is None:
-        return GPT.from_pretrained(source), None
+        return gpt2_model(source, meta)
     config_path = os.path.join(folder, "config.json")
     hf = hf_llama.read_config(config_path)
     model_type = hf.get("model_type", "gpt2")
@@ -218,7 +218,14 @@ def hf_model(source, meta=False):
     if model_type != "gpt2":
         fail(f"{config_path} describes a {model_type!r} model; model.py reads the model types {', '.join(GPT_MODEL_TYPES)}: "
              "pass model_path='auto' to read it through transformers (hf_adapter.py)")
-    return GPT.from_pretrained(folder), None
+    return gpt2_model(folder, meta)
+
+
+def gpt2_model(name_or_folder, meta):
+    """hf_model's GPT-2: (GPT.from_pretrained's model, None), or where meta (the GPT on the meta device, its weights)."""
+    if not meta:
+        return GPT.from_pretrained(name_or_folder), None
+    return GPT.pretrained_weights(name_or_folder, meta=True)
 
 
 def hf_source_model(source, model_path="gpt", quiet=False, meta=False):
@@ -254,8 +261,7 @@ def load_model(source, device="cpu", model_path="gpt", meta=False):
     (model, info) where info holds model_args, the path taken and whatever the checkpoint says about its history.
     meta: the model is built on the meta device and info['weights'] holds its weights, read lazily ({name: a
     memory-mapped tensor, or a function making it}: common.tensor_of) for parallel.fill; a source read only whole
-    (gpt2*, a GPT-2 folder, a folder whose weights transformers renames on load) is built whole on device, and
-    info['weights'] is None."""
+    (a folder whose weights transformers renames on load) is built whole on device, and info['weights'] is None."""
     if model_path not in MODEL_PATHS:
         fail(f"model_path={model_path!r} is not one of {', '.join(MODEL_PATHS)}")
     if is_hf_source(source):

@@ -156,8 +156,8 @@ def build_model(cfg, data_vocab_size, device, meta=False):
     (memory-mapped, or functions making one tensor at a time: common.tensor_of), so parallelize() fills each rank's
     shards without a full float32 copy on any rank: a resumed run, a checkpoint or HF folder started as it is, and an
     inheriting start, whose target is built there too. Built whole, as under DDP: sink_layers (it edits the weights),
-    an inherit_select that probes the source (the whole source, on the training device), gpt2* and GPT-2 folders, and
-    a folder whose weights transformers renames on load. Weights None with a meta model: a sharded checkpoint fills it."""
+    an inherit_select that probes the source (the whole source, on the training device), and a folder whose weights
+    transformers renames on load. Weights None with a meta model: a sharded checkpoint fills it."""
     init_from, resume_ckpt, provenance, weights = cfg.init_from, None, None, None
     # a warm start's options are the inherit_* fields (inherit.py's InheritConfig, or a fork's own); any one set inherits
     inheriting = [f.name for f in dataclasses.fields(cfg) if f.name.startswith('inherit_') and getattr(cfg, f.name) != f.default]

@@ -202,18 +202,28 @@ dist.destroy_process_group()
 """
 
 
-@pytest.mark.parametrize("start", [[], ["--inherit_layers=0,5", "--inherit_block_parts=attn,ln"]], ids=["as-is", "inherited"])
-def test_meta_device_load_holds_no_full_copy(tmp_path, start):
+INHERIT = ["--inherit_layers=0,5", "--inherit_block_parts=attn,ln"]
+
+
+@pytest.mark.parametrize("source,start", [("checkpoint", []), ("checkpoint", INHERIT), ("gpt2 folder", INHERIT)],
+                         ids=["as-is", "inherited", "inherited-from-gpt2-folder"])
+def test_meta_device_load_holds_no_full_copy(tmp_path, source, start):
     """A 2-process FSDP start from a checkpoint of 38M (as it is) or 42M (inheriting 2 of its 12 blocks, their MLPs
-    fresh) float32 parameters: neither rank's own memory grows by much more than its half of the model it trains;
-    building the source whole first would take all of it, and more. The weights and the provenance are those the
-    same start builds whole in one process (fresh tensors included, made one at a time)."""
+    fresh; from a checkpoint or a Hugging Face GPT-2 folder's safetensors) float32 parameters: neither rank's own
+    memory grows by much more than its half of the model it trains; building the source whole first would take all
+    of it, and more. The weights and the provenance are those the same start builds whole in one process (fresh
+    tensors included, made one at a time)."""
     from checkpoint import save_checkpoint
     from model import GPT, GPTConfig
     shape = dict(n_layer=12, vocab_size=4096) if start else dict(n_layer=4, vocab_size=50304)
     model = GPT(GPTConfig(n_head=8, n_embd=512, block_size=32, **shape))
     full_bytes = sum(p.numel() * 4 for p in model.parameters())
-    save_checkpoint({"model": model.state_dict(), "model_args": model.config.model_args()}, tmp_path / "source.pt")
+    path = tmp_path / ("source.pt" if source == "checkpoint" else "gpt2")
+    if source == "checkpoint":
+        save_checkpoint({"model": model.state_dict(), "model_args": model.config.model_args()}, path)
+    else:
+        from transformers import GPT2Config, GPT2LMHeadModel
+        GPT2LMHeadModel(GPT2Config(n_embd=512, n_head=8, n_positions=32, **shape)).save_pretrained(path)
     del model
     script = tmp_path / "meta_load.py"
     script.write_text(META_LOAD)
@@ -221,7 +231,7 @@ def test_meta_device_load_holds_no_full_copy(tmp_path, start):
     # setup_device() keeps all of them for speed: tens of MB of tensors made one at a time and freed, on a model this
     # small. A fixed threshold, and no setup_device(), return each freed tensor at once: the peak is what is alive
     env = {**os.environ, "PYTHONPATH": str(REPO), "MALLOC_MMAP_THRESHOLD_": "65536"}
-    proc = subprocess.run([sys.executable, *torchrun(2), str(script), str(tmp_path / "source.pt"), *start], cwd=REPO,
+    proc = subprocess.run([sys.executable, *torchrun(2), str(script), str(path), *start], cwd=REPO,
                           capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     grown = [int(line) for line in proc.stdout.split()]
