@@ -43,9 +43,10 @@ def checkpoint_activations(block):
 
 def parallelize(model, blocks, setup, parallelism='ddp', compile=False, activation_checkpointing=False, weights=None):
     """The module train_step calls, wrapped for setup's processes; model itself stays what is evaluated and saved
-    (under FSDP it is that module). blocks: the model's repeated layers (GPT: model.transformer.h), each one unit of
-    activation checkpointing, compilation and sharding. weights: a full state dict to fill a meta-device model with
-    (FSDP only); None leaves it uninitialised for a checkpoint to fill."""
+    (under FSDP it is that module). blocks: the model's repeated layers (GPT: model.transformer.h; HFModel:
+    model.blocks, its decoder layers), each one unit of activation checkpointing, compilation and sharding. weights: a
+    full state dict read lazily (fill) to fill a meta-device model with (FSDP only); None leaves it uninitialised for a
+    checkpoint to fill."""
     fsdp = parallelism == 'fsdp' and setup.ddp
     meta = any(p.is_meta for p in model.parameters())
     if not meta:
