@@ -14,6 +14,12 @@ def fail(msg):
     raise SystemExit(f"error: {msg}")
 
 
+def tensor_of(weight):
+    """A weight of a state dict read lazily (a model's weights on the meta device): the tensor, or the function that
+    makes it when called (a concatenation, a slice, a fresh init), so a reader holds one at a time."""
+    return weight() if callable(weight) else weight
+
+
 def current_umask():
     umask = os.umask(0)  # the only way to read it is to set it
     os.umask(umask)

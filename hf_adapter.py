@@ -24,11 +24,13 @@ import copy
 import os
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
+from functools import partial
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import hf_llama
 from common import fail
 from losses import fused_loss, plain_loss
 from model import GPT, adamw
@@ -99,11 +101,25 @@ class HFModel(nn.Module):
         self.config = AdapterConfig(n_layer=n_layer, n_head=text.num_attention_heads, n_embd=text.hidden_size,
                                     block_size=block_size, vocab_size=text.vocab_size, architecture=name,
                                     hf_config=hf.config.to_dict())
-        # a model on the meta device (results.py's shapes, train_memory.py's counts) has no logits to compare
-        self.plain_logits = self.lm_head.weight.device.type == "meta" or self.logits_are_plain()
+        self.where, self.plain_logits = where, True
+        # a model on the meta device (results.py's shapes, train_memory.py's counts, an FSDP start) has no logits to
+        # compare until it is filled (parallel.parallelize checks them then)
+        if self.lm_head.weight.device.type != "meta":
+            self.check_logits()
+
+    def check_logits(self):
+        """Set plain_logits (logits_are_plain), with a note where they are not."""
+        self.plain_logits = self.logits_are_plain()
         if not self.plain_logits and int(os.environ.get("RANK", 0)) == 0:
-            print(f"note: {where}: {name}'s logits are not lm_head(final hidden state) (a softcap, a logit scale or an "
-                  "lm_head bias), so it trains with the plain loss on its own logits, not the fused loss")
+            print(f"note: {self.where}: {self.config.architecture}'s logits are not lm_head(final hidden state) (a "
+                  "softcap, a logit scale or an lm_head bias), so it trains with the plain loss on its own logits, not the fused loss")
+
+    def reset_buffers(self):
+        """Compute again the buffers no checkpoint holds (RoPE's inv_freq), as transformers does after building a
+        model on the meta device: to_empty() leaves them uninitialised."""
+        for module in self.hf.modules():
+            if module._non_persistent_buffers_set:
+                self.hf._init_weights(module)
 
     @property
     def wte(self):
@@ -333,7 +349,7 @@ def cut_weights(model, tensors, hf_config, layers):
     with them) is a one-line error naming it."""
     arch, L = model.config.architecture, model.config.n_layer
     deeper = hf_from_config(cut_layers(model.config.hf_config, [0, *range(L)]), arch, "meta").state_dict()
-    cut = dict(tensors)
+    cut, cut_shapes = dict(tensors), {name: tuple(w.shape) for name, w in tensors.items()}
     for name, w in tensors.items():
         if name.startswith(model.layer_prefix) or deeper[name].shape == w.shape:
             continue
@@ -341,14 +357,16 @@ def cut_weights(model, tensors, hf_config, layers):
         if len(grown) != 1 or deeper[name].shape[grown[0]] * L != w.shape[grown[0]] * (L + 1):
             fail(f"{arch}'s weight {name} changes shape with the depth ({tuple(w.shape)} at {L} layers, "
                  f"{tuple(deeper[name].shape)} at {L + 1}) but not by one chunk per layer, so inheriting cannot cut it")
-        chunks = w.split(w.shape[grown[0]] // L, grown[0])
-        cut[name] = torch.cat([chunks[s] for s in layers], grown[0])
+        dim, chunk = grown[0], w.shape[grown[0]] // L
+        # made when read (common.tensor_of): a memory-mapped source stays unread until then
+        cut[name] = partial(lambda w, dim, chunk: torch.cat([w.narrow(dim, s * chunk, chunk) for s in layers], dim), w, dim, chunk)
+        cut_shapes[name] = tuple(len(layers) * chunk if d == dim else n for d, n in enumerate(w.shape))
     check_config_kept(hf_config, arch)
     shapes = {name: tuple(t.shape) for name, t in hf_from_config(hf_config, arch, "meta").state_dict().items()}
     for name in sorted(shapes.keys() | cut.keys()):
-        if shapes.get(name) != (tuple(cut[name].shape) if name in cut else None):
+        if shapes.get(name) != cut_shapes.get(name):
             fail(f"{arch} cut to layers {layers}: its weight {name} is {shapes.get(name, 'absent')} in the cut model "
-                 f"but {tuple(cut[name].shape) if name in cut else 'absent'} in the source, so a config entry that "
+                 f"but {cut_shapes.get(name, 'absent')} in the source, so a config entry that "
                  "depends on the layers is not cut with them; inheriting cannot cut this model")
     return cut
 
@@ -379,12 +397,12 @@ def hf_from_config(hf_config, where, device=None):
     return hf
 
 
-def from_args(args, where):
+def from_args(args, where, device=None):
     """The HFModel of a checkpoint's model_args (config.model_args()): transformers' model built from the hf_config,
-    fresh init, cut to the block_size trained at."""
+    fresh init (none on the meta device), cut to the block_size trained at."""
     if args.get("dropout"):
         fail(f"{where}: dropout={args['dropout']} is a setting of model.py's GPT; a transformers model has its config's own")
-    model = HFModel(hf_from_config(args["hf_config"], where), where)
+    model = HFModel(hf_from_config(args["hf_config"], where, device), where)
     if model.config.architecture != args["architecture"]:
         fail(f"{where}: model_args say {args['architecture']} but its hf_config builds {model.config.architecture}")
     if args["block_size"] < model.config.block_size:
@@ -399,6 +417,27 @@ def training_bytes(hf_config):
     n = sum(p.numel() for p in hf_from_config(hf_config, "training_bytes", "meta").parameters())
     sizes = {"params": n, "weights": 4 * n, "grads": 4 * n, "adamw": 8 * n}
     return {**sizes, "total": sizes["weights"] + sizes["grads"] + sizes["adamw"]}
+
+
+def from_folder_on_meta(folder, where):
+    """(the HFModel of a local folder on the meta device, its weights memory-mapped: {transformers' name: tensor}) for
+    parallel.fill, or None where the folder's weights are not named and shaped as the model's state dict (a family
+    whose names transformers converts on load: from_pretrained reads it whole)."""
+    from transformers import AutoConfig
+    try:
+        config = AutoConfig.from_pretrained(folder).to_dict()
+    except Exception:  # from_pretrained says what is wrong, in one line
+        return None
+    model = HFModel(hf_from_config(config, where, "meta"), where)
+    stored, state = hf_llama.read_weights(folder), model.state_dict(keep_vars=True)
+    weights = {}
+    for name, tensor in state.items():
+        # a tied lm_head is stored once, as the embedding
+        twin = next((other for other, t in state.items() if t is tensor and other in stored), name)
+        if twin not in stored or stored[twin].shape != tensor.shape:
+            return None
+        weights[name] = stored[twin]
+    return model, weights
 
 
 def from_pretrained(name_or_folder, where=None, quiet=False):

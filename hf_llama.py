@@ -11,10 +11,12 @@ short is a one-line error.
 import json
 import os
 import zipfile
+from contextlib import nullcontext
+from functools import partial
 
 import torch
 
-from common import fail
+from common import fail, tensor_of
 from model import GPT, LLAMA3_SCALING, GPTConfig
 
 MODEL_TYPES = ("llama", "qwen2", "qwen3")
@@ -137,13 +139,39 @@ def hf_layout(model):
     return layout
 
 
+# safetensors' dtype names of the tensors a model folder holds
+SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+                      "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+                      "BOOL": torch.bool}
+
+
+def map_safetensors(path):
+    """The tensors of a safetensors file as views of the memory-mapped file: a tensor's pages are read when touched
+    (slicing one reads only the slice), and they count as the page cache's, not as this process's memory."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(n)) if 8 + n <= size else None
+    if not isinstance(header, dict):
+        raise ValueError("the header is cut short or no JSON object")
+    storage = torch.UntypedStorage.from_file(path, shared=False, nbytes=size)
+    weights = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = (8 + n + offset for offset in entry["data_offsets"])
+        if end > size:
+            raise ValueError(f"{name} ends at byte {end} of a {size}-byte file")
+        weights[name] = torch.tensor([], dtype=SAFETENSORS_DTYPES[entry["dtype"]]).set_(storage[start:end], 0, entry["shape"])
+    return weights
+
+
 def read_weight_file(path):
     """The tensors of one safetensors or torch file, memory-mapped (but a torch file of the format before torch 1.6,
     read whole); a file cut short is a one-line error."""
     try:
         if path.endswith(".safetensors"):
-            from safetensors.torch import load_file
-            return load_file(path)
+            return map_safetensors(path)
         weights = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except Exception as e:  # safetensors' and torch's errors on a cut or foreign file: one line, then stop
         fail(f"could not read {path} ({type(e).__name__}: {str(e).splitlines()[0][:200]}); the file is incomplete or "
@@ -174,23 +202,24 @@ def read_weights(folder):
     return weights
 
 
-def from_folder(folder, hf):
-    """The GPT of a local Llama, Qwen2 or Qwen3 folder whose config.json is hf, in float32."""
-    model = GPT(GPTConfig(**gpt_config(hf, os.path.join(folder, "config.json"))))
+def folder_weights(folder, hf, model):
+    """The weights of the GPT `model` in a Llama, Qwen2 or Qwen3 folder whose config.json is hf, checked against the
+    model's shapes without reading them: {GPT name: the memory-mapped HF tensor, or a function that concatenates the
+    HF tensors the GPT stacks (q, k, v; gate, up) when it is called}."""
     weights = read_weights(folder)
-    state = model.state_dict()
-    used = set()
-    with torch.no_grad():
-        for name, parts in hf_layout(model):
-            missing = [hf_name for hf_name, _ in parts if hf_name not in weights]
-            if missing:
-                fail(f"{folder} lacks the weight {missing[0]}; is it a {hf['model_type']} *ForCausalLM checkpoint?")
-            w = torch.cat([weights[hf_name] for hf_name, _ in parts])
-            if w.shape != state[name].shape:
-                fail(f"{folder}: {' + '.join(n for n, _ in parts)} has shape {tuple(w.shape)}, config.json implies "
-                     f"{tuple(state[name].shape)} (by its {', '.join(SHAPING_KEYS)}); the weights are not this config's")
-            state[name].copy_(w)
-            used.update(hf_name for hf_name, _ in parts)
+    shapes = {name: tensor.shape for name, tensor in model.state_dict().items()}
+    out, used = {}, set()
+    for name, parts in hf_layout(model):
+        missing = [hf_name for hf_name, _ in parts if hf_name not in weights]
+        if missing:
+            fail(f"{folder} lacks the weight {missing[0]}; is it a {hf['model_type']} *ForCausalLM checkpoint?")
+        tensors = [weights[hf_name] for hf_name, _ in parts]
+        shape = (sum(t.shape[0] for t in tensors), *tensors[0].shape[1:]) if tensors[0].dim() else tensors[0].shape
+        if shape != shapes[name] or any(t.shape[1:] != tensors[0].shape[1:] for t in tensors):
+            fail(f"{folder}: {' + '.join(n for n, _ in parts)} has shape {tuple(shape)}, config.json implies "
+                 f"{tuple(shapes[name])} (by its {', '.join(SHAPING_KEYS)}); the weights are not this config's")
+        out[name] = tensors[0] if len(tensors) == 1 else partial(torch.cat, tensors)
+        used.update(hf_name for hf_name, _ in parts)
     # a weight the GPT has no place for (a bias config.json does not announce, ...) would be silently dropped; a tied
     # lm_head saved beside the embedding is the embedding
     if model.config.tie_embeddings and torch.equal(weights.get("lm_head.weight", weights["model.embed_tokens.weight"]),
@@ -199,4 +228,18 @@ def from_folder(folder, hf):
     unused = sorted(k for k in set(weights) - used if not k.endswith("rotary_emb.inv_freq"))
     if unused:
         fail(f"{folder} has {len(unused)} weights the model of its config.json has no place for (first: {unused[0]})")
-    return model
+    return out
+
+
+def from_folder(folder, hf, meta=False):
+    """(the GPT of a local Llama, Qwen2 or Qwen3 folder whose config.json is hf, in float32; its folder_weights).
+    meta: the GPT is built on the meta device and its weights are left unread, for parallel.fill."""
+    with torch.device("meta") if meta else nullcontext():
+        model = GPT(GPTConfig(**gpt_config(hf, os.path.join(folder, "config.json"))))
+    weights = folder_weights(folder, hf, model)
+    if not meta:
+        state = model.state_dict()
+        with torch.no_grad():
+            for name, weight in weights.items():
+                state[name].copy_(tensor_of(weight))
+    return model, weights

@@ -41,15 +41,17 @@ import cpu_env  # noqa: F401  (first: it sets the OpenMP environment torch reads
 import os
 import re
 import sys
+from contextlib import nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable
 
 import torch
 
 import attention_probe
 import hf_adapter
-from checkpoint import load_model, new_model, save_checkpoint, strip_wrapper_prefixes
-from common import fail, setup_device
+from checkpoint import FreshInit, load_model, new_model, save_checkpoint, strip_wrapper_prefixes
+from common import fail, setup_device, tensor_of
 from configurator import configure
 from data import open_tokens
 from model import GPT, GPTConfig
@@ -229,11 +231,11 @@ def target_model_args(source_args, overrides):
 
 @dataclass
 class Plan:
-    """A warm start as it is being built. The WARM_STARTS entries edit it in order; then inherit() builds a fresh
-    GPT(args) under the seed and copies `tensors` into it (each target tensor's leading part; leading_slice)."""
-    source_model: GPT  # the source itself, which a selection strategy probes (a GPT or an hf_adapter.HFModel)
+    """A warm start as it is being built. The WARM_STARTS entries edit it in order; then inherited_weights() builds a
+    fresh GPT(args) under the seed and fills it from `tensors` (each target tensor's leading part; leading_slice)."""
+    source_model: GPT  # the source itself, which a selection strategy probes (a GPT or an hf_adapter.HFModel; on the meta device when read lazily)
     source_args: dict  # the source's GPTConfig fields (an HFModel's: its model_args, hf_config among them)
-    source_state: dict  # the source's state dict
+    source_state: dict  # the source's state dict; read lazily, memory-mapped tensors or functions making them (common.tensor_of)
     args: dict  # the target's GPTConfig fields
     layer_prefix: str = 'transformer.h.'  # the state-dict names of block i start with layer_prefix + 'i.'
     tensors: dict = field(default_factory=dict)  # target parameter name -> the source tensor it copies; absent: fresh init
@@ -537,33 +539,56 @@ def keep_first_heads(plan, cfg):
                           f" and {n_embd} of {plan.source_args['n_embd']} dimensions")
 
 
-def inherit(source_model, source_info, cfg, overrides=None):
-    """A checkpoint dict for the GPT that cfg's inherit_* options make of source_model: every WARM_STARTS entry
-    edits the plan in turn, then the planned tensors are copied bit for bit (their leading parts) into a fresh
-    GPT(target config) built under torch.manual_seed(cfg.seed), whose other tensors keep that init (the caller's RNG
-    state is left untouched). overrides: target block_size / dropout. source_model: a GPT (unwrapped); source_info:
-    load_model's info dict (source, kind, iter_num, ...)."""
+def inherited_weights(source_model, source_info, cfg, overrides=None):
+    """(target, weights, the checkpoint's other entries: model_args, the provenance under 'inherit', ...) of the GPT
+    that cfg's inherit_* options make of source_model: every WARM_STARTS entry edits the plan in turn; the target is
+    a fresh GPT(target config) built under torch.manual_seed(cfg.seed) (the caller's RNG state is left untouched);
+    weights {name: function} makes each target parameter when called: the planned source tensor's leading part
+    (leading_slice), bit for bit, else the target's fresh init. Where source_info holds the source's weights read
+    lazily (load_model(meta=True)), the source is on the meta device and the target is built there too: each fresh
+    tensor is then made alone, as the whole build makes it (FreshInit); a transformers target with fresh tensors is
+    built whole for them (transformers skips its init on the meta device)."""
     source_args = source_model.config.model_args()
-    plan = Plan(source_model, source_args, strip_wrapper_prefixes(source_model.state_dict()),
-                target_model_args(source_args, overrides or {}))
+    meta = source_info.get('weights') is not None
+    source_state = source_info['weights'] if meta else strip_wrapper_prefixes(source_model.state_dict())
+    plan = Plan(source_model, source_args, source_state, target_model_args(source_args, overrides or {}))
     if isinstance(source_model, hf_adapter.HFModel):
         plan.layer_prefix = source_model.layer_prefix
     for entry in WARM_STARTS.values():
         entry.apply(plan, cfg)
 
-    with torch.random.fork_rng(devices=[]):
+    where, hf = source_info.get('source', 'the inherited model'), 'hf_config' in plan.args
+    with torch.random.fork_rng(devices=[]), FreshInit() if meta and not hf else nullcontext() as init:
         torch.manual_seed(cfg.seed)
-        target = new_model(plan.args, source_info.get('source', 'the inherited model'))
-    counts, seen = {'inherited': 0, 'fresh': 0}, set()
-    with torch.no_grad():
-        for name, p in target.state_dict(keep_vars=True).items():
-            if id(p) in seen:  # a tied lm_head.weight comes up once, as wte's
-                continue
-            seen.add(id(p))
-            if name in plan.tensors:  # buffers a checkpoint holds too (Gemma 4's layer_scalar)
-                p.copy_(leading_slice(name, plan.tensors[name], p.shape, source_args, plan.args))
-            if isinstance(p, torch.nn.Parameter):
-                counts['inherited' if name in plan.tensors else 'fresh'] += p.numel()
+        target = new_model(plan.args, where, meta)
+    whole = []  # a transformers target built whole under the seed, once a fresh tensor of it is asked for
+
+    def fresh(name, param):
+        if not meta:
+            return param.detach()
+        if not hf:
+            return init.fresh(param)
+        if not whole:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(cfg.seed)
+                whole.append(new_model(plan.args, where).state_dict())
+        return whole[0][name]
+
+    def inherited(name, source, shape):
+        return leading_slice(name, tensor_of(source), shape, source_args, plan.args)
+
+    weights, counts, seen = {}, {'inherited': 0, 'fresh': 0}, set()
+    for name, p in target.state_dict(keep_vars=True).items():
+        if id(p) in seen:  # a tied lm_head.weight comes up once, as wte's
+            continue
+        seen.add(id(p))
+        if not isinstance(p, torch.nn.Parameter):  # buffers a checkpoint holds (Gemma 4's layer_scalar) come along
+            if name in plan.tensors:
+                weights[name] = partial(inherited, name, plan.tensors[name], p.shape)
+            continue
+        weights[name] = (partial(inherited, name, plan.tensors[name], p.shape) if name in plan.tensors
+                         else partial(fresh, name, p))
+        counts['inherited' if name in plan.tensors else 'fresh'] += p.numel()
     source = source_info.get('source', 'unknown')
     provenance = {
         'source': os.path.abspath(source) if os.path.exists(source) else source,
@@ -579,8 +604,19 @@ def inherit(source_model, source_info, cfg, overrides=None):
         'params_fresh': counts['fresh'],
         'notes': plan.notes,
     }
-    return {'model': target.state_dict(), 'model_args': plan.args, 'iter_num': 0, 'best_val_loss': 1e9, 'config': {},
-            'inherit': provenance}
+    return target, weights, {'model_args': plan.args, 'iter_num': 0, 'best_val_loss': 1e9, 'config': {},
+                             'inherit': provenance}
+
+
+def inherit(source_model, source_info, cfg, overrides=None):
+    """A checkpoint dict of inherited_weights' target with its weights copied in. overrides: target block_size /
+    dropout. source_model: a GPT or HFModel (unwrapped); source_info: load_model's info dict (source, kind, ...)."""
+    target, weights, entries = inherited_weights(source_model, source_info, cfg, overrides)
+    params = target.state_dict(keep_vars=True)
+    with torch.no_grad():
+        for name, weight in weights.items():
+            params[name].copy_(weight())
+    return {'model': target.state_dict(), **entries}
 
 
 def describe_warm_start(provenance):

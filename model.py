@@ -16,6 +16,7 @@ Differences from nanoGPT that matter for Inheritune:
 import inspect
 import math
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass, fields
 
 import torch
@@ -392,6 +393,17 @@ class GPT(nn.Module):
         """GPT-2 weights from the Hugging Face hub ('gpt2', 'gpt2-medium', 'gpt2-large', 'gpt2-xl') or from a
         local HF GPT-2 directory (config.json + safetensors or pytorch_model.bin, sharded or not). No transformers
         needed. Llama, Qwen2 and Qwen3 folders are hf_llama.py's (checkpoint.load_model reads every kind)."""
+        model, weights = cls.pretrained_weights(name_or_path, override_args)
+        state = model.state_dict()
+        with torch.no_grad():
+            for k, w in weights.items():
+                state[k].copy_(w)
+        return model
+
+    @classmethod
+    def pretrained_weights(cls, name_or_path, override_args=None, meta=False):
+        """(from_pretrained's GPT, without its weights; its weights {name: a view of the memory-mapped HF tensor},
+        checked against its shapes). meta: the GPT is built on the meta device (parallel.fill fills it)."""
         from hf_llama import WEIGHT_FILES, read_config, read_weights, require  # hf_llama imports this module
         hub_names = {"gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"}
         if os.path.isdir(name_or_path):
@@ -430,7 +442,8 @@ class GPT(nn.Module):
                            scale_attn_by_inverse_layer_idx=bool(hf.get("scale_attn_by_inverse_layer_idx", False)),
                            gelu_approximate=activations[activation])
         config_args.update(override_args or {})
-        model = cls(GPTConfig(**config_args))
+        with torch.device("meta") if meta else nullcontext():
+            model = cls(GPTConfig(**config_args))
 
         sd_hf = read_weights(folder)
         # GPT2Model checkpoints have no "transformer." prefix, GPT2LMHeadModel ones do; the causal-mask buffers
@@ -443,15 +456,15 @@ class GPT(nn.Module):
         if missing:
             fail(f"{folder} lacks {len(missing)} GPT-2 weights (first: {missing[0]}); is it a GPT-2 checkpoint?")
         conv1d = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
-        with torch.no_grad():
-            for k in sd_keys:
-                w = sd_hf[k.removeprefix("transformer.")]
-                if k.endswith(conv1d):
-                    w = w.t()  # HF stores these as Conv1D (in, out); nn.Linear wants (out, in)
-                if w.shape != sd[k].shape:
-                    fail(f"{folder}: {k} has shape {tuple(w.shape)}, config.json implies {tuple(sd[k].shape)}")
-                sd[k].copy_(w)
-        return model
+        weights = {}
+        for k in sd_keys:
+            w = sd_hf[k.removeprefix("transformer.")]
+            if k.endswith(conv1d):
+                w = w.t()  # HF stores these as Conv1D (in, out); nn.Linear wants (out, in)
+            if w.shape != sd[k].shape:
+                fail(f"{folder}: {k} has shape {tuple(w.shape)}, config.json implies {tuple(sd[k].shape)}")
+            weights[k] = w
+        return model, weights
 
     def configure_optimizers(self, weight_decay, learning_rate, betas, device_type, fused=True, decay_embeddings=True):
         """AdamW with weight decay on matrices and embeddings only (>= 2-D), as today's nanoGPT.

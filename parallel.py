@@ -6,8 +6,10 @@ parallelize() is the one place that wraps the model that trains, as torchtitan's
           while it computes; the embeddings, the tied lm_head, wpe and ln_f form the root group. bf16 parameters
           with float32 gradient reduction when the run's dtype is bf16; torch.compile per block
 Either can checkpoint each block's activations (recompute them in backward: memory for ~1/3 more compute).
-A model given on the meta device (train.py builds a large source there) is materialised shard by shard and
-filled from a full state dict, e.g. a memory-mapped checkpoint: no rank ever holds a full float32 copy.
+A transformers model (hf_adapter.HFModel) is sharded alike, one group per decoder layer; its state dicts and sharded
+checkpoints take transformers' names, those of model.hf's module paths. A model given on the meta device (train.py
+builds it there: a checkpoint, an HF folder or an inherited start, memory-mapped) is materialised shard by shard and
+filled from a full state dict read lazily: no rank ever holds a full float32 copy.
 """
 import os
 import shutil
@@ -20,13 +22,14 @@ import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict, get_state_dict,
                                                      set_optimizer_state_dict, set_state_dict)
 from torch.distributed.device_mesh import init_device_mesh
-from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
+from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard, register_fsdp_forward_method
 from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.checkpoint import checkpoint
 
-from checkpoint import save_checkpoint
-from common import fail
+from checkpoint import new_model, save_checkpoint
+from common import fail, tensor_of
+from hf_adapter import HFModel
 
 PARALLELISMS = ('ddp', 'fsdp')
 
@@ -40,9 +43,10 @@ def checkpoint_activations(block):
 
 def parallelize(model, blocks, setup, parallelism='ddp', compile=False, activation_checkpointing=False, weights=None):
     """The module train_step calls, wrapped for setup's processes; model itself stays what is evaluated and saved
-    (under FSDP it is that module). blocks: the model's repeated layers (GPT: model.transformer.h), each one unit of
-    activation checkpointing, compilation and sharding. weights: a full state dict to fill a meta-device model with
-    (FSDP only); None leaves it uninitialised for a checkpoint to fill."""
+    (under FSDP it is that module). blocks: the model's repeated layers (GPT: model.transformer.h; HFModel:
+    model.blocks, its decoder layers), each one unit of activation checkpointing, compilation and sharding. weights: a
+    full state dict read lazily (fill) to fill a meta-device model with (FSDP only); None leaves it uninitialised for a
+    checkpoint to fill."""
     fsdp = parallelism == 'fsdp' and setup.ddp
     meta = any(p.is_meta for p in model.parameters())
     if not meta:
@@ -64,21 +68,44 @@ def parallelize(model, blocks, setup, parallelism='ddp', compile=False, activati
     for block in blocks:
         fully_shard(block, mesh=mesh, mp_policy=mp)
     fully_shard(model, mesh=mesh, mp_policy=mp, reshard_after_forward=False)  # the root is gathered again at once for backward
+    hf = isinstance(model, HFModel)
     if meta:
-        model.to_empty(device=setup.device)  # model.py keeps no buffers (RoPE's tables are made per call): nothing to recompute
+        model.to_empty(device=setup.device)  # model.py keeps no buffers (RoPE's tables are made per call)
+        if hf:
+            model.reset_buffers()
         if weights is not None:
             fill(model, weights)
+    if hf:
+        register_fsdp_forward_method(model, 'logits_are_plain')  # it calls the model outside forward
+        if meta and weights is not None:
+            check_logits(model)
     return model
+
+
+def check_logits(model):
+    """Let an HFModel filled on the meta device find its loss path by a forward (HFModel.check_logits), then shard
+    its root again: the root stays gathered after a forward, and the optimizer holds its shards."""
+    model.check_logits()
+    model.reshard()
+
+
+def named(model):
+    """The module whose state dict names a model's checkpoint: an HFModel's transformers model (transformers' names)."""
+    return model.hf if isinstance(model, HFModel) else model
 
 
 @torch.no_grad()
 def fill(model, weights):
-    """Copy into each of this rank's shards its slice of the full weights {name: tensor}. Memory-mapped weights are
-    read only where a rank's slices lie (torch's set_model_state_dict copies each whole tensor first)."""
-    for name, param in model.named_parameters():
-        full = weights[name]
+    """Copy into each of this rank's shards its slice of the full weights {name: tensor, or a function making it:
+    common.tensor_of}. Memory-mapped weights are read only where a rank's slices lie (torch's set_model_state_dict
+    copies each whole tensor first); a function's tensor is made, sliced and dropped, one at a time."""
+    for name, param in named(model).named_parameters():
+        full = tensor_of(weights[name])
         shape, offset = compute_local_shape_and_global_offset(full.shape, param.device_mesh, param.placements)
         param.to_local().copy_(full[tuple(slice(o, o + n) for n, o in zip(shape, offset))])
+    for name, buffer in named(model).named_buffers():  # not sharded: each rank holds them whole
+        if name in weights:
+            buffer.copy_(tensor_of(weights[name]))
 
 
 def is_sharded(model):
@@ -101,7 +128,7 @@ def no_sync(model):
 
 def full_state_dict(model):
     """The model's full state dict on rank 0's CPU ({} on other ranks); every rank must call it."""
-    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    return get_model_state_dict(named(model), options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 
 
 def replica(model, device):
@@ -109,7 +136,7 @@ def replica(model, device):
     state = full_state_dict(model)
     if dist.get_rank():
         return None
-    copy = type(model).__bases__[1](model.config)  # fully_shard made the class FSDP<Name>(FSDPModule, <Name>)
+    copy = new_model(model.config.model_args(), "the probe's copy")
     copy.load_state_dict(state)
     return copy.to(device)
 
@@ -130,7 +157,7 @@ class ShardedCheckpoint:
         """Start saving; returns at once. entries: what the single file carries beside the weights."""
         self.wait()  # one save at a time
         name = f"{entries['iter_num']:08d}"
-        model_state, optim_state = get_state_dict(model, optimizer)
+        model_state, optim_state = get_state_dict(named(model), optimizer)
         # async_save copies the shards to CPU memory before it returns, so training may go on changing them
         shards = dcp.async_save({'model': model_state, 'optimizer': optim_state},
                                 checkpoint_id=os.path.join(self.folders, name), process_group=self.group)
@@ -163,11 +190,11 @@ def load_optimizer(model, optimizer, state):
         optimizer.load_state_dict(state)
         return
     # the index of a parameter is its place in the optimizer's groups; the state dict API keys it by name
-    names = {p: name for name, p in model.named_parameters()}
+    names = {p: name for name, p in named(model).named_parameters()}
     order = [names[p] for g in optimizer.param_groups for p in g['params']]
     by_name = {'state': {order[i]: s for i, s in state['state'].items()},
                'param_groups': [{**g, 'params': [order[i] for i in g['params']]} for g in state['param_groups']]}
-    set_optimizer_state_dict(model, optimizer, by_name, options=StateDictOptions(full_state_dict=True))
+    set_optimizer_state_dict(named(model), optimizer, by_name, options=StateDictOptions(full_state_dict=True))
 
 
 def load_sharded(ckpt, path, model, optimizer):
@@ -175,7 +202,9 @@ def load_sharded(ckpt, path, model, optimizer):
     folder = os.path.join(os.path.dirname(path), ckpt['sharded'])
     if not os.path.isdir(folder):
         fail(f"{path} names its sharded state {folder}, which is missing; resume needs both")
-    model_state, optim_state = get_state_dict(model, optimizer)
+    model_state, optim_state = get_state_dict(named(model), optimizer)
     state = {'model': model_state, 'optimizer': optim_state}
     dcp.load(state, checkpoint_id=folder, no_dist=not dist.is_initialized())
-    set_state_dict(model, optimizer, model_state_dict=state['model'], optim_state_dict=state['optimizer'])
+    set_state_dict(named(model), optimizer, model_state_dict=state['model'], optim_state_dict=state['optimizer'])
+    if isinstance(model, HFModel) and is_sharded(model):
+        check_logits(model)

@@ -3,7 +3,8 @@ Train a GPT. One process on CPU or one GPU:
     python train.py config/train_shakespeare.py --batch_size=32
 DDP on one node with 8 GPUs (NCCL on CUDA, gloo on CPU):
     torchrun --standalone --nproc_per_node=8 train.py config/train_gpt2.py
-FSDP2 instead of DDP (sharded weights, gradients and AdamW state; parallel.py), with activation checkpointing:
+FSDP2 instead of DDP (sharded weights, gradients and AdamW state; parallel.py; the model built on the meta device and
+filled from the memory-mapped source, each rank reading its shards: build_model), with activation checkpointing:
     torchrun --standalone --nproc_per_node=8 train.py config/train_gpt2.py --parallelism=fsdp --activation_checkpointing=True
 Multi-node: one torchrun per node, --nnodes=N --rdzv_backend=c10d --rdzv_endpoint=HOST:PORT (docs/experiments.md).
 
@@ -25,19 +26,20 @@ import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.distributed as dist
 
 import attention_probe
 import parallel
-from checkpoint import (is_hf_source, is_tokenizer_folder, load_checkpoint, load_model, model_from_checkpoint,
+from checkpoint import (is_tokenizer_folder, load_checkpoint, load_model, model_from_checkpoint,
                         save_checkpoint, tokenizer_meta)
-from common import atomic_write, fail, init_distributed, setup_device
+from common import atomic_write, fail, init_distributed, setup_device, tensor_of
 from configurator import configure
 from data import check_fits, check_window_start, fixed_windows, get_batch, hf_tokenizer, load_meta, open_tokens, window_starts
 from hf_adapter import HFModel
-from inherit import InheritConfig, inherit, parse_layers
+from inherit import InheritConfig, inherit, inherited_weights, parse_layers, selection_named
 from losses import LossSpec
 from model import GPT, GPTConfig, peak_flops
 
@@ -96,7 +98,7 @@ class TrainConfig(InheritConfig, GPTConfig):
     device: str = 'auto'  # auto, cpu, cuda, cuda:1, ...
     dtype: str = 'auto'  # auto: bfloat16 where the hardware has it (CUDA, or CPUs with AMX/AVX512-BF16), else float16 on CUDA / float32 on CPU
     compile: bool | None = None  # torch.compile; None: on for CUDA, off for CPU (inductor's CPU build takes minutes)
-    parallelism: str = 'ddp'  # under torchrun: 'ddp' (every rank a whole model) or 'fsdp' (FSDP2: parameters, gradients and AdamW state sharded per block; parallel.py)
+    parallelism: str = 'ddp'  # under torchrun: 'ddp' (every rank a whole model) or 'fsdp' (FSDP2: parameters, gradients and AdamW state sharded per block or decoder layer; parallel.py)
     activation_checkpointing: bool = False  # recompute each block's activations in backward: far less memory for ~1/3 more compute (docs/speed.md)
     fused_loss: bool = True  # lm_head + cross-entropy chunk by chunk, never the full logits (losses.py); False: nanoGPT's path
     seed: int = 1337
@@ -148,11 +150,15 @@ def check_config(cfg):
 
 
 def build_model(cfg, data_vocab_size, device, meta=False):
-    """The model to train, the checkpoint to resume (or None), and the model's inheritance provenance (or None).
-    meta (FSDP): a model resumed or started from a checkpoint as it is is built on the meta device, without its
-    weights (meta_weights), so parallelize() fills each rank's shards without a full float32 copy on any rank; the
-    rest (inheritance, HF sources, a shorter block_size) is built whole, as under DDP."""
-    init_from, resume_ckpt, provenance = cfg.init_from, None, None
+    """The model to train, the checkpoint to resume (or None), the model's inheritance provenance (or None), and the
+    weights that fill a model left on the meta device (or None).
+    meta (FSDP): the model is built on the meta device without its weights, which come as a state dict read lazily
+    (memory-mapped, or functions making one tensor at a time: common.tensor_of), so parallelize() fills each rank's
+    shards without a full float32 copy on any rank: a resumed run, a checkpoint or HF folder started as it is, and an
+    inheriting start, whose target is built there too. Built whole, as under DDP: sink_layers (it edits the weights),
+    an inherit_select that probes the source (the whole source, on the training device), and a folder whose weights
+    transformers renames on load. Weights None with a meta model: a sharded checkpoint fills it."""
+    init_from, resume_ckpt, provenance, weights = cfg.init_from, None, None, None
     # a warm start's options are the inherit_* fields (inherit.py's InheritConfig, or a fork's own); any one set inherits
     inheriting = [f.name for f in dataclasses.fields(cfg) if f.name.startswith('inherit_') and getattr(cfg, f.name) != f.default]
     if init_from == 'scratch':
@@ -168,33 +174,43 @@ def build_model(cfg, data_vocab_size, device, meta=False):
             fail(f"{cfg.out_dir}/ckpt.pt has no optimizer state, so it cannot be resumed; use --init_from=PATH to start from its weights")
         resume_ckpt['model_args']['dropout'] = cfg.dropout  # the shape comes from the checkpoint, dropout from the config (nanoGPT)
         model, provenance = model_from_checkpoint(resume_ckpt, cfg.out_dir, meta=meta), resume_ckpt.get('inherit')
+        if meta and 'sharded' not in resume_ckpt:
+            weights = resume_ckpt['model']
     else:
-        # sink_layers edits the weights it starts from, so that start is built whole
-        source = (load_checkpoint(init_from, mmap=True) if meta and not inheriting and not cfg.sink_layers
-                  and not is_hf_source(init_from) else None)
-        if source is not None and source['model_args']['block_size'] == cfg.block_size:
-            source['model_args']['dropout'] = cfg.dropout
-            return model_from_checkpoint(source, init_from, meta=True), None, source.get('inherit')
-        model, info = load_model(init_from, device, cfg.model_path)  # on the training device: an inherit_select probe runs there
-        provenance = info.get('inherit')
+        lazy = meta and not cfg.sink_layers and not selection_named(cfg.inherit_select).needs
+        model, info = load_model(init_from, device, cfg.model_path, meta=lazy)  # on the training device: an inherit_select probe runs there
+        weights, provenance = info['weights'], info.get('inherit')
         if inheriting:
-            ckpt = inherit(model, info, cfg)
-            model, provenance = model_from_checkpoint(ckpt, init_from), ckpt['inherit']
+            if weights is None:
+                ckpt = inherit(model, info, cfg)
+                model, provenance = model_from_checkpoint(ckpt, init_from), ckpt['inherit']
+            else:
+                model, weights, ckpt = inherited_weights(model, info, cfg)
+                provenance = ckpt['inherit']
         if isinstance(model, HFModel):
             if cfg.dropout:
                 fail(f"dropout={cfg.dropout} is a setting of model.py's GPT; {init_from} runs through transformers "
                      f"({model.config.architecture}), whose config sets its own dropout")
         elif model.config.dropout != cfg.dropout:
-            rebuilt = GPT(dataclasses.replace(model.config, dropout=cfg.dropout))
-            rebuilt.load_state_dict(model.state_dict())
+            with torch.device('meta') if weights is not None else nullcontext():
+                rebuilt = GPT(dataclasses.replace(model.config, dropout=cfg.dropout))
+            if weights is None:
+                rebuilt.load_state_dict(model.state_dict())
             model = rebuilt
         if cfg.block_size < model.config.block_size:
             model.crop_block_size(cfg.block_size)
+            if weights is not None and 'transformer.wpe.weight' in weights:
+                weights['transformer.wpe.weight'] = partial(first_rows, weights['transformer.wpe.weight'], cfg.block_size)
     if cfg.block_size > model.config.block_size:
         fail(f"block_size={cfg.block_size} is larger than the model's context ({model.config.block_size}); lower --block_size")
     if cfg.sink_layers and init_from != 'resume':
         collapse_to_sink(model, parse_layers(cfg.sink_layers, 'sink_layers'), cfg.sink_eps)
-    return model, resume_ckpt, provenance
+    return model, resume_ckpt, provenance, weights
+
+
+def first_rows(weight, n):
+    """The first n rows of a lazily read weight (a cropped wpe)."""
+    return tensor_of(weight)[:n]
 
 
 @torch.no_grad()
@@ -229,15 +245,6 @@ def collapse_to_sink(model, layers, eps):
         w = math.sqrt(gap / (attn.scale * 0.7 * 0.94 * C))
         attn.c_attn.weight[torch.arange(attn.n_head) * attn.head_dim, constant] = w  # queries
         attn.c_attn.weight[C + torch.arange(attn.n_kv_head) * attn.head_dim, marker] = w  # keys
-
-
-def meta_weights(cfg, resume_ckpt):
-    """What fills a model build_model left on the meta device: the weights of the single file it resumes, or of the
-    init_from checkpoint (memory-mapped: each rank reads only its shards' pages); None where the shards of a sharded
-    checkpoint will (Checkpointer.load)."""
-    if resume_ckpt is not None:
-        return None if 'sharded' in resume_ckpt else resume_ckpt['model']
-    return load_checkpoint(cfg.init_from, mmap=True)['model']
 
 
 def load_teacher(source, device, model_path):
@@ -549,11 +556,7 @@ def train(cfg):
     if teacher is not None and fsdp and setup.ptdtype == torch.bfloat16:
         teacher.to(torch.bfloat16)  # replicated on every rank, so in the dtype its forward computes in: half the memory
     torch.manual_seed(cfg.seed + (0 if fsdp else rank))  # FSDP shards one model: every rank builds rank 0's
-    model, resume_ckpt, provenance = build_model(cfg, meta['vocab_size'], setup.device, meta=fsdp)
-    if fsdp and isinstance(model, HFModel):
-        fail(f"parallelism='fsdp' shards model.py's GPTs only: {model.config.architecture} runs through transformers, "
-             "whose checkpoint names differ from its module paths; train it with --parallelism=ddp")
-    weights = meta_weights(cfg, resume_ckpt) if any(p.is_meta for p in model.parameters()) else None
+    model, resume_ckpt, provenance, weights = build_model(cfg, meta['vocab_size'], setup.device, meta=fsdp)
     if fsdp and rank:
         torch.manual_seed(cfg.seed + rank)  # dropout draws a stream of its own on every rank, as under DDP
     if teacher is not None:

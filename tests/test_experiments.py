@@ -147,7 +147,7 @@ def test_stacking_and_layer_maps_copy_the_right_blocks(mini_runs, name, source, 
     _, configs = mini_runs
     cfg = configs[name]
     src = torch.load(os.path.join(configs[source].out_dir, 'ckpt.pt'), weights_only=True)['model']
-    model, _, provenance = train.build_model(cfg, 50257, 'cpu')
+    model, _, provenance, _ = train.build_model(cfg, 50257, 'cpu')
     state = model.state_dict()
     assert model.config.n_layer == len(expected) and provenance['layers'] == expected
     source_blocks = [block(src, s) for s in range(provenance['source_model_args']['n_layer'])]
@@ -171,10 +171,10 @@ def test_table3_and_half_width_configs_build_what_they_say(mini_runs):
         state = train.build_model(configs[name], 50257, 'cpu')[0].state_dict()
         assert torch.equal(state[f'transformer.h.3.{kept}'], ref[f'transformer.h.3.{kept}']), name
         assert not torch.equal(state[f'transformer.h.3.{fresh}'], ref[f'transformer.h.3.{fresh}']), name
-    model, _, provenance = train.build_model(configs['inherit_gpt2m_16_authors.py'], 50257, 'cpu')
+    model, _, provenance, _ = train.build_model(configs['inherit_gpt2m_16_authors.py'], 50257, 'cpu')
     assert set(provenance['reinitialized']) == {'wpe', 'ln_f'}
     assert torch.equal(model.transformer.ln_f.weight, torch.ones(32))
-    model, _, provenance = train.build_model(configs['halfwidth_gpt2m_24.py'], 50257, 'cpu')
+    model, _, provenance, _ = train.build_model(configs['halfwidth_gpt2m_24.py'], 50257, 'cpu')
     state = model.state_dict()
     assert provenance['width'] == {'n_head': 1, 'n_embd': 16} and model.config.n_layer == 24
     assert torch.equal(state['transformer.h.23.mlp.c_fc.weight'], ref['transformer.h.23.mlp.c_fc.weight'][:64, :16])
@@ -270,7 +270,7 @@ def test_layer_list_on_the_command_line(mini_runs, shakespeare_root, tmp_path):
                f'--out_dir={tmp_path / "alternate"}', '--max_iters=1', '--eval_interval=1')
     ckpt = torch.load(tmp_path / 'alternate' / 'ckpt.pt', weights_only=True)
     assert ckpt['inherit']['layers'] == [0, 2, 4, 6] and ckpt['model_args']['n_layer'] == 4
-    model, _, provenance = train.build_model(replace(configs['train_gpt2s_12.py'], init_from=reference,
+    model, _, provenance, _ = train.build_model(replace(configs['train_gpt2s_12.py'], init_from=reference,
                                                      inherit_layers=[0, 2, 4, 6]), 50257, 'cpu')
     src = torch.load(os.path.join(reference, 'ckpt.pt'), weights_only=True)['model']
     state = model.state_dict()

@@ -44,7 +44,7 @@ def test_a_setting_a_loss_term_and_a_warm_start_from_outside(shakespeare_root, t
     cfg = configure(ForkConfig, args)
     assert (cfg.z_loss, cfg.inherit_noise) == (1e-3, 0.01)
 
-    model, _, provenance = train.build_model(cfg, 50257, 'cpu')  # the warm start train() will train
+    model, _, provenance, _ = train.build_model(cfg, 50257, 'cpu')  # the warm start train() will train
     ref = load_checkpoint(reference)['model']
     diff = model.state_dict()['transformer.h.1.attn.c_attn.weight'] - ref['transformer.h.1.attn.c_attn.weight']
     assert 0.008 < diff.std().item() < 0.012  # the noise, on the inherited block

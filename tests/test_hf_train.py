@@ -2,7 +2,8 @@
 OLMo 2, OLMo 3 (sliding windows shorter than the test sequences), SmolLM3 (a NoPE layer), Gemma 3 (a final logit
 softcap), Qwen3.5 (linear-attention layers) and Gemma 4 (per-layer embeddings, shared keys and values), each with options away from its defaults. Logits against
 transformers' own model, inheritance against transformers' model with its layer list cut, fused against plain loss,
-KD, exact resume, DDP, torch.compile, the probe on an inherited model, and export reloaded by transformers."""
+KD, exact resume, DDP and FSDP (built on the meta device, killed and resumed), inheriting from a Llama folder under
+FSDP, torch.compile, the probe on an inherited model, and export reloaded by transformers."""
 import json
 import os
 import subprocess
@@ -19,6 +20,7 @@ import export_hf
 import hf_adapter
 import inherit
 from checkpoint import load_model, model_from_checkpoint, save_checkpoint
+from common import tensor_of
 from conftest import REPO, run_script
 from losses import LossSpec
 from train import TrainConfig
@@ -233,6 +235,12 @@ def test_gemma4_inherits_per_layer_embeddings_and_shared_keys_as_cut_by_hand(fol
     model = model_from_checkpoint(ckpt, "gemma4").eval()
     with torch.no_grad():
         assert torch.allclose(model.logits(X), reference(input_ids=X).logits, atol=1e-5)
+    # FSDP's start: the source on the meta device, its weights memory-mapped, the same tensors made one at a time
+    source, info = load_model(str(folders("gemma4")), "cpu", "transformers", meta=True)
+    assert info["weights"] is not None and all(p.is_meta for p in source.parameters())
+    _, weights, _ = inherit.inherited_weights(source, info, TrainConfig(inherit_layers=layers))
+    assert set(ckpt["model"]) - set(weights) == {"lm_head.weight"}  # tied: made once, as the embedding
+    assert all(torch.equal(tensor_of(weights[name]), ckpt["model"][name]) for name in weights)
 
 
 @pytest.mark.parametrize("layers, words", [([0, 3], "num_kv_shared_layers=1: source layer 3 reuses the keys and values of layer 1"),
@@ -355,16 +363,51 @@ def test_grow_rounds_from_a_transformers_reference(folders, data_root, tmp_path)
     assert args["hf_config"]["layer_types"] == ALTERNATING[:3] and args["architecture"] == "Olmo3ForCausalLM"
 
 
-def test_ddp_matches_one_process_and_fsdp_is_refused(folders, data_root, tmp_path):
-    from test_train import ddp_matches_one_process, tiny
+def test_ddp_and_fsdp_match_one_process(folders, data_root, tmp_path):
+    """DDP, and FSDP2 sharded per decoder layer on a model built on the meta device from the memory-mapped folder
+    (RoPE's tables computed again after to_empty, the logits checked once filled), against one process; the FSDP
+    run's consolidated checkpoint holds transformers' names and one process's weights."""
+    from test_fsdp import assert_same_weights, torchrun
+    from test_train import ddp_matches_one_process, metrics, tiny
     args = ["--dataset=toy", "--model_path=transformers", f"--init_from={folders('olmo3')}", "--block_size=16",
             "--max_iters=4", "--eval_interval=4", "--dtype=float32", "--log_interval=100", "--log_seconds=1e-9"]
-    ddp_matches_one_process(data_root, tmp_path, args)
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           *tiny(data_root, tmp_path / "fsdp", *args, "--parallelism=fsdp")], cwd=REPO,
-                          capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert proc.returncode != 0 and "error: parallelism='fsdp' shards model.py's GPTs only: Olmo3ForCausalLM" in proc.stderr
-    assert not (tmp_path / "fsdp" / "ckpt.pt").exists()
+    single = ddp_matches_one_process(data_root, tmp_path, args)[0]
+    run_script(*torchrun(2), *tiny(data_root, tmp_path / "fsdp", *args, "--parallelism=fsdp"))
+    fsdp = metrics(tmp_path / "fsdp")
+    assert [m.get("loss") for m in single] == pytest.approx([m.get("loss") for m in fsdp], abs=1e-5)
+    assert "model.layers.1.self_attn.q_proj.weight" in torch.load(tmp_path / "fsdp" / "ckpt.pt", weights_only=True)["model"]
+    assert_same_weights(tmp_path / "single", tmp_path / "fsdp")
+
+
+def test_fsdp_kill_and_resume_is_bit_identical(folders, data_root, tmp_path):
+    """A SIGKILLed FSDP run of a transformers model resumes bit for bit from its sharded checkpoint, which holds
+    transformers' names."""
+    from test_fsdp import torchrun
+    from test_train import interrupt_and_resume
+    args = ["--dataset=toy", "--model_path=transformers", f"--init_from={folders('olmo2')}", "--block_size=16",
+            "--max_iters=12", "--eval_interval=3", "--dtype=float32", "--parallelism=fsdp"]
+    resumed = interrupt_and_resume(data_root, tmp_path, args, launch=torchrun(2))[2]
+    assert "model.layers.1.self_attn.q_proj.weight" in resumed["optimizer"]["state"]
+
+
+@pytest.mark.parametrize("model_path", ["gpt", "transformers"])
+def test_fsdp_inheriting_from_a_llama_folder_matches_one_process(data_root, tmp_path, model_path):
+    """Blocks 0 and 2 of a Llama folder, their MLPs fresh, under FSDP, built on the meta device from the
+    memory-mapped safetensors: as model.py's GPT (q, k and v concatenated one tensor at a time, fresh tensors made
+    one at a time) or through transformers (its names; the fresh tensors of a target built whole, as transformers
+    initialises), against one process; the provenance is one process's."""
+    from test_fsdp import assert_same_weights, torchrun
+    from test_train import final_state, metrics, tiny
+    write_model(tmp_path / "llama", "LlamaConfig", SMALL)
+    args = ["--dataset=toy", f"--model_path={model_path}", f"--init_from={tmp_path / 'llama'}", "--inherit_layers=0,2",
+            "--inherit_block_parts=attn,ln", "--block_size=16", "--max_iters=3", "--eval_interval=3", "--dtype=float32", "--log_interval=100",
+            "--log_seconds=1e-9"]
+    run_script(*tiny(data_root, tmp_path / "single", *args))
+    run_script(*torchrun(2), *tiny(data_root, tmp_path / "fsdp", *args, "--parallelism=fsdp"))
+    single, fsdp = metrics(tmp_path / "single"), metrics(tmp_path / "fsdp")
+    assert [m.get("loss") for m in single] == pytest.approx([m.get("loss") for m in fsdp], abs=1e-5)
+    assert_same_weights(tmp_path / "single", tmp_path / "fsdp")
+    assert final_state(tmp_path / "single")["inherit"] == final_state(tmp_path / "fsdp")["inherit"]
 
 
 def test_compiled_loss_and_gradients_equal_eager(folders):
