@@ -6,10 +6,11 @@
 #   bash reproduce_shakespeare.sh core   # ~1 h: rows 1-5 at T = 3000 steps, seeds 1337-1339 (grow: seed 1337)
 #   bash reproduce_shakespeare.sh full   # core + the reference's probe and ablations + rows 6-7 (one seed) + row 8
 #                                        # (the inherit_select strategies, 3 seeds: 12 more trainings of T steps)
-#   bash reproduce_shakespeare.sh transfer  # ~35 min: the quick reference's per-head probe (collapse counts, tau sweep)
-#                                           # and Fig. 3's control at mini scale: 4 layers from its blocks 0-3 / 4-7 /
-#                                           # random init, T = 1000 steps, seeds 1337-1339 (docs/cpu_reproduction.md)
-#   bash reproduce_shakespeare.sh lazy      # ~40 min: the same on a reference whose blocks 4-7 start sink-collapsed
+#   bash reproduce_shakespeare.sh transfer  # ~7 min after quick: the quick reference's per-head probe (collapse
+#                                           # counts, tau sweep) and Fig. 3's control at mini scale: 4 layers from
+#                                           # its blocks 0-3 / 4-7 / random init, T = 500 steps, seeds 1337-1339
+#                                           # (docs/cpu_reproduction.md)
+#   bash reproduce_shakespeare.sh lazy      # ~35 min: the same on a reference whose blocks 4-7 start sink-collapsed
 #                                           # (sink_layers, probed while it trains) and lazy_cut's pick (docs/lazy_layers.md)
 # Runs go one at a time with torch's default threads: on the 2-core test CPU one 2-thread run was faster than two
 # 1-thread runs side by side (docs/speed.md). Every run directory ends in _s<seed>; rerunning a mode retrains from scratch.
@@ -22,7 +23,7 @@ case "$mode" in
   core|full) out=out/shakespeare_char; seeds=(1337 1338 1339); size=(); steps=() ;;
   transfer|lazy) out=out/shakespeare_char_$mode; seeds=(1337 1338 1339); size=(--n_embd=64)  # quick's shape and schedule
          steps=(--max_iters=2000 --lr_decay_iters=2000 --eval_interval=500 --learning_rate=3e-3 --min_lr=3e-4)
-         student=(--max_iters=1000 --lr_decay_iters=1000 --eval_interval=250 --learning_rate=3e-3 --min_lr=3e-4) ;;  # T = 1000
+         student=(--max_iters=500 --lr_decay_iters=500 --eval_interval=250 --learning_rate=3e-3 --min_lr=3e-4) ;;  # T = 500
   *) echo "error: mode must be quick, core, full, transfer or lazy, got '$mode'" >&2; exit 1 ;;
 esac
 ref() { echo "$out/ref_8_s$1/ckpt.pt"; }
@@ -39,7 +40,7 @@ python prepare_shakespeare_char.py
 if [ "$mode" = transfer ] || [ "$mode" = lazy ]; then
   # PAPER.md §6's per-head probe (Rank(h, l) <= 1.5 counts as collapsed, a rule of ours; eps-sink collapse at 0.1;
   # MaxRank at four taus) with the attention ablation, then Fig. 3's control: three 4-layer models trained the same
-  # T = 1000 steps (quick's schedule at half length, so the 9 runs fit ~30 min) from the reference's first 4 blocks,
+  # T = 500 steps (quick's schedule at a quarter of its length) from the reference's first 4 blocks,
   # its last 4 (the lazy ones in the paper's medium and in `lazy`) and random init, 3 seeds each; val losses on the
   # 256 fixed val windows, mean ± std by results.py.
   r=$out/ref_8_s1337/ckpt.pt
