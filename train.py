@@ -204,13 +204,13 @@ def collapse_to_sink(model, layers, eps, margin, marker_size):
     """Start `layers` eps-sink-collapsed (PAPER.md §6, App. H): every query puts >= 1 - eps of its attention on the
     window's first token, through weights that train like any others. Two residual dimensions are set aside: wpe
     writes a marker m (dimension C-1, marker_size token-embedding norms) at position 0 only and a constant b
-    (dimension C-2) at every position, and wte writes neither (so the tied lm_head reads neither). In each sink layer the first dimension of every head's query
-    reads b and of its key reads m with weight w, so after the LayerNorm the logit of (query i, key 0) exceeds every
-    other key's by about scale * w^2 * b_i * m_0, which w sets to `margin` times the gap that 1 - eps needs over
-    block_size keys. As the rest of the stream grows, the LayerNorm shrinks b_i and m_0 and the gap with them: a larger
-    margin lasts through more of that growth, and a marker of hundreds of embedding norms keeps position 0's
-    LayerNorm output on the marker however the rest of its stream grows (as the massive activations of trained
-    models do)."""
+    (dimension C-2) at every position, and wte writes neither (so the tied lm_head reads neither). In each sink
+    layer the first dimension of every head's query reads b and of its key reads m with weight w, so after the
+    LayerNorm the logit of (query i, key 0) exceeds every other key's by about scale * w^2 * b_i * m_0, which w sets
+    to `margin` times the gap that 1 - eps needs over block_size keys. As the rest of the stream grows, the LayerNorm
+    shrinks b_i and m_0 and the gap with them: a larger margin lasts through more of that growth, and a marker of
+    hundreds of embedding norms keeps position 0's LayerNorm output on the marker however the rest of its stream
+    grows (as the massive activations of trained models do)."""
     config, wpe, wte = model.config, model.transformer.wpe, model.transformer.wte
     if wpe is None:
         fail("sink_layers marks the first position in the position embeddings, and a RoPE model has none")
