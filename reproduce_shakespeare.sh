@@ -6,6 +6,12 @@
 #   bash reproduce_shakespeare.sh core   # ~1 h: rows 1-5 at T = 3000 steps, seeds 1337-1339 (grow: seed 1337)
 #   bash reproduce_shakespeare.sh full   # core + the reference's probe and ablations + rows 6-7 (one seed) + row 8
 #                                        # (the inherit_select strategies, 3 seeds: 12 more trainings of T steps)
+#   bash reproduce_shakespeare.sh transfer  # ~7 min after quick: the quick reference's per-head probe (collapse
+#                                           # counts, tau sweep) and Fig. 3's control at mini scale: 4 layers from
+#                                           # its blocks 0-3 / 4-7 / random init, T = 500 steps, seeds 1337-1339
+#                                           # (docs/cpu_reproduction.md)
+#   bash reproduce_shakespeare.sh lazy      # ~35 min: the same on a reference whose blocks 4-7 start sink-collapsed
+#                                           # (sink_layers, probed while it trains) and lazy_cut's pick (docs/lazy_layers.md)
 # Runs go one at a time with torch's default threads: on the 2-core test CPU one 2-thread run was faster than two
 # 1-thread runs side by side (docs/speed.md). Every run directory ends in _s<seed>; rerunning a mode retrains from scratch.
 set -euo pipefail
@@ -15,7 +21,10 @@ case "$mode" in
   quick) out=out/shakespeare_char_quick; seeds=(1337); size=(--n_embd=64)  # the inheriting runs take the reference's width
          steps=(--max_iters=2000 --lr_decay_iters=2000 --eval_interval=500 --learning_rate=3e-3 --min_lr=3e-4) ;;
   core|full) out=out/shakespeare_char; seeds=(1337 1338 1339); size=(); steps=() ;;
-  *) echo "error: mode must be quick, core or full, got '$mode'" >&2; exit 1 ;;
+  transfer|lazy) out=out/shakespeare_char_$mode; seeds=(1337 1338 1339); size=(--n_embd=64)  # quick's shape and schedule
+         steps=(--max_iters=2000 --lr_decay_iters=2000 --eval_interval=500 --learning_rate=3e-3 --min_lr=3e-4)
+         student=(--max_iters=500 --lr_decay_iters=500 --eval_interval=250 --learning_rate=3e-3 --min_lr=3e-4) ;;  # T = 500
+  *) echo "error: mode must be quick, core, full, transfer or lazy, got '$mode'" >&2; exit 1 ;;
 esac
 ref() { echo "$out/ref_8_s$1/ckpt.pt"; }
 final_val() {  # the last evaluation of each run directory given
@@ -28,6 +37,37 @@ EOF
 }
 
 python prepare_shakespeare_char.py
+if [ "$mode" = transfer ] || [ "$mode" = lazy ]; then
+  # PAPER.md §6's per-head probe (Rank(h, l) <= 1.5 counts as collapsed, a rule of ours; eps-sink collapse at 0.1;
+  # MaxRank at four taus) with the attention ablation, then Fig. 3's control: three 4-layer models trained the same
+  # T = 500 steps (quick's schedule at a quarter of its length) from the reference's first 4 blocks,
+  # its last 4 (the lazy ones in the paper's medium and in `lazy`) and random init, 3 seeds each; val losses on the
+  # 256 fixed val windows, mean ± std by results.py.
+  r=$out/ref_8_s1337/ckpt.pt
+  if [ "$mode" = transfer ] && [ -f out/shakespeare_char_quick/ref_8_s1337/ckpt.pt ]; then
+    mkdir -p $out && ln -sfn ../shakespeare_char_quick/ref_8_s1337 $out/ref_8_s1337  # quick's reference: the same run
+  elif [ "$mode" = transfer ]; then
+    python train.py config/shakespeare_char_ref.py "${size[@]}" "${steps[@]}" --seed=1337 --out_dir=$out/ref_8_s1337
+  else  # blocks 4-7 start sink-collapsed, with 100x the logit gap 1 - eps needs and a marker that dominates position
+        # 0's LayerNorm (training grows the rest of the stream: docs/lazy_layers.md); probed every 250 steps
+    python train.py config/shakespeare_char_ref.py "${size[@]}" "${steps[@]}" --seed=1337 --sink_layers=4-7 \
+      --sink_margin=100 --sink_marker=300 --probe_interval=250 --out_dir=$out/ref_8_s1337
+  fi
+  python attention_probe.py --source=$out/ref_8_s1337 --dataset=shakespeare_char --out_dir=$out/probe --dtype=float32 \
+    --collapse_rank=1.5 --collapse_eps=0.1 --taus=0.8,0.85,0.9,0.95 --ablate_attention=True --ablation_windows=256
+  # lazy_cut's pick: the blocks before the first lazy layer, as picked (0 steps); it fails where no layer is lazy
+  python train.py config/shakespeare_char_inherit.py "${student[@]}" --init_from=$r --inherit_layers=None \
+    --inherit_select=lazy_cut --max_iters=0 --out_dir=$out/lazy_cut_0steps || true
+  for s in "${seeds[@]}"; do
+    python train.py config/shakespeare_char_inherit.py "${student[@]}" --seed=$s --init_from=$r --inherit_layers=0-3 --out_dir=$out/first_4_s$s
+    python train.py config/shakespeare_char_inherit.py "${student[@]}" --seed=$s --init_from=$r --inherit_layers=4-7 --out_dir=$out/last_4_s$s
+    python train.py config/shakespeare_char_random.py "${size[@]}" "${student[@]}" --seed=$s --out_dir=$out/random_4_s$s
+  done
+  python results.py $out/ref_8_s1337 $out/{first_4,last_4,random_4}_s* --group=_s1337,_s1338,_s1339 \
+    --reference=$out/ref_8_s1337 --out=$out/results --title="Fig. 3 control at mini scale ($mode)"
+  echo "$mode took $((SECONDS / 60)) min $((SECONDS % 60)) s"
+  exit 0
+fi
 markers=$(python ngram_baseline.py --dataset=shakespeare_char --block_size=128 --eval_windows=256 --out=$out/ngram.json)
 echo "$markers"
 for s in "${seeds[@]}"; do

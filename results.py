@@ -55,7 +55,8 @@ def describe_init(ckpt):
         if p.get('grow_mode') == 'continue' and p.get('trained_from'):
             label += f", continued from {short_source(p['trained_from'])}"
     if cfg.get('sink_layers'):
-        label += f", sink-collapsed layers {cfg['sink_layers']} (eps {cfg.get('sink_eps')})"
+        label += (f", sink-collapsed layers {cfg['sink_layers']} (eps {cfg.get('sink_eps')}, "
+                  f"margin {cfg.get('sink_margin', 2.0):g}, marker {cfg.get('sink_marker', 4.0):g})")
     if cfg.get('teacher'):
         label += f"; KD from {short_source(cfg['teacher'])} (alpha {cfg.get('kd_alpha')}, T {cfg.get('kd_temperature')})"
     return label

@@ -105,6 +105,8 @@ class TrainConfig(InheritConfig, GPTConfig):
     # a lazy layer by construction (docs/lazy_layers.md): these layers start with every query's attention on the window's first token
     sink_layers: str = ''  # block indices or ranges ('6-7', '2,5'); '' = off. Learned position embeddings only (it marks position 0 in wpe)
     sink_eps: float = 0.01  # at init each query of a sink layer puts at most this much of its attention elsewhere
+    sink_margin: float = 2.0  # the sink's logit gap at init, in multiples of the gap 1 - sink_eps needs; training dilutes it (docs/lazy_layers.md)
+    sink_marker: float = 4.0  # the first position's marker, in token-embedding norms; hundreds make it dominate that position's LayerNorm as the stream grows
 
 
 DEFAULTS = TrainConfig()
@@ -204,7 +206,7 @@ def build_model(cfg, data_vocab_size, device, meta=False):
     if cfg.block_size > model.config.block_size:
         fail(f"block_size={cfg.block_size} is larger than the model's context ({model.config.block_size}); lower --block_size")
     if cfg.sink_layers and init_from != 'resume':
-        collapse_to_sink(model, parse_layers(cfg.sink_layers, 'sink_layers'), cfg.sink_eps)
+        collapse_to_sink(model, parse_layers(cfg.sink_layers, 'sink_layers'), cfg.sink_eps, cfg.sink_margin, cfg.sink_marker)
     return model, resume_ckpt, provenance, weights
 
 
@@ -214,13 +216,17 @@ def first_rows(weight, n):
 
 
 @torch.no_grad()
-def collapse_to_sink(model, layers, eps):
+def collapse_to_sink(model, layers, eps, margin, marker_size):
     """Start `layers` eps-sink-collapsed (PAPER.md §6, App. H): every query puts >= 1 - eps of its attention on the
     window's first token, through weights that train like any others. Two residual dimensions are set aside: wpe
-    writes a marker m (dimension C-1) at position 0 only and a constant b (dimension C-2) at every position, and wte
-    writes neither (so the tied lm_head reads neither). In each sink layer the first dimension of every head's query
-    reads b and of its key reads m with weight w, so after the LayerNorm the logit of (query i, key 0) exceeds every
-    other key's by about scale * w^2 * b_i * m_0, which w sets to twice the gap that 1 - eps needs over block_size keys."""
+    writes a marker m (dimension C-1, marker_size token-embedding norms) at position 0 only and a constant b
+    (dimension C-2) at every position, and wte writes neither (so the tied lm_head reads neither). In each sink
+    layer the first dimension of every head's query reads b and of its key reads m with weight w, so after the
+    LayerNorm the logit of (query i, key 0) exceeds every other key's by about scale * w^2 * b_i * m_0, which w sets
+    to `margin` times the gap that 1 - eps needs over block_size keys. As the rest of the stream grows, the LayerNorm
+    shrinks b_i and m_0 and the gap with them: a larger margin lasts through more of that growth, and a marker of
+    hundreds of embedding norms keeps position 0's LayerNorm output on the marker however the rest of its stream
+    grows (as the massive activations of trained models do)."""
     config, wpe, wte = model.config, model.transformer.wpe, model.transformer.wte
     if wpe is None:
         fail("sink_layers marks the first position in the position embeddings, and a RoPE model has none")
@@ -229,20 +235,25 @@ def collapse_to_sink(model, layers, eps):
         fail(f"sink_layers: layer {bad[0]} is out of range: the model has {config.n_layer} layers, numbered 0-{config.n_layer - 1}")
     if not 0 < eps < 1:
         fail(f"sink_eps must be in (0, 1), got {eps}")
+    if marker_size <= 0:
+        fail(f"sink_marker must be positive, got {marker_size}")
+    if margin < 1:
+        fail(f"sink_margin must be >= 1 (below 1 the sink layers start with more than sink_eps off the first token), got {margin}")
     C, T, marker, constant = config.n_embd, config.block_size, config.n_embd - 1, config.n_embd - 2
     content = (wte.weight.square().sum(1).mean() + wpe.weight.square().sum(1).mean()).sqrt()  # a token's embedding norm
     wte.weight[:, [marker, constant]] = 0
     wpe.weight[:, marker] = 0
-    wpe.weight[0, marker] = 4 * content  # position 0's LayerNorm output: ~0.94 sqrt(C) on the marker
-    wpe.weight[:, constant] = content  # every position's: ~0.7 sqrt(C) on the constant (~0.24 sqrt(C) at position 0)
-    gap = 2 * math.log((T - 1) * (1 - eps) / eps)
+    wpe.weight[0, marker] = marker_size * content  # position 0's LayerNorm output: m_0 sqrt(C) on the marker
+    wpe.weight[:, constant] = content  # every other position's: ~0.7 sqrt(C) on the constant
+    m_0 = marker_size / math.sqrt(marker_size ** 2 + 2)  # 0.94 for the default 4: the marker against content and constant
+    gap = margin * math.log((T - 1) * (1 - eps) / eps)
     for l in layers:
         block = model.transformer.h[l]
         attn = block.attn
         block.ln_1.weight[[marker, constant]] = 1
         if getattr(block.ln_1, 'bias', None) is not None:  # RMSNorm has none
             block.ln_1.bias[[marker, constant]] = 0
-        w = math.sqrt(gap / (attn.scale * 0.7 * 0.94 * C))
+        w = math.sqrt(gap / (attn.scale * 0.7 * m_0 * C))
         attn.c_attn.weight[torch.arange(attn.n_head) * attn.head_dim, constant] = w  # queries
         attn.c_attn.weight[C + torch.arange(attn.n_kv_head) * attn.head_dim, marker] = w  # keys
 

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench import busy_machine  # noqa: E402
 from conftest import REPO, run_script  # noqa: E402
@@ -80,6 +82,25 @@ def test_bench_probe_counts_the_forward_flops():
     assert 0 < r["forward_s"] and r["metrics_s"] == max(r["probe_s"] - r["forward_s"], 0)
     assert 1 <= r["max_rank_mean"] <= t and r["memory_kind"] == "peak RSS"
     assert f"{r['probe_s']:.1f} s" in summary and "16-head" not in summary and "2-head" in summary
+
+
+def test_bench_probe_times_some_blocks_and_extrapolates():
+    """timed_layers=2 of 6: a shape too big to build whole is timed on 2 blocks and extrapolated to 6, as stated."""
+    proc = run_script("bench_probe.py", "--n_layer=6", "--n_head=4", "--n_kv_head=2", "--n_embd=64", "--mlp_hidden=96",
+                      "--bias=False", "--vocab_size=256", "--norm=rmsnorm", "--position=rope", "--mlp=swiglu",
+                      "--tie_embeddings=False", "--block_size=64", "--num_seqs=10", "--seq_len=16", "--batch_size=4",
+                      "--device=cpu", "--timed_layers=2")
+    summary, line = proc.stdout.strip().splitlines()
+    r = json.loads(line)
+    d, kv, hidden = 64, 2 * 16, 96  # q and o d x d, k and v d x kv, gate/up/down d x hidden, two RMSNorm gains
+    block_params = 2 * d * d + 2 * d * kv + 3 * d * hidden + 2 * d
+    assert r["n_layer"] == 6 and r["timed_layers"] == 2 and r["block_weights_mib"] * 2**20 == 4 * block_params
+    assert r["forward_gflop"] * 1e9 == 10 * 16 * (2 * 2 * block_params + 4 * 2 * 16 * d)  # the 2 blocks built
+    assert r["probe_s_per_layer"] == r["probe_s"] / 2 and r["probe_s_extrapolated"] == pytest.approx(3 * r["probe_s"])
+    assert r["peak_memory_mib_extrapolated"] == pytest.approx(r["peak_memory_mib"] + 4 * r["block_weights_mib"])
+    assert "6-layer (2 of its blocks built)" in summary and "extrapolated to all 6" in summary
+    proc = run_script("bench_probe.py", "--n_layer=4", "--timed_layers=5", check=False)
+    assert proc.returncode == 1 and proc.stderr.strip() == "error: timed_layers must be between 1 and n_layer=4 (0: all), got 5"
 
 
 def test_bench_probe_rejects_impossible_shapes():

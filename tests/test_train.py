@@ -294,6 +294,8 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(shakespeare_root, tmp_pat
     (["config/does_not_exist.py"], "not found"),
     (["--sink_layers=2"], "sink_layers: layer 2 is out of range: the model has 2 layers"),
     (["--sink_layers=1", "--sink_eps=1"], "sink_eps must be in (0, 1)"),
+    (["--sink_layers=1", "--sink_margin=0.5"], "sink_margin must be >= 1"),
+    (["--sink_layers=1", "--sink_marker=0"], "sink_marker must be positive"),
     (["--sink_layers=1", "--position=rope"], "a RoPE model has none"),
 ])
 def test_bad_input_is_one_line_error_and_writes_nothing(shakespeare_root, tmp_path, extra, message):
@@ -446,8 +448,8 @@ def test_probe_interval_measures_the_fixed_val_windows(shakespeare_root, tmp_pat
     assert logged[0]["block_influence"] != pytest.approx(measured["train"]["block_influence"]["per_layer"], rel=1e-6)
 
 
-@pytest.mark.parametrize("scale_by_layer, eps", [(False, 0.01), (True, 0.001)])
-def test_sink_layers_start_with_every_query_on_the_first_token(scale_by_layer, eps):
+@pytest.mark.parametrize("scale_by_layer, eps, margin, marker", [(False, 0.01, 2, 4), (True, 0.001, 20, 300)])
+def test_sink_layers_start_with_every_query_on_the_first_token(scale_by_layer, eps, margin, marker):
     """sink_layers: at init each query row of those layers puts >= 1 - sink_eps of its attention on the window's first
     token, so they are lazy by the paper's measure (MaxRank 1, AvgMass 1); the other layers attend broadly."""
     import numpy as np
@@ -455,7 +457,8 @@ def test_sink_layers_start_with_every_query_on_the_first_token(scale_by_layer, e
     from train import build_model
     shape = ["--n_layer=4", "--n_head=2", "--n_embd=32", "--block_size=128", "--bias=False",
              f"--scale_attn_by_inverse_layer_idx={scale_by_layer}"]
-    cfg = configure(TrainConfig, [*shape, "--sink_layers=1,3", f"--sink_eps={eps}"])
+    cfg = configure(TrainConfig, [*shape, "--sink_layers=1,3", f"--sink_eps={eps}", f"--sink_margin={margin}",
+                                     f"--sink_marker={marker}"])
     torch.manual_seed(0)
     model = build_model(cfg, 96, "cpu")[0].eval()
     tokens = np.random.default_rng(0).integers(0, 96, 20000, dtype=np.uint16)
@@ -480,4 +483,5 @@ def test_sink_layers_start_with_every_query_on_the_first_token(scale_by_layer, e
     assert {j for _, j in changed["transformer.wte.weight"]} == {j for _, j in changed["transformer.wpe.weight"]} == {30, 31}
     assert changed["transformer.h.1.attn.c_attn.weight"] == [[0, 30], [16, 30], [32, 31], [48, 31]]  # q heads' row 0, k heads' row 0
     import results
-    assert results.describe_init({"inherit": None, "config": dataclasses.asdict(cfg)}) == "scratch, sink-collapsed layers 1,3 (eps %g)" % eps
+    assert (results.describe_init({"inherit": None, "config": dataclasses.asdict(cfg)})
+            == f"scratch, sink-collapsed layers 1,3 (eps {eps:g}, margin {margin:g}, marker {marker:g})")
