@@ -37,7 +37,11 @@ TARGETS = {
         "target_model_args", "first_blocks", "blocks_before_first_lazy", "keep_highest", "least_influential_dropped",
         "closest_run_dropped", "deepest_but_last_dropped", "least_needed_dropped", "select_blocks", "copy_blocks",
         "parse_place", "place_blocks", "keep_parts", "keep_first_heads")],
-                ["tests/test_inherit.py", "-k", "not cli and not dataset and not impossible and not bad_"]),
+                ["tests/test_inherit.py", "-k", "not cli and not dataset and not impossible and not bad_",
+                 # narrowing a GQA / SwiGLU / head_dim source (n_kv_head, mlp_hidden, stacked rows)
+                 "tests/test_llama.py::test_half_width_of_a_gqa_swiglu_model_slices_q_k_v_gate_and_up_each",
+                 "tests/test_llama.py::test_narrowing_that_breaks_a_group_a_hidden_unit_or_a_rotary_pair_is_one_line_error",
+                 "tests/test_llama3_qwen3.py::test_half_width_of_qwen3_keeps_head_dim"]),
     "metrics": ("attention_probe.py", [f"attention_probe.x_{f}__*" for f in (
         "_leading_count", "_gram_eigenvalues", "attention_rank", "attention_ranks", "attention_mass", "sink_mass",
         "head_statistics", "probe", "residual_geometry", "first_token_attention", "ablation", "max_rank",
@@ -80,6 +84,8 @@ def main():
     parser.add_argument("--workdir", help="scratch copy of the repo (default /tmp/mutate-TARGET); emptied first")
     parser.add_argument("--list", action="store_true", help="list the targets: module, functions and tests")
     parser.add_argument("--report", action="store_true", help="print the survivors of the last run in --workdir again")
+    parser.add_argument("--max_children", type=int, default=1,
+                        help="mutants tested at once, each in its own process (default 1: a shared 2-core machine)")
     args = parser.parse_args()
     if args.list or args.target is None:
         for name, (module, functions, tests) in TARGETS.items():
@@ -95,7 +101,8 @@ def main():
         copy_repo(workdir)
         (workdir / "setup.cfg").write_text(setup_cfg(workdir, module, tests))
         print(f"mutating {module} ({' '.join(functions)}) against {' '.join(tests)} in {workdir}", flush=True)
-        subprocess.run([sys.executable, "-m", "mutmut", "run", *functions], cwd=workdir)
+        subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children), *functions],
+                       cwd=workdir)
     elif not (workdir / "mutants").is_dir():
         sys.exit(f"error: {workdir} holds no mutmut run; run python tests/mutate.py {args.target} first")
 
