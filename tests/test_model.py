@@ -102,17 +102,20 @@ def test_sdpa_and_explicit_attention_agree(scale):
 
 @pytest.mark.parametrize("T, attention_dtype", [(model_module.CPU_FP32_ATTENTION_T, torch.float32),
                                                  (model_module.CPU_FP32_ATTENTION_T + 1, torch.bfloat16)])
-def test_cpu_autocast_runs_short_attention_in_float32(T, attention_dtype, monkeypatch):
+@pytest.mark.parametrize("qwen3", [False, True])  # q/k norms' float32 gains promote q and k back to float32
+def test_cpu_autocast_runs_short_attention_in_float32(T, attention_dtype, qwen3, monkeypatch):
+    # what SDPA gets: q, k, v of one dtype, and autocast off on the float32 path (on, it would run SDPA in bf16)
     seen = []
     sdpa = torch.nn.functional.scaled_dot_product_attention
-    monkeypatch.setattr(model_module.F, "scaled_dot_product_attention",
-                        lambda q, k, v, **kw: seen.append(q.dtype) or sdpa(q, k, v, **kw))
+    monkeypatch.setattr(model_module.F, "scaled_dot_product_attention", lambda q, k, v, **kw: seen.append(
+        (q.dtype, k.dtype, v.dtype, torch.is_autocast_enabled("cpu"))) or sdpa(q, k, v, **kw))
     torch.manual_seed(0)
-    model = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=T, vocab_size=64, dropout=0.0))
+    llama_settings = dict(position="rope", qk_norm=True, head_dim=16) if qwen3 else {}
+    model = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=T, vocab_size=64, dropout=0.0, **llama_settings))
     idx = torch.randint(64, (1, T))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         logits, _ = model(idx)
-    assert seen == [attention_dtype] * 2
+    assert seen == [(attention_dtype,) * 3 + (attention_dtype == torch.bfloat16,)] * 2
     exact, _ = model(idx)  # float32 throughout
     assert (logits.float() - exact).abs().max() < 0.05  # bf16 rounding only
 
