@@ -160,6 +160,15 @@ def test_probe_defaults_are_the_papers_protocol():
     assert (defaults['num_seqs'], defaults['seq_len'], defaults['tau'], defaults['eta'], defaults['seed']) == (100, 100, 0.9, 0.9, 1337)
     cfg = attention_probe.ProbeConfig()
     assert (cfg.num_seqs, cfg.seq_len, cfg.tau, cfg.eta, cfg.mass_order) == (100, 100, 0.9, 0.9, 'sorted')
+    # and the functions run it when called without them: 100 windows (seed 1337) of 100 tokens, where an identity
+    # map needs 90 columns at 0.9 and the last-column head 1 taken by mass (100 in index order)
+    tokens = np.random.default_rng(0).integers(0, VOCAB, 20000).astype(np.uint16)
+    share_even = np.mean(tokens[fixed_windows(len(tokens), 100, 100, seed=1337)] % 2 == 0)
+    expected = torch.tensor([[share_even + (1 - share_even) * 90] * 2, [90.0, 1.0]], dtype=torch.float64)
+    rank, mass = probe(LastColumnModel(), tokens, progress=False)
+    assert torch.allclose(rank, expected) and torch.allclose(mass, expected)
+    stats = attention_probe.head_statistics(LastColumnModel(), tokens, progress=False)
+    assert torch.equal(stats.ranks[0], rank) and torch.equal(stats.mass, mass)
 
 
 class ScriptedModel:
@@ -179,6 +188,26 @@ class ScriptedModel:
         even = (idx[:, 0] % 2 == 0).view(B, 1, 1, 1)
         yield 0, torch.where(even, single, torch.eye(T)).expand(B, 2, T, T)
         yield 1, torch.stack([torch.eye(T).expand(B, T, T), single.expand(B, T, T)], 1)
+
+
+class LastColumnModel(ScriptedModel):
+    """ScriptedModel with layer 1 head 1 on the last column: m* = 1 taking columns by mass, T in index order."""
+
+    def attention_maps(self, idx):
+        maps = dict(super().attention_maps(idx))
+        B, T = idx.shape
+        last = torch.zeros(T, T)
+        last[:, -1] = 1.0
+        maps[1] = torch.stack([torch.eye(T).expand(B, T, T), last.expand(B, T, T)], 1)
+        yield from maps.items()
+
+
+def test_probe_takes_its_windows_among_starts_and_its_mass_by_column_mass():
+    tokens = np.random.default_rng(0).integers(0, VOCAB, 5000).astype(np.uint16)
+    even = np.flatnonzero(tokens[:len(tokens) - 11] % 2 == 0)  # windows that start on an even token: layer 0 is k* = 1
+    rank, mass = probe(LastColumnModel(), tokens, num_seqs=23, seq_len=10, batch_size=4, seed=7, progress=False,
+                       starts=even)
+    assert rank.tolist() == [[1.0, 1.0], [9.0, 1.0]] and mass.tolist() == [[1.0, 1.0], [9.0, 1.0]]
 
 
 def test_probe_averages_per_sequence_then_over_sequences():
