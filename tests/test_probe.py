@@ -169,6 +169,24 @@ def test_probe_defaults_are_the_papers_protocol():
     assert torch.allclose(rank, expected) and torch.allclose(mass, expected)
     stats = attention_probe.head_statistics(LastColumnModel(), tokens, progress=False)
     assert torch.equal(stats.ranks[0], rank) and torch.equal(stats.mass, mass)
+    # the lowest sink mass over the windows, per head, float64: identity maps 0, the last-column head 1
+    assert stats.sink_mass.dtype == torch.float64 and stats.sink_mass.tolist() == [[0.0, 0.0], [0.0, 1.0]]
+
+
+def test_probe_progress_bar_counts_layers_and_clears_itself(capsys):
+    tokens = np.random.default_rng(0).integers(0, VOCAB, 5000).astype(np.uint16)
+    attention_probe.head_statistics(ScriptedModel(), tokens, num_seqs=3, seq_len=10, batch_size=2, progress=False)
+    assert capsys.readouterr().err == ''
+    attention_probe.head_statistics(ScriptedModel(), tokens, num_seqs=3, seq_len=10, batch_size=2, progress=True)
+    err = capsys.readouterr().err  # 2 batches x 2 layers; leave=False erases the bar at the end
+    assert err.startswith('\rprobe:   0%|          | 0/4 [00:00<?, ?layer/s]') and err.endswith(' \r'), repr(err)
+
+
+def test_head_count_of_one_head_and_of_no_measured_head():
+    one = attention_probe.head_count(torch.tensor([[True]]), torch.tensor([[1.0]]))
+    assert one == {'per_layer': [1.0], 'count_per_layer': [1], 'count': 1, 'heads': 1, 'fraction': 1.0}
+    none = attention_probe.head_count(torch.tensor([[True, False]]), torch.tensor([[math.nan, math.nan]]))
+    assert math.isnan(none.pop('per_layer')[0]) and none == {'count_per_layer': [0], 'count': 0, 'heads': 0, 'fraction': 0.0}
 
 
 class ScriptedModel:
