@@ -6,6 +6,7 @@ and kill survivors.
     pip install mutmut==3.8.1
     python tests/mutate.py losses       # one of TARGETS; --list shows them
     python tests/mutate.py windows --workdir=/tmp/mutate-windows
+    python tests/mutate.py metrics --only 'attention_probe.x_probe__*'   # some of its functions; --max_children=N
 
 It copies the repository (tracked and untracked, not ignored, files) into --workdir, writes mutmut's setup.cfg there,
 runs mutmut on the target's functions with the target's tests, and prints every survivor's diff and the counts.
@@ -84,6 +85,8 @@ def main():
     parser.add_argument("--workdir", help="scratch copy of the repo (default /tmp/mutate-TARGET); emptied first")
     parser.add_argument("--list", action="store_true", help="list the targets: module, functions and tests")
     parser.add_argument("--report", action="store_true", help="print the survivors of the last run in --workdir again")
+    parser.add_argument("--only", nargs="+", metavar="GLOB",
+                        help="mutate only these of the target's functions (mutmut names, fnmatch), e.g. when time is short")
     parser.add_argument("--max_children", type=int, default=1,
                         help="mutants tested at once, each in its own process (default 1: a shared 2-core machine)")
     args = parser.parse_args()
@@ -94,6 +97,8 @@ def main():
     if importlib.util.find_spec("mutmut") is None:
         sys.exit("error: mutmut is not installed; pip install mutmut==3.8.1")
     module, functions, tests = TARGETS[args.target]
+    if args.only:
+        functions = args.only
     workdir = Path(args.workdir or f"/tmp/mutate-{args.target}")
     if not args.report:
         shutil.rmtree(workdir, ignore_errors=True)
