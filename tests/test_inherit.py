@@ -448,6 +448,20 @@ def test_layers_step_target_depth_and_parse_layers():
                inherit.parse_layers, '3-1', 'inherit_layers')
 
 
+def test_overrides_step_target_model_args():
+    args = inherit.target_model_args(GPT2_ARGS, {'dropout': 0, 'block_size': 1})  # both ends of what is allowed
+    assert args == dict(GPT2_ARGS, dropout=0.0, block_size=1) and type(args['dropout']) is float
+    assert inherit.target_model_args(GPT2_ARGS, {}) == GPT2_ARGS
+    for value in (1, False):  # 1 is no dropout rate; a bool is no number here
+        fails_with(f"dropout must be a number in [0, 1), got {value!r}", inherit.target_model_args, GPT2_ARGS,
+                   {'dropout': value})
+    for value in (0, True):
+        fails_with(f"block_size must be a positive integer, got {value!r}", inherit.target_model_args, GPT2_ARGS,
+                   {'block_size': value})
+    fails_with("cannot set 'vocab_size' on the inherited model; settable: inherit_n_head, inherit_n_embd, block_size, "
+               "dropout", inherit.target_model_args, GPT2_ARGS, {'vocab_size': 128})
+
+
 def test_place_step_parse_place():
     assert inherit.parse_place('15-17') == {15: 15, 16: 16, 17: 17}
     assert inherit.parse_place('0-1=20-21,5=3') == {0: 20, 1: 21, 5: 3}
