@@ -180,6 +180,8 @@ def test_probe_progress_bar_counts_layers_and_clears_itself(capsys):
     attention_probe.head_statistics(ScriptedModel(), tokens, num_seqs=3, seq_len=10, batch_size=2, progress=True)
     err = capsys.readouterr().err  # 2 batches x 2 layers; leave=False erases the bar at the end
     assert err.startswith('\rprobe:   0%|          | 0/4 [00:00<?, ?layer/s]') and err.endswith(' \r'), repr(err)
+    probe(ScriptedModel(), tokens, num_seqs=3, seq_len=10, batch_size=2)  # probe() shows it by default
+    assert capsys.readouterr().err.startswith('\rprobe:   0%')
 
 
 def test_head_count_of_one_head_and_of_no_measured_head():
@@ -544,6 +546,22 @@ def test_ablation_matches_a_manual_forward(part, silent):
                 assert abs(delta[layer]) > 1e-5  # far above float32 noise at this loss
     assert delta[silent] == 0.0  # removing an output that is exactly zero changes nothing
     assert model(x, y)[1].item() == pytest.approx(intact, rel=1e-6)  # the hooks are gone afterwards
+
+
+def test_ablation_metric_hands_ablation_the_probe_settings():
+    # the window length (ablation_len, else the model's), the windows' starts and the caller's autocast all reach
+    # ablation(), and the result names what was measured
+    model, tokens = weighty_model(), toy_tokens()
+    starts, autocast = np.arange(0, 2000, 7), torch.autocast('cpu', dtype=torch.bfloat16)
+    for length, block_size in ((20, 20), (None, ARGS['block_size'])):
+        cfg = attention_probe.ProbeConfig(ablation_windows=6, batch_size=4, ablation_len=length)
+        m = attention_probe.Measurements(model, tokens, cfg, 'cpu', autocast=autocast, starts=starts)
+        intact, deltas = attention_probe.ablation(model, tokens, 'attn', 6, 4, 'cpu', autocast, starts, block_size)
+        assert attention_probe.ablation_metric(m, 'attn') == {'per_layer': deltas, 'val_loss': intact, 'windows': 6,
+                                                               'block_size': block_size}
+    # each setting shows in the losses
+    loss = lambda autocast, starts: attention_probe.ablation(model, tokens, 'attn', 6, 4, 'cpu', autocast, starts, 20)[0]
+    assert loss(None, starts) != loss(autocast, starts) != loss(autocast, None)
 
 
 def test_cli_ablations(setup, tmp_path):
