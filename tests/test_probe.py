@@ -180,8 +180,10 @@ def test_probe_progress_bar_counts_layers_and_clears_itself(capsys):
     attention_probe.head_statistics(ScriptedModel(), tokens, num_seqs=3, seq_len=10, batch_size=2, progress=True)
     err = capsys.readouterr().err  # 2 batches x 2 layers; leave=False erases the bar at the end
     assert err.startswith('\rprobe:   0%|          | 0/4 [00:00<?, ?layer/s]') and err.endswith(' \r'), repr(err)
-    probe(ScriptedModel(), tokens, num_seqs=3, seq_len=10, batch_size=2)  # probe() shows it by default
-    assert capsys.readouterr().err.startswith('\rprobe:   0%')
+    for function in (probe, attention_probe.head_statistics):  # both show it by default
+        function(ScriptedModel(), tokens, num_seqs=3, seq_len=10, batch_size=2)
+        assert capsys.readouterr().err.startswith('\rprobe:   0%')
+
 
 
 def test_head_count_of_one_head_and_of_no_measured_head():
@@ -220,6 +222,18 @@ class LastColumnModel(ScriptedModel):
         last[:, -1] = 1.0
         maps[1] = torch.stack([torch.eye(T).expand(B, T, T), last.expand(B, T, T)], 1)
         yield from maps.items()
+
+
+class NaNModel(ScriptedModel):
+    def attention_maps(self, idx):
+        yield 0, torch.full((len(idx), 2, idx.shape[1], idx.shape[1]), math.nan)
+
+
+def test_non_finite_attention_is_a_one_line_error():
+    tokens = np.random.default_rng(0).integers(0, VOCAB, 5000).astype(np.uint16)
+    with pytest.raises(SystemExit) as e:
+        attention_probe.head_statistics(NaNModel(), tokens, num_seqs=3, seq_len=10, progress=False)
+    assert str(e.value) == "error: layer 0 produced non-finite attention; run with --dtype=float32"
 
 
 def test_probe_takes_its_windows_among_starts_and_its_mass_by_column_mass():
