@@ -125,14 +125,16 @@ def test_cpu_autocast_runs_short_attention_in_float32(T, attention_dtype, qwen3,
     (torch.bfloat16, {True: torch.float32, False: torch.bfloat16}, 0.02),  # bf16 rounding only (logits up to ~0.7)
     (torch.float64, {True: torch.float64, False: torch.float64}, 1e-5),
 ])
-def test_model_cast_to_another_dtype_runs_on_cpu_without_autocast(T, dtype, attention_dtype, tolerance, monkeypatch):
+@pytest.mark.parametrize("llama", [False, True])  # RMSNorm (float32 inside, back in the model's dtype) and RoPE
+def test_model_cast_to_another_dtype_runs_on_cpu_without_autocast(T, dtype, attention_dtype, tolerance, llama, monkeypatch):
     """model.to(dtype) with no autocast: the short-sequence float32 attention is for bf16 only and hands c_proj bf16."""
     seen = []
     sdpa = torch.nn.functional.scaled_dot_product_attention
     monkeypatch.setattr(model_module.F, "scaled_dot_product_attention",
                         lambda q, k, v, **kw: seen.append(q.dtype) or sdpa(q, k, v, **kw))
     torch.manual_seed(0)
-    model = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=T, vocab_size=64)).eval()
+    llama_settings = dict(norm="rmsnorm", position="rope") if llama else {}
+    model = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=T, vocab_size=64, **llama_settings)).eval()
     idx = torch.randint(64, (1, T))
     with torch.no_grad():
         exact = full_logits(model, idx)
