@@ -180,10 +180,13 @@ def attend_by(path, attn, h, rope):
     if path in ("cpu_bf16_short", "cpu_bf16_long"):  # autocast; float32 attention up to CPU_FP32_ATTENTION_T tokens
         with torch.autocast("cpu", dtype=torch.bfloat16):
             return attn(h, rope=rope)
+    if path == "explicit_bf16_model":  # the probe's path in a model cast to bf16: float32 maps, bf16 weighting of v
+        return attn.to(torch.bfloat16)(h.bfloat16(), attention_hook=lambda att: None, rope=rope)
     return attn.to(torch.bfloat16)(h.bfloat16(), rope=rope)  # cpu_bf16_model: a model cast to bf16, no autocast
 
 
-@pytest.mark.parametrize("path", ["sdpa", "explicit", "cpu_bf16_short", "cpu_bf16_long", "cpu_bf16_model"])
+@pytest.mark.parametrize("path", ["sdpa", "explicit", "cpu_bf16_short", "cpu_bf16_long", "cpu_bf16_model",
+                                  "explicit_bf16_model"])
 @pytest.mark.parametrize("scale", [False, True])
 @pytest.mark.parametrize("n_kv_head", [None, 2])
 @pytest.mark.parametrize("llama", [False, True])  # RoPE (theta 100) after Qwen3's q/k norms, head_dim 16 of 32 wide
@@ -212,6 +215,17 @@ def test_every_attention_path_is_the_written_out_causal_softmax(path, scale, n_k
             assert y.dtype == (torch.bfloat16 if "bf16" in path else torch.float32)
             error = ((y.double() - expected).abs().max() / expected.abs().max()).item()
             assert error < tolerance, (i, error)
+
+
+def test_heads_of_their_own_size_in_any_width_are_the_written_out_attention():
+    # head_dim set (Qwen3): 3 heads of 8 dimensions in a 20-wide model, whose width no head count divides
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(block_size=16, vocab_size=64, n_layer=1, n_head=3, n_embd=20, head_dim=8, position="rope",
+                          rope_theta=100.0)).eval()
+    attn, h = model.transformer.h[0].attn, torch.randn(2, 16, 20)
+    with torch.no_grad():
+        error = (attn(h, rope=model.rope_tables(16, "cpu")).double() - written_out_attention(attn, h, 1, 100.0)).abs().max()
+    assert error < 1e-5
 
 
 def test_attention_dropout_only_in_training():
