@@ -6,6 +6,7 @@ and kill survivors.
     pip install mutmut==3.8.1
     python tests/mutate.py losses       # one of TARGETS; --list shows them
     python tests/mutate.py windows --workdir=/tmp/mutate-windows
+    python tests/mutate.py metrics --only 'attention_probe.x_probe__*'   # some of its functions; --max_children=N
 
 It copies the repository (tracked and untracked, not ignored, files) into --workdir, writes mutmut's setup.cfg there,
 runs mutmut on the target's functions with the target's tests, and prints every survivor's diff and the counts.
@@ -37,7 +38,11 @@ TARGETS = {
         "target_model_args", "first_blocks", "blocks_before_first_lazy", "keep_highest", "least_influential_dropped",
         "closest_run_dropped", "deepest_but_last_dropped", "least_needed_dropped", "select_blocks", "copy_blocks",
         "parse_place", "place_blocks", "keep_parts", "keep_first_heads")],
-                ["tests/test_inherit.py", "-k", "not cli and not dataset and not impossible and not bad_"]),
+                ["tests/test_inherit.py", "-k", "not cli and not dataset and not impossible and not bad_",
+                 # narrowing a GQA / SwiGLU / head_dim source (n_kv_head, mlp_hidden, stacked rows)
+                 "tests/test_llama.py::test_half_width_of_a_gqa_swiglu_model_slices_q_k_v_gate_and_up_each",
+                 "tests/test_llama.py::test_narrowing_that_breaks_a_group_a_hidden_unit_or_a_rotary_pair_is_one_line_error",
+                 "tests/test_llama3_qwen3.py::test_half_width_of_qwen3_keeps_head_dim"]),
     "metrics": ("attention_probe.py", [f"attention_probe.x_{f}__*" for f in (
         "_leading_count", "_gram_eigenvalues", "attention_rank", "attention_ranks", "attention_mass", "sink_mass",
         "head_statistics", "probe", "residual_geometry", "first_token_attention", "ablation", "max_rank",
@@ -46,8 +51,9 @@ TARGETS = {
                 ["tests/test_probe.py", "tests/test_probe_hf.py", "-k", "not cli and not sources and not bad_inputs"]),
     "attention": ("model.py", ["model.xǁCausalSelfAttentionǁ*", "model.x_rotate__*", "model.x_rope_frequencies__*",
                                "model.xǁRMSNormǁ*", "model.xǁGPTǁrope_tables__*", "model.xǁGPTǁattention_maps__*"],
-                  ["tests/test_model.py", "tests/test_llama3_qwen3.py", "-k",
-                   "written_out or attention_maps or sdpa or autocast or cast or logits"]),
+                  ["tests/test_model.py", "tests/test_llama3_qwen3.py",
+                   "tests/test_llama.py::test_load_matches_transformers", "-k",  # Qwen2's q/k/v biases, GQA
+                   "written_out or attention_maps or sdpa or autocast or cast or logits or dropout or load_matches"]),
 }
 
 
@@ -80,6 +86,10 @@ def main():
     parser.add_argument("--workdir", help="scratch copy of the repo (default /tmp/mutate-TARGET); emptied first")
     parser.add_argument("--list", action="store_true", help="list the targets: module, functions and tests")
     parser.add_argument("--report", action="store_true", help="print the survivors of the last run in --workdir again")
+    parser.add_argument("--only", nargs="+", metavar="GLOB",
+                        help="mutate only these of the target's functions (mutmut names, fnmatch), e.g. when time is short")
+    parser.add_argument("--max_children", type=int, default=1,
+                        help="mutants tested at once, each in its own process (default 1: a shared 2-core machine)")
     args = parser.parse_args()
     if args.list or args.target is None:
         for name, (module, functions, tests) in TARGETS.items():
@@ -88,6 +98,8 @@ def main():
     if importlib.util.find_spec("mutmut") is None:
         sys.exit("error: mutmut is not installed; pip install mutmut==3.8.1")
     module, functions, tests = TARGETS[args.target]
+    if args.only:
+        functions = args.only
     workdir = Path(args.workdir or f"/tmp/mutate-{args.target}")
     if not args.report:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -95,7 +107,8 @@ def main():
         copy_repo(workdir)
         (workdir / "setup.cfg").write_text(setup_cfg(workdir, module, tests))
         print(f"mutating {module} ({' '.join(functions)}) against {' '.join(tests)} in {workdir}", flush=True)
-        subprocess.run([sys.executable, "-m", "mutmut", "run", *functions], cwd=workdir)
+        subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children), *functions],
+                       cwd=workdir)
     elif not (workdir / "mutants").is_dir():
         sys.exit(f"error: {workdir} holds no mutmut run; run python tests/mutate.py {args.target} first")
 

@@ -360,6 +360,121 @@ def test_cli_bad_inputs_exit_1_with_one_stderr_line(tmp_path, sources):
         assert out.read_bytes() == b'previous' and os.listdir(tmp_path) == ['out.pt']
 
 
+# the steps of inherit() called one by one, on hand-written model_args, with the expected values worked out by hand
+# (their errors are compared whole: a wrong number or name in a message is a bug too)
+GPT2_ARGS = dict(n_head=4, n_embd=64)  # heads of 16 dimensions
+ROPE_ARGS = dict(GPT2_ARGS, position='rope')
+QWEN3_ARGS = dict(n_head=4, n_kv_head=2, n_embd=48, head_dim=16)  # heads of their own size, 4 * 16 != 48
+GQA_ARGS = dict(n_head=8, n_kv_head=2, n_embd=128, mlp='swiglu', mlp_hidden=344)  # 4 query heads per key/value head
+
+
+def fails_with(message, function, *args):
+    with pytest.raises(SystemExit) as e:
+        function(*args)
+    assert str(e.value) == f'error: {message}'
+
+
+@pytest.mark.parametrize('source, n_head, n_embd, expected', [
+    (GPT2_ARGS, None, None, (4, 64)),
+    (GPT2_ARGS, 2, None, (2, 32)),  # 2 heads of 16
+    (GPT2_ARGS, None, 32, (2, 32)),
+    (GPT2_ARGS, 1, None, (1, 16)),  # one head is a width
+    (QWEN3_ARGS, 2, None, (2, 48)),  # with head_dim the two narrow apart: n_embd stays the source's
+    (QWEN3_ARGS, None, 20, (4, 20)),
+    (QWEN3_ARGS, 2, 20, (2, 20)),  # 20 is no multiple of 48 / 4, which only matters without head_dim
+])
+def test_width_step_target_width(source, n_head, n_embd, expected):
+    assert inherit.target_width(source, n_head, n_embd) == expected
+
+
+@pytest.mark.parametrize('source, n_head, n_embd, message', [
+    (GPT2_ARGS, 0, None, "n_head must be a positive integer, got 0"),
+    (GPT2_ARGS, True, None, "n_head must be a positive integer, got True"),
+    (GPT2_ARGS, None, 0, "n_embd must be a positive integer, got 0"),
+    (GPT2_ARGS, None, 40, "n_embd=40 is not a multiple of the source's head size 16 (64/4); heads are copied whole, "
+                          "so use a multiple of 16"),
+    (ROPE_ARGS, None, 40, "n_embd=40 is not a multiple of the source's head size 16 (64/4); heads are copied whole "
+                          "(RoPE rotates dimension j with j + head_size/2), so use a multiple of 16"),
+    (GPT2_ARGS, 8, None, "n_head=8, n_embd=128 is wider than the source (4 heads, 64 wide); a warm start keeps the "
+                         "source's first heads and dimensions, so it can only shrink"),
+    (QWEN3_ARGS, 2, 96, "n_head=2, n_embd=96 is wider than the source (4 heads, 48 wide); a warm start keeps the "
+                        "source's first heads and dimensions, so it can only shrink"),  # wider in n_embd only
+    (GPT2_ARGS, 1, 32, "n_embd/n_head = 32/1 must equal the source's head size 16 (heads are copied whole); for 1 "
+                       "heads use n_embd=16"),
+])
+def test_width_step_target_width_errors(source, n_head, n_embd, message):
+    fails_with(message, inherit.target_width, source, n_head, n_embd)
+
+
+def test_width_step_narrowed_fields():
+    # 4 of 8 query heads read 4 / (8 / 2) = 1 key/value head; 344 hidden units of 128 dims -> 344 * 64 / 128 = 172
+    for n_head, n_embd, expected in ((4, 64, {'n_kv_head': 1, 'mlp_hidden': 172}),
+                                     (8, 48, {'n_kv_head': 2, 'mlp_hidden': 129})):
+        scaled = inherit.narrowed_fields(GQA_ARGS, n_head, n_embd)
+        assert scaled == expected and all(type(v) is int for v in scaled.values())  # 1.0 == 1 but breaks a shape
+    assert inherit.narrowed_fields(GPT2_ARGS, 2, 32) == {}  # GPT-2 has neither field
+    fails_with("n_head=6 would split a key/value group: the source's 8 query heads share 2 key/value heads, 4 each; "
+               "pass an inherit_n_head that is a multiple of 4", inherit.narrowed_fields, GQA_ARGS, 6, 128)
+    fails_with("n_embd=40 scales mlp_hidden=344 (of n_embd=128) to 107.5 hidden units, not a whole number; pass an "
+               "inherit_n_embd that makes 344 * n_embd / 128 an integer", inherit.narrowed_fields, GQA_ARGS, 8, 40)
+
+
+def test_width_step_stacked_rows():
+    # c_attn stacks q (n_head heads), k and v (n_kv_head heads each) of 16 rows; SwiGLU's c_fc stacks gate and up
+    assert inherit.stacked_rows('transformer.h.3.attn.c_attn.weight', GQA_ARGS) == [128, 32, 32]
+    assert inherit.stacked_rows('transformer.h.3.attn.c_attn.bias', GPT2_ARGS) == [64, 64, 64]
+    assert inherit.stacked_rows('transformer.h.3.mlp.c_fc.weight', GQA_ARGS) == [344, 344]
+    assert inherit.stacked_rows('transformer.h.3.mlp.c_fc.weight', dict(GQA_ARGS, mlp_hidden=None)) == [512, 512]
+    assert inherit.stacked_rows('transformer.h.3.mlp.c_fc.weight', GPT2_ARGS) is None  # GELU's c_fc stacks nothing
+    assert inherit.stacked_rows('transformer.h.3.mlp.c_proj.weight', GQA_ARGS) is None
+    assert inherit.stacked_rows('transformer.h.3.attn.c_proj.weight', GQA_ARGS) is None
+
+
+def test_layers_step_target_depth_and_parse_layers():
+    assert [inherit.target_depth(k, 6) for k in (None, 1, 6)] == [None, 1, 6]
+    for spec in ('3', True):  # a string reaches parse_layers elsewhere; a bool is no number of blocks
+        fails_with(f"inherit_layers={spec!r} must be a number of blocks k, a list of block indices or a string such as "
+                   "'0-5,0-5'", inherit.target_depth, spec, 6)
+    fails_with("inherit_layers must be a positive integer, got 0", inherit.target_depth, 0, 6)
+    fails_with("inherit_layers=7 but the source has only 6 blocks; to repeat blocks list them (e.g. '0-5,0-5')",
+               inherit.target_depth, 7, 6)
+    assert inherit.parse_layers(' 2-4,0, 1-1') == [2, 3, 4, 0, 1]
+    fails_with("layers='x': 'x' is not a block index or an a-b range; write e.g. '0-5,0-5' or '0,2,4,6'",
+               inherit.parse_layers, 'x')
+    # ASCII digits only: Python's int() reads the Arabic-Indic three, which no one means as a block index
+    fails_with("inherit_layers='\u0663': '\u0663' is not a block index or an a-b range; write e.g. '0-5,0-5' or "
+               "'0,2,4,6'", inherit.parse_layers, '\u0663', 'inherit_layers')
+    fails_with("inherit_layers='3-1': range 3-1 runs backwards; list the indices one by one to reverse the order",
+               inherit.parse_layers, '3-1', 'inherit_layers')
+
+
+def test_overrides_step_target_model_args():
+    args = inherit.target_model_args(GPT2_ARGS, {'dropout': 0, 'block_size': 1})  # both ends of what is allowed
+    assert args == dict(GPT2_ARGS, dropout=0.0, block_size=1) and type(args['dropout']) is float
+    assert inherit.target_model_args(GPT2_ARGS, {}) == GPT2_ARGS
+    for value in (1, False):  # 1 is no dropout rate; a bool is no number here
+        fails_with(f"dropout must be a number in [0, 1), got {value!r}", inherit.target_model_args, GPT2_ARGS,
+                   {'dropout': value})
+    for value in (0, True):
+        fails_with(f"block_size must be a positive integer, got {value!r}", inherit.target_model_args, GPT2_ARGS,
+                   {'block_size': value})
+    fails_with("cannot set 'vocab_size' on the inherited model; settable: inherit_n_head, inherit_n_embd, block_size, "
+               "dropout", inherit.target_model_args, GPT2_ARGS, {'vocab_size': 128})
+
+
+def test_place_step_parse_place():
+    assert inherit.parse_place('15-17') == {15: 15, 16: 16, 17: 17}
+    assert inherit.parse_place('0-1=20-21,5=3') == {0: 20, 1: 21, 5: 3}
+    for spec in (None, '  '):
+        fails_with(f"inherit_place={spec!r} must be a string of 'P=B' items such as '15-23=15-23' (a bare '15-23': "
+                   "in place)", inherit.parse_place, spec)
+    not_an_index = "inherit_place='{0}': '{0}' is not a block index or an a-b range; write e.g. '0-5,0-5' or '0,2,4,6'"
+    fails_with(not_an_index.format('y'), inherit.parse_place, 'y=0')  # the position
+    fails_with(not_an_index.format('x'), inherit.parse_place, '0=x')  # the block
+    fails_with("inherit_place='0-1=3': '0-1=3' puts 1 blocks at 2 positions", inherit.parse_place, '0-1=3')
+    fails_with("inherit_place='1=0,0-2' places two blocks at position 1", inherit.parse_place, '1=0,0-2')
+
+
 def write_tiny_dataset(root):
     data = root / 'tiny'
     data.mkdir()

@@ -102,17 +102,20 @@ def test_sdpa_and_explicit_attention_agree(scale):
 
 @pytest.mark.parametrize("T, attention_dtype", [(model_module.CPU_FP32_ATTENTION_T, torch.float32),
                                                  (model_module.CPU_FP32_ATTENTION_T + 1, torch.bfloat16)])
-def test_cpu_autocast_runs_short_attention_in_float32(T, attention_dtype, monkeypatch):
+@pytest.mark.parametrize("qwen3", [False, True])  # q/k norms' float32 gains promote q and k back to float32
+def test_cpu_autocast_runs_short_attention_in_float32(T, attention_dtype, qwen3, monkeypatch):
+    # what SDPA gets: q, k, v of one dtype, and autocast off on the float32 path (on, it would run SDPA in bf16)
     seen = []
     sdpa = torch.nn.functional.scaled_dot_product_attention
-    monkeypatch.setattr(model_module.F, "scaled_dot_product_attention",
-                        lambda q, k, v, **kw: seen.append(q.dtype) or sdpa(q, k, v, **kw))
+    monkeypatch.setattr(model_module.F, "scaled_dot_product_attention", lambda q, k, v, **kw: seen.append(
+        (q.dtype, k.dtype, v.dtype, torch.is_autocast_enabled("cpu"))) or sdpa(q, k, v, **kw))
     torch.manual_seed(0)
-    model = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=T, vocab_size=64, dropout=0.0))
+    llama_settings = dict(position="rope", qk_norm=True, head_dim=16) if qwen3 else {}
+    model = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=T, vocab_size=64, dropout=0.0, **llama_settings))
     idx = torch.randint(64, (1, T))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         logits, _ = model(idx)
-    assert seen == [attention_dtype] * 2
+    assert seen == [(attention_dtype,) * 3 + (attention_dtype == torch.bfloat16,)] * 2
     exact, _ = model(idx)  # float32 throughout
     assert (logits.float() - exact).abs().max() < 0.05  # bf16 rounding only
 
@@ -122,14 +125,16 @@ def test_cpu_autocast_runs_short_attention_in_float32(T, attention_dtype, monkey
     (torch.bfloat16, {True: torch.float32, False: torch.bfloat16}, 0.02),  # bf16 rounding only (logits up to ~0.7)
     (torch.float64, {True: torch.float64, False: torch.float64}, 1e-5),
 ])
-def test_model_cast_to_another_dtype_runs_on_cpu_without_autocast(T, dtype, attention_dtype, tolerance, monkeypatch):
+@pytest.mark.parametrize("llama", [False, True])  # RMSNorm (float32 inside, back in the model's dtype) and RoPE
+def test_model_cast_to_another_dtype_runs_on_cpu_without_autocast(T, dtype, attention_dtype, tolerance, llama, monkeypatch):
     """model.to(dtype) with no autocast: the short-sequence float32 attention is for bf16 only and hands c_proj bf16."""
     seen = []
     sdpa = torch.nn.functional.scaled_dot_product_attention
     monkeypatch.setattr(model_module.F, "scaled_dot_product_attention",
                         lambda q, k, v, **kw: seen.append(q.dtype) or sdpa(q, k, v, **kw))
     torch.manual_seed(0)
-    model = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=T, vocab_size=64)).eval()
+    llama_settings = dict(norm="rmsnorm", position="rope") if llama else {}
+    model = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=T, vocab_size=64, **llama_settings)).eval()
     idx = torch.randint(64, (1, T))
     with torch.no_grad():
         exact = full_logits(model, idx)
@@ -175,10 +180,13 @@ def attend_by(path, attn, h, rope):
     if path in ("cpu_bf16_short", "cpu_bf16_long"):  # autocast; float32 attention up to CPU_FP32_ATTENTION_T tokens
         with torch.autocast("cpu", dtype=torch.bfloat16):
             return attn(h, rope=rope)
+    if path == "explicit_bf16_model":  # the probe's path in a model cast to bf16: float32 maps, bf16 weighting of v
+        return attn.to(torch.bfloat16)(h.bfloat16(), attention_hook=lambda att: None, rope=rope)
     return attn.to(torch.bfloat16)(h.bfloat16(), rope=rope)  # cpu_bf16_model: a model cast to bf16, no autocast
 
 
-@pytest.mark.parametrize("path", ["sdpa", "explicit", "cpu_bf16_short", "cpu_bf16_long", "cpu_bf16_model"])
+@pytest.mark.parametrize("path", ["sdpa", "explicit", "cpu_bf16_short", "cpu_bf16_long", "cpu_bf16_model",
+                                  "explicit_bf16_model"])
 @pytest.mark.parametrize("scale", [False, True])
 @pytest.mark.parametrize("n_kv_head", [None, 2])
 @pytest.mark.parametrize("llama", [False, True])  # RoPE (theta 100) after Qwen3's q/k norms, head_dim 16 of 32 wide
@@ -207,6 +215,17 @@ def test_every_attention_path_is_the_written_out_causal_softmax(path, scale, n_k
             assert y.dtype == (torch.bfloat16 if "bf16" in path else torch.float32)
             error = ((y.double() - expected).abs().max() / expected.abs().max()).item()
             assert error < tolerance, (i, error)
+
+
+def test_heads_of_their_own_size_in_any_width_are_the_written_out_attention():
+    # head_dim set (Qwen3): 3 heads of 8 dimensions in a 20-wide model, whose width no head count divides
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(block_size=16, vocab_size=64, n_layer=1, n_head=3, n_embd=20, head_dim=8, position="rope",
+                          rope_theta=100.0)).eval()
+    attn, h = model.transformer.h[0].attn, torch.randn(2, 16, 20)
+    with torch.no_grad():
+        error = (attn(h, rope=model.rope_tables(16, "cpu")).double() - written_out_attention(attn, h, 1, 100.0)).abs().max()
+    assert error < 1e-5
 
 
 def test_attention_dropout_only_in_training():

@@ -160,6 +160,37 @@ def test_probe_defaults_are_the_papers_protocol():
     assert (defaults['num_seqs'], defaults['seq_len'], defaults['tau'], defaults['eta'], defaults['seed']) == (100, 100, 0.9, 0.9, 1337)
     cfg = attention_probe.ProbeConfig()
     assert (cfg.num_seqs, cfg.seq_len, cfg.tau, cfg.eta, cfg.mass_order) == (100, 100, 0.9, 0.9, 'sorted')
+    # and the functions run it when called without them: 100 windows (seed 1337) of 100 tokens, where an identity
+    # map needs 90 columns at 0.9 and the last-column head 1 taken by mass (100 in index order)
+    tokens = np.random.default_rng(0).integers(0, VOCAB, 20000).astype(np.uint16)
+    share_even = np.mean(tokens[fixed_windows(len(tokens), 100, 100, seed=1337)] % 2 == 0)
+    expected = torch.tensor([[share_even + (1 - share_even) * 90] * 2, [90.0, 1.0]], dtype=torch.float64)
+    rank, mass = probe(LastColumnModel(), tokens, progress=False)
+    assert torch.allclose(rank, expected) and torch.allclose(mass, expected)
+    stats = attention_probe.head_statistics(LastColumnModel(), tokens, progress=False)
+    assert torch.equal(stats.ranks[0], rank) and torch.equal(stats.mass, mass)
+    # the lowest sink mass over the windows, per head, float64: identity maps 0, the last-column head 1
+    assert stats.sink_mass.dtype == torch.float64 and stats.sink_mass.tolist() == [[0.0, 0.0], [0.0, 1.0]]
+
+
+def test_probe_progress_bar_counts_layers_and_clears_itself(capsys):
+    tokens = np.random.default_rng(0).integers(0, VOCAB, 5000).astype(np.uint16)
+    attention_probe.head_statistics(ScriptedModel(), tokens, num_seqs=3, seq_len=10, batch_size=2, progress=False)
+    assert capsys.readouterr().err == ''
+    attention_probe.head_statistics(ScriptedModel(), tokens, num_seqs=3, seq_len=10, batch_size=2, progress=True)
+    err = capsys.readouterr().err  # 2 batches x 2 layers; leave=False erases the bar at the end
+    assert err.startswith('\rprobe:   0%|          | 0/4 [00:00<?, ?layer/s]') and err.endswith(' \r'), repr(err)
+    for function in (probe, attention_probe.head_statistics):  # both show it by default
+        function(ScriptedModel(), tokens, num_seqs=3, seq_len=10, batch_size=2)
+        assert capsys.readouterr().err.startswith('\rprobe:   0%')
+
+
+
+def test_head_count_of_one_head_and_of_no_measured_head():
+    one = attention_probe.head_count(torch.tensor([[True]]), torch.tensor([[1.0]]))
+    assert one == {'per_layer': [1.0], 'count_per_layer': [1], 'count': 1, 'heads': 1, 'fraction': 1.0}
+    none = attention_probe.head_count(torch.tensor([[True, False]]), torch.tensor([[math.nan, math.nan]]))
+    assert math.isnan(none.pop('per_layer')[0]) and none == {'count_per_layer': [0], 'count': 0, 'heads': 0, 'fraction': 0.0}
 
 
 class ScriptedModel:
@@ -179,6 +210,38 @@ class ScriptedModel:
         even = (idx[:, 0] % 2 == 0).view(B, 1, 1, 1)
         yield 0, torch.where(even, single, torch.eye(T)).expand(B, 2, T, T)
         yield 1, torch.stack([torch.eye(T).expand(B, T, T), single.expand(B, T, T)], 1)
+
+
+class LastColumnModel(ScriptedModel):
+    """ScriptedModel with layer 1 head 1 on the last column: m* = 1 taking columns by mass, T in index order."""
+
+    def attention_maps(self, idx):
+        maps = dict(super().attention_maps(idx))
+        B, T = idx.shape
+        last = torch.zeros(T, T)
+        last[:, -1] = 1.0
+        maps[1] = torch.stack([torch.eye(T).expand(B, T, T), last.expand(B, T, T)], 1)
+        yield from maps.items()
+
+
+class NaNModel(ScriptedModel):
+    def attention_maps(self, idx):
+        yield 0, torch.full((len(idx), 2, idx.shape[1], idx.shape[1]), math.nan)
+
+
+def test_non_finite_attention_is_a_one_line_error():
+    tokens = np.random.default_rng(0).integers(0, VOCAB, 5000).astype(np.uint16)
+    with pytest.raises(SystemExit) as e:
+        attention_probe.head_statistics(NaNModel(), tokens, num_seqs=3, seq_len=10, progress=False)
+    assert str(e.value) == "error: layer 0 produced non-finite attention; run with --dtype=float32"
+
+
+def test_probe_takes_its_windows_among_starts_and_its_mass_by_column_mass():
+    tokens = np.random.default_rng(0).integers(0, VOCAB, 5000).astype(np.uint16)
+    even = np.flatnonzero(tokens[:len(tokens) - 11] % 2 == 0)  # windows that start on an even token: layer 0 is k* = 1
+    rank, mass = probe(LastColumnModel(), tokens, num_seqs=23, seq_len=10, batch_size=4, seed=7, progress=False,
+                       starts=even)
+    assert rank.tolist() == [[1.0, 1.0], [9.0, 1.0]] and mass.tolist() == [[1.0, 1.0], [9.0, 1.0]]
 
 
 def test_probe_averages_per_sequence_then_over_sequences():
@@ -497,6 +560,22 @@ def test_ablation_matches_a_manual_forward(part, silent):
                 assert abs(delta[layer]) > 1e-5  # far above float32 noise at this loss
     assert delta[silent] == 0.0  # removing an output that is exactly zero changes nothing
     assert model(x, y)[1].item() == pytest.approx(intact, rel=1e-6)  # the hooks are gone afterwards
+
+
+def test_ablation_metric_hands_ablation_the_probe_settings():
+    # the window length (ablation_len, else the model's), the windows' starts and the caller's autocast all reach
+    # ablation(), and the result names what was measured
+    model, tokens = weighty_model(), toy_tokens()
+    starts, autocast = np.arange(0, 2000, 7), torch.autocast('cpu', dtype=torch.bfloat16)
+    for length, block_size in ((20, 20), (None, ARGS['block_size'])):
+        cfg = attention_probe.ProbeConfig(ablation_windows=6, batch_size=4, ablation_len=length)
+        m = attention_probe.Measurements(model, tokens, cfg, 'cpu', autocast=autocast, starts=starts)
+        intact, deltas = attention_probe.ablation(model, tokens, 'attn', 6, 4, 'cpu', autocast, starts, block_size)
+        assert attention_probe.ablation_metric(m, 'attn') == {'per_layer': deltas, 'val_loss': intact, 'windows': 6,
+                                                               'block_size': block_size}
+    # each setting shows in the losses
+    loss = lambda autocast, starts: attention_probe.ablation(model, tokens, 'attn', 6, 4, 'cpu', autocast, starts, 20)[0]
+    assert loss(None, starts) != loss(autocast, starts) != loss(autocast, None)
 
 
 def test_cli_ablations(setup, tmp_path):

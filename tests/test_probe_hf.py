@@ -302,6 +302,14 @@ def test_tau_sweep_equals_separate_runs(folders):
     assert sweep["lazy_layers"] == [[l for l, r in enumerate(row) if r == 1] for row in separate]
 
 
+def test_tau_sweep_names_the_lazy_layers_at_every_tau():
+    # the crafted layer 1 is rank 1 in every head at any tau (a leaking sink, a constant map, a sink); layer 0 never
+    m = Measurements(CraftedModel(), tokens(), settings(seq_len=10, taus=[0.5, 0.9]), "cpu", progress=False)
+    sweep = attention_probe.tau_sweep(m)
+    assert sweep["taus"] == [0.5, 0.9] and sweep["lazy_layers"] == [[1], [1]]
+    assert [row[1] for row in sweep["max_rank"]] == [1.0, 1.0] and min(row[0] for row in sweep["max_rank"]) > 1
+
+
 def test_tf32_is_off_while_the_probe_measures(folders, monkeypatch):
     model, _ = load_model(folders("falcon"), model_path="transformers")
     flags, logits = [], hf_adapter.HFModel.logits
