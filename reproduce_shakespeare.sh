@@ -125,7 +125,8 @@ echo "rows 1-5 took $((SECONDS / 60)) min $((SECONDS % 60)) s"
 [ "$mode" = core ] && exit 0
 
 python attention_probe.py --source=$out/ref_8_s1337 --dataset=shakespeare_char --out_dir=$out/probe \
-  --ablate_attention=True --ablate_mlp=True --ablation_windows=256 --dtype=float32
+  --ablate_attention=True --ablate_mlp=True --ablation_windows=256 --dtype=float32 \
+  --collapse_rank=1.5 --collapse_eps=0.1 --taus=0.8,0.85,0.9,0.95  # PAPER.md §6's per-head collapse and tau sweep
 
 # ------------------------------------------------------------------------------------------------------------------
 # Rows 6-7, one seed, at the small model's budget (T steps), with train.py's KD keys (teacher, kd_alpha),
