@@ -10,7 +10,7 @@
 #                                           # counts, tau sweep) and Fig. 3's control at mini scale: 4 layers from
 #                                           # its blocks 0-3 / 4-7 / random init, T = 500 steps, seeds 1337-1339
 #                                           # (docs/cpu_reproduction.md)
-#   bash reproduce_shakespeare.sh lazy      # ~35 min: the same on a reference whose blocks 4-7 start sink-collapsed
+#   bash reproduce_shakespeare.sh lazy      # ~8 min: the same on a reference whose blocks 4-7 start sink-collapsed
 #                                           # (sink_layers, probed while it trains) and lazy_cut's pick (docs/lazy_layers.md)
 # Runs go one at a time with torch's default threads: on the 2-core test CPU one 2-thread run was faster than two
 # 1-thread runs side by side (docs/speed.md). Every run directory ends in _s<seed>; rerunning a mode retrains from scratch.
