@@ -39,8 +39,8 @@ TARGETS = {
     "inherit": ("inherit.py", [f"inherit.x_{f}__*" for f in (
         "parse_layers", "target_depth", "target_width", "narrowed_fields", "stacked_rows", "leading_slice",
         "target_model_args", "first_blocks", "blocks_before_first_lazy", "keep_highest", "least_influential_dropped",
-        "closest_run_dropped", "deepest_but_last_dropped", "least_needed_dropped", "choose_blocks", "select_blocks", "copy_blocks",
-        "parse_place", "place_blocks", "keep_parts", "keep_first_heads")],
+        "closest_run_dropped", "deepest_but_last_dropped", "least_needed_dropped", "choose_blocks", "select_blocks",
+        "copy_blocks", "parse_place", "place_blocks", "keep_parts", "keep_first_heads")],
                 ["tests/test_inherit.py", "-k", "not cli and not dataset and not impossible and not bad_",
                  # narrowing a GQA / SwiGLU / head_dim source (n_kv_head, mlp_hidden, stacked rows)
                  "tests/test_llama.py::test_half_width_of_a_gqa_swiglu_model_slices_q_k_v_gate_and_up_each",
@@ -50,7 +50,8 @@ TARGETS = {
         "_leading_count", "_gram_eigenvalues", "attention_rank", "attention_ranks", "attention_mass", "sink_mass",
         "head_statistics", "probe", "residual_geometry", "first_token_attention", "ablation", "max_rank",
         "head_mean_rank", "avg_mass", "block_influence", "angular_distance", "head_count", "attention_sink",
-        "head_collapse", "sink_collapse", "ablation_metric", "attention_ablation", "mlp_ablation", "tau_sweep", "suggest_inherit_depth")],
+        "head_collapse", "sink_collapse", "ablation_metric", "attention_ablation", "mlp_ablation", "tau_sweep",
+        "suggest_inherit_depth")],
                 ["tests/test_probe.py", "tests/test_probe_hf.py", "-k", "not cli and not sources and not bad_inputs"]),
     "attention": ("model.py", ["model.xǁCausalSelfAttentionǁ*", "model.x_rotate__*", "model.x_rope_frequencies__*",
                                "model.xǁRMSNormǁ*", "model.xǁGPTǁrope_tables__*", "model.xǁGPTǁattention_maps__*"],
