@@ -46,6 +46,8 @@ def plain(x):
 def last_line_is_a_comprehension(xs):
     return [x
             for x in xs]
+@twice
+def next_to_the_last(): return 3
 
 
 class Box:
@@ -106,6 +108,8 @@ def last_line_is_a_comprehension(xs):
     return [x
             for x in xs]
 last_line_is_a_comprehension = (twice)(last_line_is_a_comprehension)
+def next_to_the_last(): return 3
+next_to_the_last = (twice)(next_to_the_last)
 
 
 class Box:
@@ -138,7 +142,8 @@ def run(source):
     namespace = {}
     exec(compile(source, "<source>", "exec"), namespace)
     box = namespace["Box"](5)
-    calls = (namespace["add"](2, 3), namespace["last_line_is_a_comprehension"]([1]), box.get(), box.one(), box.v)
+    calls = (namespace["add"](2, 3), namespace["last_line_is_a_comprehension"]([1]),
+             namespace["next_to_the_last"](), box.get(), box.one(), box.v)
     box.v = 7
     return namespace["REGISTRY"], calls, box.v
 
@@ -146,8 +151,9 @@ def run(source):
 def test_undecorate_applies_decorators_after_the_function_innermost_first():
     out = mutate.undecorate(SOURCE, lambda function, cls: function != "skipped")
     assert out == EXPECTED  # every other line byte for byte, the setter and the lone staticmethod left to mutmut
+    assert mutate.undecorate("@d\ndef f(): pass", lambda function, cls: True) == "def f(): pass\nf = (d)(f)\n"
     assert run(out) == run(SOURCE) == ([("inner", ("multi-line",), "add"), ("outer", (), "add"),
-                                        ("not wanted", (), "skipped")], (10, [1, 1], 10, 1, 5), 7)
+                                        ("not wanted", (), "skipped")], (10, [1, 1], 6, 10, 1, 5), 7)
 
 
 @pytest.mark.parametrize("module, registries", [("inherit.py", ("WARM_STARTS", "SELECTIONS")),
