@@ -200,7 +200,7 @@ def test_place_puts_source_blocks_at_positions_and_leaves_the_rest_fresh(tmp_pat
     assert inherit.describe_warm_start(ckpt['inherit']) == label.format(src=inherit.short_source(sources['project']))
 
 
-@pytest.mark.parametrize('args, message', [
+PLACEMENTS_THAT_CANNOT_BE_MADE = [
     (['--inherit_place=6'], "position 6 is out of range: the target has 6 layers, numbered 0-5"),
     (['--inherit_layers=2', '--inherit_place=2=0'], "position 2 is out of range: the target has 2 layers"),
     (['--inherit_place=0=6'], "block 6 is out of range: the source has 6 blocks"),
@@ -208,12 +208,32 @@ def test_place_puts_source_blocks_at_positions_and_leaves_the_rest_fresh(tmp_pat
     (['--inherit_place=0-1=3'], "'0-1=3' puts 1 blocks at 2 positions"),
     (['--inherit_place=0=x'], "'x' is not a block index"),
     (['--inherit_layers=0,1', '--inherit_place=0'], "give only the target's depth"),
-])
+]
+
+
+@pytest.mark.parametrize('args, message', PLACEMENTS_THAT_CANNOT_BE_MADE)
 def test_impossible_placements_exit_1_in_one_line_and_write_nothing(tmp_path, sources, args, message):
     out = tmp_path / 'out.pt'
     proc = run_script('inherit.py', f'--source={sources["project"]}', *args, f'--out={out}', check=False)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 1 and len(lines) == 1 and lines[0].startswith('error: inherit_') and message in lines[0], proc.stderr
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize('args, message', [
+    *PLACEMENTS_THAT_CANNOT_BE_MADE,
+    (['--inherit_place=5', '--inherit_layers=5'], "position 5 is out of range: the target has 5 layers, numbered 0-4"),
+    (['--inherit_place=0=5', '--inherit_layers=5'], None),  # the last block, at the first position: fine
+    (['--inherit_layers=2', '--inherit_select=deepest_but_last', '--inherit_place=0'], "give only the target's depth"),
+])
+def test_placements_that_cannot_be_made_are_one_line_errors_in_process(tmp_path, sources, args, message):
+    """The same checks in the pytest process, where mutation testing sees them (tests/mutate.py)."""
+    if message is None:
+        assert run_inherit(tmp_path, f'--source={sources["project"]}', *args)['inherit']['layers'][0] == 5
+        return
+    with pytest.raises(SystemExit) as e:
+        inherit.main([f'--source={sources["project"]}', *args, f'--out={tmp_path / "out.pt"}'])
+    assert str(e.value).startswith('error: inherit_') and '\n' not in str(e.value) and message in str(e.value), str(e.value)
     assert os.listdir(tmp_path) == []
 
 
