@@ -340,6 +340,19 @@ def test_inherit_function_leaves_the_callers_rng_alone(sources):
         inherit.inherit(model, info, replace(options, inherit_layers=[]))
 
 
+@pytest.mark.parametrize('layers, message', [
+    ([0, True], 'block index True is out of range'),  # a bool is no block index, though True == 1
+    ([0, 1.0], 'block index 1.0 is out of range'),
+    ([0, -1], 'block index -1 is out of range'),
+    ((2, 6, 1), 'block index 6 is out of range: the source has 6 blocks, numbered 0-5'),
+])
+def test_layer_lists_of_other_than_block_indices_are_one_line_errors(sources, layers, message):
+    model, info = load_model(sources['project'])
+    with pytest.raises(SystemExit) as e:
+        inherit.inherit(model, info, inherit.InheritScriptConfig(inherit_layers=layers))
+    assert str(e.value).startswith(f'error: {message}') and '\n' not in str(e.value), str(e.value)
+
+
 @pytest.mark.parametrize('args, message', [
     (['--inherit_layers=7'], 'only 6 blocks'),
     (['--inherit_layers=0'], 'positive integer'),
