@@ -265,6 +265,13 @@ def test_moved_blocks_under_inverse_layer_scaling_are_noted_not_rescaled(tmp_pat
     head_dim = SRC['n_embd'] // SRC['n_head']
     assert model.transformer.h[0].attn.scale == 1 / math.sqrt(head_dim)  # position 0's scale, as the model defines it
     assert run_inherit(tmp_path, f'--source={sources["hf"]}', '--inherit_layers=2')['inherit']['notes'] == []
+    note = ("scale_attn_by_inverse_layer_idx: attention logits are scaled by 1/(position+1) at each block's new position, "
+            "so moved blocks (source->target {}) see a different scale than in the source")
+    for layers, moved in (('2,2,1,0', '2->0, 2->1, 1->2, 0->3'), ('2,2,1,0,2,1', '2->0, 2->1, 1->2, 0->3, ...')):
+        assert run_inherit(tmp_path, f'--source={sources["hf"]}', f'--inherit_layers={layers}')['inherit']['notes'] == [
+            note.format(moved)]
+    assert run_inherit(tmp_path, f'--source={sources["hf"]}', '--inherit_layers=2,1',  # no attention weights moved
+                       '--inherit_block_parts=mlp,ln')['inherit']['notes'] == []
 
 
 def test_half_width_takes_the_first_heads_hidden_units_and_dims(tmp_path, sources):
