@@ -347,6 +347,17 @@ def test_inherit_function_leaves_the_callers_rng_alone(sources):
         inherit.inherit(model, info, replace(options, inherit_layers=[]))
 
 
+@pytest.mark.parametrize('parts, message', [
+    ('attn,foo', "inherit_block_parts='attn,foo'"),
+    (['attn'], "inherit_block_parts must be a string such as 'all' or 'attn,ln', got ['attn']"),
+])
+def test_block_parts_errors_name_the_option(sources, parts, message):
+    model, info = load_model(sources['project'])
+    with pytest.raises(SystemExit) as e:
+        inherit.inherit(model, info, inherit.InheritScriptConfig(inherit_layers=2, inherit_block_parts=parts))
+    assert str(e.value).startswith(f'error: {message}'), str(e.value)
+
+
 @pytest.mark.parametrize('layers, message', [
     ([0, True], 'block index True is out of range'),  # a bool is no block index, though True == 1
     ([0, 1.0], 'block index 1.0 is out of range'),
@@ -587,14 +598,17 @@ def test_selection_functions_on_hand_made_metrics(name, metrics, k, expected):
 
 
 @pytest.mark.parametrize('max_rank, k, message', [
-    ([9, 4, 2.5, 1.1, 1.2, 1.05], None, 'no layer of the source is lazy'),
-    ([1, 4, 2.5, 1, 1.2, 1], None, "layer 0 is lazy already"),
-    ([9, 4, 2.5, 1, 1.2, 1], 4, 'keeps the 3 blocks before the first lazy layer, but inherit_layers=4; set inherit_layers=3'),
+    ([9, 4, 2.5, 1.1, 1.2, 1.05], None, 'no layer of the source is lazy (MaxRank = 1), so lazy_cut has no blocks to '
+                                         'keep; give the depth with inherit_layers=k and another inherit_select'),
+    ([1, 4, 2.5, 1, 1.2, 1], None, "the source's layer 0 is lazy already, so lazy_cut has no blocks to keep; give the "
+                                   "depth with inherit_layers=k and another inherit_select"),
+    ([9, 4, 2.5, 1, 1.2, 1], 4, 'lazy_cut keeps the 3 blocks before the first lazy layer, but inherit_layers=4; set '
+                                'inherit_layers=3 or leave it unset'),
 ])
 def test_lazy_cut_without_a_place_to_cut_is_one_line_error(max_rank, k, message):
     with pytest.raises(SystemExit) as e:
         inherit.SELECTIONS['lazy_cut'].choose({'max_rank': per_layer(max_rank)}, 6, k)
-    assert str(e.value).startswith('error: ') and message in str(e.value) and '\n' not in str(e.value)
+    assert str(e.value) == f'error: {message}'
 
 
 def constant_dataset(root, token=5, n=3000):
