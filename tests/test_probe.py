@@ -547,6 +547,14 @@ def manual_loss_without(model, x, y, layer, part):
     return torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten()).item()
 
 
+def test_ablation_defaults_to_256_fixed_windows_of_the_models_context():
+    model, tokens = weighty_model(), toy_tokens()
+    intact, _ = attention_probe.ablation(model, tokens, 'mlp')
+    x, y = get_batch(tokens, fixed_windows(len(tokens), ARGS['block_size'], 256), ARGS['block_size'], 'cpu')
+    with torch.no_grad():
+        assert intact == pytest.approx(model(x, y)[1].item(), rel=1e-6)
+
+
 @pytest.mark.parametrize('part, silent', [('attn', 1), ('mlp', 2)])
 def test_ablation_matches_a_manual_forward(part, silent):
     model, tokens = weighty_model(), toy_tokens()
