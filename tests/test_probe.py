@@ -547,6 +547,14 @@ def manual_loss_without(model, x, y, layer, part):
     return torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten()).item()
 
 
+@pytest.mark.parametrize('part', ['attn', 'mlp'])
+def test_ablation_progress_bar_counts_layers_and_clears_itself(part, capsys):
+    attention_probe.ablation(weighty_model(), toy_tokens(), part, num_windows=2, batch_size=2)
+    err = capsys.readouterr().err  # one step per layer; leave=False erases the bar at the end
+    assert err.startswith(f'\r{part} ablation:   0%|          | 0/{ARGS["n_layer"]} [00:00<?, ?layer/s]'), repr(err)
+    assert err.endswith(' \r'), repr(err)
+
+
 def test_ablation_defaults_to_256_fixed_windows_of_the_models_context():
     model, tokens = weighty_model(), toy_tokens()
     intact, _ = attention_probe.ablation(model, tokens, 'mlp')
