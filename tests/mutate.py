@@ -45,7 +45,10 @@ TARGETS = {
                  # narrowing a GQA / SwiGLU / head_dim source (n_kv_head, mlp_hidden, stacked rows)
                  "tests/test_llama.py::test_half_width_of_a_gqa_swiglu_model_slices_q_k_v_gate_and_up_each",
                  "tests/test_llama.py::test_narrowing_that_breaks_a_group_a_hidden_unit_or_a_rotary_pair_is_one_line_error",
-                 "tests/test_llama3_qwen3.py::test_half_width_of_qwen3_keeps_head_dim"]),
+                 "tests/test_llama3_qwen3.py::test_half_width_of_qwen3_keeps_head_dim",
+                 # keep_parts on a model run through transformers (its own tensor groups and tying)
+                 "tests/test_hf_train.py::test_stacked_blocks_and_block_parts",
+                 "tests/test_hf_train.py::test_gemma4_block_parts"]),
     "metrics": ("attention_probe.py", [f"attention_probe.x_{f}__*" for f in (
         "_leading_count", "_gram_eigenvalues", "attention_rank", "attention_ranks", "attention_mass", "sink_mass",
         "head_statistics", "probe", "residual_geometry", "first_token_attention", "ablation", "max_rank",
