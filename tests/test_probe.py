@@ -4,6 +4,7 @@ import inspect
 import json
 import math
 import os
+import types
 
 import numpy as np
 import pytest
@@ -627,3 +628,13 @@ def test_cli_table_has_every_metric(setup, tmp_path):
     assert np.array(result['angular_distance']['matrix']).shape == (L + 1, L + 1)
     assert result['attention_sink']['eps'] == 0.5 and result['settings']['sink_seqs'] == 8
     assert 'exceeds 0.5 (8 windows of 48 tokens)' in proc.stdout
+
+
+def test_per_layer_rank_and_mass_metrics_read_their_own_tensor():
+    ranks = torch.tensor([[1.0, 3.0], [2.0, 2.5]], dtype=torch.float64)
+    mass = torch.tensor([[0.5, 0.75], [1.0, 0.25]], dtype=torch.float64)
+    m = types.SimpleNamespace(rank_and_mass=(ranks, mass))
+    metrics = attention_probe.METRICS
+    assert metrics['max_rank'].compute(m) == {'per_layer': [3.0, 2.5]}
+    assert metrics['head_mean_rank'].compute(m) == {'per_layer': [2.0, 2.25]}
+    assert metrics['avg_mass'].compute(m) == {'per_layer': [0.625, 0.625]}
