@@ -10,10 +10,13 @@ and kill survivors.
 
 It copies the repository (tracked and untracked, not ignored, files) into --workdir, writes mutmut's setup.cfg there,
 runs mutmut on the target's functions with the target's tests, and prints every survivor's diff and the counts.
+mutmut 3 leaves decorated functions alone, so in that copy (never in the source) the target module's decorated
+functions that the run mutates are written undecorated, each followed by `name = (decorator)(name)` (undecorate).
 mutmut maps tests to functions by running them once in-process: a function only a subprocess reaches (train.py run
 as a script) counts as untested, so each target's tests call its functions in the pytest process.
 """
 import argparse
+import ast
 import fnmatch
 import importlib.util
 import os
@@ -36,18 +39,22 @@ TARGETS = {
     "inherit": ("inherit.py", [f"inherit.x_{f}__*" for f in (
         "parse_layers", "target_depth", "target_width", "narrowed_fields", "stacked_rows", "leading_slice",
         "target_model_args", "first_blocks", "blocks_before_first_lazy", "keep_highest", "least_influential_dropped",
-        "closest_run_dropped", "deepest_but_last_dropped", "least_needed_dropped", "select_blocks", "copy_blocks",
-        "parse_place", "place_blocks", "keep_parts", "keep_first_heads")],
-                ["tests/test_inherit.py", "-k", "not cli and not dataset and not impossible and not bad_",
+        "closest_run_dropped", "deepest_but_last_dropped", "least_needed_dropped", "choose_blocks", "select_blocks",
+        "copy_blocks", "parse_place", "place_blocks", "keep_parts", "keep_first_heads")],
+                ["tests/test_inherit.py", "-k", "not cli and not dataset and not impossible and not bad_selections",
                  # narrowing a GQA / SwiGLU / head_dim source (n_kv_head, mlp_hidden, stacked rows)
                  "tests/test_llama.py::test_half_width_of_a_gqa_swiglu_model_slices_q_k_v_gate_and_up_each",
                  "tests/test_llama.py::test_narrowing_that_breaks_a_group_a_hidden_unit_or_a_rotary_pair_is_one_line_error",
-                 "tests/test_llama3_qwen3.py::test_half_width_of_qwen3_keeps_head_dim"]),
+                 "tests/test_llama3_qwen3.py::test_half_width_of_qwen3_keeps_head_dim",
+                 # keep_parts on a model run through transformers (its own tensor groups and tying)
+                 "tests/test_hf_train.py::test_stacked_blocks_and_block_parts",
+                 "tests/test_hf_train.py::test_gemma4_block_parts"]),
     "metrics": ("attention_probe.py", [f"attention_probe.x_{f}__*" for f in (
         "_leading_count", "_gram_eigenvalues", "attention_rank", "attention_ranks", "attention_mass", "sink_mass",
         "head_statistics", "probe", "residual_geometry", "first_token_attention", "ablation", "max_rank",
         "head_mean_rank", "avg_mass", "block_influence", "angular_distance", "head_count", "attention_sink",
-        "head_collapse", "sink_collapse", "ablation_metric", "tau_sweep", "suggest_inherit_depth")],
+        "head_collapse", "sink_collapse", "ablation_metric", "attention_ablation", "mlp_ablation", "tau_sweep",
+        "suggest_inherit_depth")],
                 ["tests/test_probe.py", "tests/test_probe_hf.py", "-k", "not cli and not sources and not bad_inputs"]),
     "attention": ("model.py", ["model.xǁCausalSelfAttentionǁ*", "model.x_rotate__*", "model.x_rope_frequencies__*",
                                "model.xǁRMSNormǁ*", "model.xǁGPTǁrope_tables__*", "model.xǁGPTǁattention_maps__*"],
@@ -65,6 +72,71 @@ def copy_repo(workdir):
         if (REPO / name).is_file():
             (workdir / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, workdir / name)
+
+
+def mutmut_name(module, function, cls=None):
+    """mutmut's name of a function's first mutant, which the globs of TARGETS and --only match."""
+    return f"{Path(module).stem}.{f'xǁ{cls}ǁ' if cls else 'x_'}{function}__mutmut_1"
+
+
+def undecorate(source, wanted=lambda function, cls: True):
+    """source with every decorated top-level function, and method of a top-level class, that wanted(name, class
+    name or None) picks written undecorated, its decorators applied right after its last line, innermost first:
+
+        @a(1)                      def f(x):
+        @b                   ->        return x
+        def f(x):                  f = (a(1))((b)(f))
+            return x
+
+    so whatever they register, they register in the same order, and f is the same object. (Only a decorator
+    expression runs after the def now, not before it; one that names the function itself, as @f.setter does, is
+    left as it is, and so are a lone @staticmethod or @classmethod, which mutmut reads itself.) Every other line
+    stays byte for byte."""
+    tree = ast.parse(source)
+    lines = source.splitlines(keepends=True)
+    found = [(node, None) for node in tree.body]
+    found += [(node, cls.name) for cls in tree.body if isinstance(cls, ast.ClassDef) for node in cls.body]
+    edits = []
+    for node, cls in found:
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or not node.decorator_list:
+            continue
+        decorators = node.decorator_list
+        if len(decorators) == 1 and isinstance(decorators[0], ast.Name) and decorators[0].id in ("staticmethod",
+                                                                                                 "classmethod"):
+            continue
+        if any(isinstance(n, ast.Name) and n.id == node.name for d in decorators for n in ast.walk(d)):
+            continue
+        if not wanted(node.name, cls):
+            continue
+        applied = node.name
+        for d in reversed(decorators):
+            applied = f"({ast.get_source_segment(source, d)})({applied})"
+        indent = lines[node.lineno - 1][:node.col_offset]
+        edits.append((decorators[0].lineno - 1, node.lineno - 1, node.end_lineno, f"{indent}{node.name} = {applied}\n"))
+    for first, def_line, end, applied in sorted(edits, reverse=True):
+        if not lines[end - 1].endswith("\n"):
+            lines[end - 1] += "\n"
+        lines.insert(end, applied)
+        del lines[first:def_line]
+    return "".join(lines)
+
+
+def undecorate_target(workdir, module, functions):
+    """undecorate the copy of module in workdir where a decorated function matches one of the mutmut globs
+    `functions`; the names of those functions."""
+    names = []
+
+    def wanted(function, cls):
+        if any(fnmatch.fnmatchcase(mutmut_name(module, function, cls), f) for f in functions):
+            names.append(f"{cls}.{function}" if cls else function)
+            return True
+        return False
+
+    path = workdir / module
+    source = undecorate(path.read_text(), wanted)
+    if workdir != REPO:
+        path.write_text(source)
+    return names
 
 
 def setup_cfg(workdir, module, tests):
@@ -94,6 +166,9 @@ def main():
     if args.list or args.target is None:
         for name, (module, functions, tests) in TARGETS.items():
             print(f"{name}: {module} {' '.join(functions)}\n    tests: {' '.join(tests)}")
+            undecorated = undecorate_target(REPO, module, functions)  # reads the module, writes nothing
+            if undecorated:
+                print(f"    undecorated in the copy: {' '.join(undecorated)}")
         return
     if importlib.util.find_spec("mutmut") is None:
         sys.exit("error: mutmut is not installed; pip install mutmut==3.8.1")
@@ -106,6 +181,9 @@ def main():
         workdir.mkdir(parents=True)
         copy_repo(workdir)
         (workdir / "setup.cfg").write_text(setup_cfg(workdir, module, tests))
+        undecorated = undecorate_target(workdir, module, functions)
+        if undecorated:
+            print(f"undecorated in the copy of {module}: {' '.join(undecorated)}", flush=True)
         print(f"mutating {module} ({' '.join(functions)}) against {' '.join(tests)} in {workdir}", flush=True)
         subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children), *functions],
                        cwd=workdir)

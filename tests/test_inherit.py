@@ -200,7 +200,7 @@ def test_place_puts_source_blocks_at_positions_and_leaves_the_rest_fresh(tmp_pat
     assert inherit.describe_warm_start(ckpt['inherit']) == label.format(src=inherit.short_source(sources['project']))
 
 
-@pytest.mark.parametrize('args, message', [
+PLACEMENTS_THAT_CANNOT_BE_MADE = [
     (['--inherit_place=6'], "position 6 is out of range: the target has 6 layers, numbered 0-5"),
     (['--inherit_layers=2', '--inherit_place=2=0'], "position 2 is out of range: the target has 2 layers"),
     (['--inherit_place=0=6'], "block 6 is out of range: the source has 6 blocks"),
@@ -208,12 +208,32 @@ def test_place_puts_source_blocks_at_positions_and_leaves_the_rest_fresh(tmp_pat
     (['--inherit_place=0-1=3'], "'0-1=3' puts 1 blocks at 2 positions"),
     (['--inherit_place=0=x'], "'x' is not a block index"),
     (['--inherit_layers=0,1', '--inherit_place=0'], "give only the target's depth"),
-])
+]
+
+
+@pytest.mark.parametrize('args, message', PLACEMENTS_THAT_CANNOT_BE_MADE)
 def test_impossible_placements_exit_1_in_one_line_and_write_nothing(tmp_path, sources, args, message):
     out = tmp_path / 'out.pt'
     proc = run_script('inherit.py', f'--source={sources["project"]}', *args, f'--out={out}', check=False)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 1 and len(lines) == 1 and lines[0].startswith('error: inherit_') and message in lines[0], proc.stderr
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize('args, message', [
+    *PLACEMENTS_THAT_CANNOT_BE_MADE,
+    (['--inherit_place=5', '--inherit_layers=5'], "position 5 is out of range: the target has 5 layers, numbered 0-4"),
+    (['--inherit_place=0=5', '--inherit_layers=5'], None),  # the last block, at the first position: fine
+    (['--inherit_layers=2', '--inherit_select=deepest_but_last', '--inherit_place=0'], "give only the target's depth"),
+])
+def test_placements_that_cannot_be_made_are_one_line_errors_in_process(tmp_path, sources, args, message):
+    """The same checks in the pytest process, where mutation testing sees them (tests/mutate.py)."""
+    if message is None:
+        assert run_inherit(tmp_path, f'--source={sources["project"]}', *args)['inherit']['layers'][0] == 5
+        return
+    with pytest.raises(SystemExit) as e:
+        inherit.main([f'--source={sources["project"]}', *args, f'--out={tmp_path / "out.pt"}'])
+    assert str(e.value).startswith('error: inherit_') and '\n' not in str(e.value) and message in str(e.value), str(e.value)
     assert os.listdir(tmp_path) == []
 
 
@@ -245,6 +265,13 @@ def test_moved_blocks_under_inverse_layer_scaling_are_noted_not_rescaled(tmp_pat
     head_dim = SRC['n_embd'] // SRC['n_head']
     assert model.transformer.h[0].attn.scale == 1 / math.sqrt(head_dim)  # position 0's scale, as the model defines it
     assert run_inherit(tmp_path, f'--source={sources["hf"]}', '--inherit_layers=2')['inherit']['notes'] == []
+    note = ("scale_attn_by_inverse_layer_idx: attention logits are scaled by 1/(position+1) at each block's new position, "
+            "so moved blocks (source->target {}) see a different scale than in the source")
+    for layers, moved in (('2,2,1,0', '2->0, 2->1, 1->2, 0->3'), ('2,2,1,0,2,1', '2->0, 2->1, 1->2, 0->3, ...')):
+        assert run_inherit(tmp_path, f'--source={sources["hf"]}', f'--inherit_layers={layers}')['inherit']['notes'] == [
+            note.format(moved)]
+    assert run_inherit(tmp_path, f'--source={sources["hf"]}', '--inherit_layers=2,1',  # no attention weights moved
+                       '--inherit_block_parts=mlp,ln')['inherit']['notes'] == []
 
 
 def test_half_width_takes_the_first_heads_hidden_units_and_dims(tmp_path, sources):
@@ -318,6 +345,30 @@ def test_inherit_function_leaves_the_callers_rng_alone(sources):
         inherit.inherit(model, info, replace(options, inherit_layers=[0, 6]))
     with pytest.raises(SystemExit, match='^error: the layer list is empty'):
         inherit.inherit(model, info, replace(options, inherit_layers=[]))
+
+
+@pytest.mark.parametrize('parts, message', [
+    ('attn,foo', "inherit_block_parts='attn,foo'"),
+    (['attn'], "inherit_block_parts must be a string such as 'all' or 'attn,ln', got ['attn']"),
+])
+def test_block_parts_errors_name_the_option(sources, parts, message):
+    model, info = load_model(sources['project'])
+    with pytest.raises(SystemExit) as e:
+        inherit.inherit(model, info, inherit.InheritScriptConfig(inherit_layers=2, inherit_block_parts=parts))
+    assert str(e.value).startswith(f'error: {message}'), str(e.value)
+
+
+@pytest.mark.parametrize('layers, message', [
+    ([0, True], 'block index True is out of range'),  # a bool is no block index, though True == 1
+    ([0, 1.0], 'block index 1.0 is out of range'),
+    ([0, -1], 'block index -1 is out of range'),
+    ((2, 6, 1), 'block index 6 is out of range: the source has 6 blocks, numbered 0-5'),
+])
+def test_layer_lists_of_other_than_block_indices_are_one_line_errors(sources, layers, message):
+    model, info = load_model(sources['project'])
+    with pytest.raises(SystemExit) as e:
+        inherit.inherit(model, info, inherit.InheritScriptConfig(inherit_layers=layers))
+    assert str(e.value).startswith(f'error: {message}') and '\n' not in str(e.value), str(e.value)
 
 
 @pytest.mark.parametrize('args, message', [
@@ -547,14 +598,17 @@ def test_selection_functions_on_hand_made_metrics(name, metrics, k, expected):
 
 
 @pytest.mark.parametrize('max_rank, k, message', [
-    ([9, 4, 2.5, 1.1, 1.2, 1.05], None, 'no layer of the source is lazy'),
-    ([1, 4, 2.5, 1, 1.2, 1], None, "layer 0 is lazy already"),
-    ([9, 4, 2.5, 1, 1.2, 1], 4, 'keeps the 3 blocks before the first lazy layer, but inherit_layers=4; set inherit_layers=3'),
+    ([9, 4, 2.5, 1.1, 1.2, 1.05], None, 'no layer of the source is lazy (MaxRank = 1), so lazy_cut has no blocks to '
+                                         'keep; give the depth with inherit_layers=k and another inherit_select'),
+    ([1, 4, 2.5, 1, 1.2, 1], None, "the source's layer 0 is lazy already, so lazy_cut has no blocks to keep; give the "
+                                   "depth with inherit_layers=k and another inherit_select"),
+    ([9, 4, 2.5, 1, 1.2, 1], 4, 'lazy_cut keeps the 3 blocks before the first lazy layer, but inherit_layers=4; set '
+                                'inherit_layers=3 or leave it unset'),
 ])
 def test_lazy_cut_without_a_place_to_cut_is_one_line_error(max_rank, k, message):
     with pytest.raises(SystemExit) as e:
         inherit.SELECTIONS['lazy_cut'].choose({'max_rank': per_layer(max_rank)}, 6, k)
-    assert str(e.value).startswith('error: ') and message in str(e.value) and '\n' not in str(e.value)
+    assert str(e.value) == f'error: {message}'
 
 
 def constant_dataset(root, token=5, n=3000):

@@ -4,6 +4,7 @@ import inspect
 import json
 import math
 import os
+import types
 
 import numpy as np
 import pytest
@@ -547,6 +548,22 @@ def manual_loss_without(model, x, y, layer, part):
     return torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten()).item()
 
 
+@pytest.mark.parametrize('part', ['attn', 'mlp'])
+def test_ablation_progress_bar_counts_layers_and_clears_itself(part, capsys):
+    attention_probe.ablation(weighty_model(), toy_tokens(), part, num_windows=2, batch_size=2)
+    err = capsys.readouterr().err  # one step per layer; leave=False erases the bar at the end
+    assert err.startswith(f'\r{part} ablation:   0%|          | 0/{ARGS["n_layer"]} [00:00<?, ?layer/s]'), repr(err)
+    assert err.endswith(' \r'), repr(err)
+
+
+def test_ablation_defaults_to_256_fixed_windows_of_the_models_context():
+    model, tokens = weighty_model(), toy_tokens()
+    intact, _ = attention_probe.ablation(model, tokens, 'mlp')
+    x, y = get_batch(tokens, fixed_windows(len(tokens), ARGS['block_size'], 256), ARGS['block_size'], 'cpu')
+    with torch.no_grad():
+        assert intact == pytest.approx(model(x, y)[1].item(), rel=1e-6)
+
+
 @pytest.mark.parametrize('part, silent', [('attn', 1), ('mlp', 2)])
 def test_ablation_matches_a_manual_forward(part, silent):
     model, tokens = weighty_model(), toy_tokens()
@@ -611,3 +628,13 @@ def test_cli_table_has_every_metric(setup, tmp_path):
     assert np.array(result['angular_distance']['matrix']).shape == (L + 1, L + 1)
     assert result['attention_sink']['eps'] == 0.5 and result['settings']['sink_seqs'] == 8
     assert 'exceeds 0.5 (8 windows of 48 tokens)' in proc.stdout
+
+
+def test_per_layer_rank_and_mass_metrics_read_their_own_tensor():
+    ranks = torch.tensor([[1.0, 3.0], [2.0, 2.5]], dtype=torch.float64)
+    mass = torch.tensor([[0.5, 0.75], [1.0, 0.25]], dtype=torch.float64)
+    m = types.SimpleNamespace(rank_and_mass=(ranks, mass))
+    metrics = attention_probe.METRICS
+    assert metrics['max_rank'].compute(m) == {'per_layer': [3.0, 2.5]}
+    assert metrics['head_mean_rank'].compute(m) == {'per_layer': [2.0, 2.25]}
+    assert metrics['avg_mass'].compute(m) == {'per_layer': [0.625, 0.625]}
