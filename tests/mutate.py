@@ -46,6 +46,8 @@ TARGETS = {
                  "tests/test_llama.py::test_half_width_of_a_gqa_swiglu_model_slices_q_k_v_gate_and_up_each",
                  "tests/test_llama.py::test_narrowing_that_breaks_a_group_a_hidden_unit_or_a_rotary_pair_is_one_line_error",
                  "tests/test_llama3_qwen3.py::test_half_width_of_qwen3_keeps_head_dim",
+                 # an untied RoPE source: its own lm_head group, no wpe
+                 "tests/test_llama.py::test_inherit_copies_an_untied_gqa_llama",
                  # keep_parts on a model run through transformers (its own tensor groups and tying)
                  "tests/test_hf_train.py::test_stacked_blocks_and_block_parts",
                  "tests/test_hf_train.py::test_gemma4_block_parts"]),

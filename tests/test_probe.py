@@ -421,11 +421,11 @@ def test_cli_bad_input_exit_code(setup, tmp_path):
 # ----------------------------------------------------------------------------- the other layer metrics
 
 
-def weighty_model(seed=0):
+def weighty_model(seed=0, block_size=ARGS['block_size']):
     """A random GPT whose blocks matter (output projections far above GPT-2's init), block 1's attention and block 2's
     MLP adding exactly nothing, and a first-token logit boost in layer 3 that turns its heads into attention sinks."""
     torch.manual_seed(seed)
-    model = GPT(GPTConfig(**ARGS))
+    model = GPT(GPTConfig(**{**ARGS, 'block_size': block_size}))
     C, hs = ARGS['n_embd'], ARGS['n_embd'] // ARGS['n_head']
     with torch.no_grad():
         model.transformer.wpe.weight[0, 0] = 3.0  # position 0 stands out in channel 0 ...
@@ -534,6 +534,22 @@ def test_attention_sink_matches_a_manual_softmax():
     assert crafted['per_layer'] == [1.0 if l in LAZY else 0.0 for l in range(ARGS['n_layer'])]  # lazy: every head on token 0
     long = attention_probe.Measurements(model, tokens, attention_probe.ProbeConfig(sink_seqs=2), 'cpu').metrics(['attention_sink'])
     assert long['attention_sink']['seq_len'] == ARGS['block_size']  # 64 tokens do not fit: cut to the context
+
+
+def test_first_token_attention_measures_its_windows():
+    # by default 100 windows of 64 tokens from seed 1337's fixed_windows; else the seed and the starts given, also
+    # through the attention_sink metric; each against the softmax written out
+    model, tokens = weighty_model(block_size=64), toy_tokens()
+    first, manual = attention_probe.first_token_attention, manual_first_token_attention
+    assert np.allclose(first(model, tokens), manual(model, windows(tokens, 64, 100)), atol=1e-6)
+    starts = np.arange(0, 2000, 7)
+    among_starts = get_batch(tokens, fixed_windows(len(tokens), 20, 6, seed=7, starts=starts), 20, 'cpu')[0]
+    cfg = attention_probe.ProbeConfig(sink_seqs=6, sink_seq_len=20, batch_size=4, seed=7)
+    for expected, starts_given in ((manual(model, windows(tokens, 20, 6, seed=7)), None), (manual(model, among_starts), starts)):
+        assert not np.allclose(expected, manual(model, windows(tokens, 20, 6)), atol=1e-4)  # other windows, other values
+        assert np.allclose(first(model, tokens, 6, 20, 4, seed=7, starts=starts_given), expected, atol=1e-6)
+        sink = attention_probe.Measurements(model, tokens, cfg, 'cpu', starts=starts_given).metrics(['attention_sink'])
+        assert np.allclose(sink['attention_sink']['first_token_attention'], expected, atol=1e-6)
 
 
 def manual_loss_without(model, x, y, layer, part):

@@ -224,14 +224,14 @@ class CraftedModel:
     first-token sink leaking 0.05 of every later row, every row uniform over all columns (rank 1, yet no sink), one
     column; layer 2 hands out no maps."""
 
-    def __init__(self):
+    def __init__(self, leak=0.95):
         self.config = hf_adapter.AdapterConfig(n_layer=3, n_head=3, n_embd=8, block_size=16, vocab_size=VOCAB,
                                                architecture="Crafted")
         one = torch.zeros(10, 10)
         one[:, 0] = 1.0
         uniform = torch.ones(10, 10).tril()
         uniform /= uniform.sum(-1, keepdim=True)
-        leak = 0.95 * one + 0.05 * torch.cat([torch.zeros(10, 1), uniform[:, :-1]], 1)
+        leak = leak * one + (1 - leak) * torch.cat([torch.zeros(10, 1), uniform[:, :-1]], 1)
         leak[0] = one[0]
         self.maps = [torch.stack([one, uniform, torch.eye(10)]), torch.stack([leak, torch.full((10, 10), 0.1), one])]
 
@@ -265,6 +265,14 @@ def test_head_collapse_and_sink_collapse_on_known_maps(tmp_path, monkeypatch):
     assert (sink["count"], sink["heads"], sink["threshold"]) == (3, 6, 0.9)
     strict = Measurements(model, tokens(), settings(seq_len=10, collapse_eps=0.01), "cpu").metrics(["sink_collapse"])
     assert strict["sink_collapse"]["count"] == 2  # the leaking sink puts only 0.95 on token 0
+    edge = Measurements(CraftedModel(leak=0.875), tokens(), settings(seq_len=10, collapse_eps=0.125), "cpu", progress=False)
+    assert edge.metrics(["sink_collapse"])["sink_collapse"]["collapsed"][1] == [True, False, True]  # 0.875 >= 1 - 0.125
+    # the sink score's mean attention on token 0: float64 sums of the float32 maps, and its share of heads over sink_eps
+    score = Measurements(model, tokens(), settings(seq_len=10, sink_seq_len=10, sink_eps=0.2), "cpu", progress=False)
+    score = score.metrics(["attention_sink"])["attention_sink"]
+    expected = torch.stack(model.maps).double()[..., 0].mean(-1)
+    assert np.allclose(score["first_token_attention"][:2], expected, rtol=0, atol=1e-14)
+    assert score["per_layer"][:2] == [2 / 3, 2 / 3]  # the identity (0.1) and all-columns (0.1) heads are not
     # the heatmaps draw these values and marks
     drawn = []
     monkeypatch.setattr(attention_probe, "head_map", lambda fig, ax, values, marks, *a, **k: drawn.append((values, marks)))
