@@ -473,20 +473,50 @@ def test_hidden_states_are_the_residual_stream():
         assert torch.allclose(model.lm_head(model.transformer.ln_f(states[-1]))[:, -1], model(x)[0][:, -1], atol=1e-5)
 
 
+def manual_geometry(model, x):
+    """(mean cosine of x_l and x_l+1 over every token, per layer; mean arccos / pi between every two boundaries at
+    the windows' last token), numpy float64 from the hand-written residual stream."""
+    unit = [s / np.linalg.norm(s, axis=-1, keepdims=True) for s in manual_states(model, x)]
+    cos = [(unit[l] * unit[l + 1]).sum(-1).mean() for l in range(len(unit) - 1)]
+    last = [u[:, -1] for u in unit]
+    return np.array(cos), np.array([[np.mean(np.arccos(np.clip((a * b).sum(-1), -1, 1))) / np.pi for b in last] for a in last])
+
+
 def test_block_influence_and_angular_distance_match_numpy():
     model, tokens = weighty_model(), toy_tokens()
     cfg = attention_probe.ProbeConfig(num_seqs=7, seq_len=24, batch_size=3)
     metrics = attention_probe.Measurements(model, tokens, cfg, 'cpu').metrics(['block_influence', 'angular_distance'])
-    states = manual_states(model, windows(tokens, 24, 7))
-    unit = [s / np.linalg.norm(s, axis=-1, keepdims=True) for s in states]
-    bi = [1 - (unit[l] * unit[l + 1]).sum(-1).mean() for l in range(ARGS['n_layer'])]
+    cos, angle = manual_geometry(model, windows(tokens, 24, 7))
+    bi = 1 - cos
     assert metrics['block_influence']['per_layer'] == pytest.approx(bi, abs=1e-6)
     assert min(bi) > 1e-3  # every block turns the stream (block 1's MLP and block 2's attention still work)
-    last = [u[:, -1] for u in unit]
-    angle = [[np.mean(np.arccos(np.clip((a * b).sum(-1), -1, 1))) / np.pi for b in last] for a in last]
     matrix = metrics['angular_distance']['matrix']
     assert np.allclose(matrix, angle, atol=1e-6) and np.allclose(matrix, np.transpose(matrix))
     assert metrics['angular_distance']['per_layer'] == pytest.approx([angle[l][l + 1] for l in range(ARGS['n_layer'])], abs=1e-6)
+
+
+def test_residual_geometry_measures_its_windows_in_float64():
+    # by default 100 windows of 100 tokens from seed 1337's fixed_windows; else the seed and the starts given, also
+    # through the block_influence and angular_distance metrics; sums in float64 (the same float32 stream as by hand)
+    model, tokens = weighty_model(block_size=100), toy_tokens()
+    geometry = attention_probe.residual_geometry
+
+    def close(ours, manual):  # to float64 rounding; the diagonal's arccos near 1 turns it into ~1e-9
+        (cos, angle), off = (np.asarray(t) for t in ours), 1 - np.eye(len(manual[1]))
+        return (np.allclose(cos, manual[0], rtol=0, atol=1e-12) and np.allclose(angle * off, manual[1] * off, rtol=0, atol=1e-12)
+                and np.abs(np.diag(angle)).max() < 1e-8)
+
+    assert close(geometry(model, tokens), manual_geometry(model, windows(tokens, 100, 100)))
+    starts = np.arange(0, 2000, 7)
+    among_starts = get_batch(tokens, fixed_windows(len(tokens), 20, 6, seed=7, starts=starts), 20, 'cpu')[0]
+    cfg = attention_probe.ProbeConfig(num_seqs=6, seq_len=20, batch_size=4, seed=7)
+    for x, starts_given in ((windows(tokens, 20, 6, seed=7), None), (among_starts, starts)):
+        expected = manual_geometry(model, x)
+        assert not np.allclose(expected[0], manual_geometry(model, windows(tokens, 20, 6))[0], atol=1e-4)  # other windows
+        assert close(geometry(model, tokens, 6, 20, 4, seed=7, starts=starts_given), expected)
+        m = attention_probe.Measurements(model, tokens, cfg, 'cpu', starts=starts_given)
+        metrics = m.metrics(['block_influence', 'angular_distance'])
+        assert close((1 - np.array(metrics['block_influence']['per_layer']), metrics['angular_distance']['matrix']), expected)
 
 
 def test_a_block_that_adds_nothing_has_zero_influence_and_distance():
