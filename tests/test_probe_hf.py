@@ -273,6 +273,10 @@ def test_head_collapse_and_sink_collapse_on_known_maps(tmp_path, monkeypatch):
     expected = torch.stack(model.maps).double()[..., 0].mean(-1)
     assert np.allclose(score["first_token_attention"][:2], expected, rtol=0, atol=1e-14)
     assert score["per_layer"][:2] == [2 / 3, 2 / 3]  # the identity (0.1) and all-columns (0.1) heads are not
+    half = CraftedModel()
+    half.maps = [torch.zeros(3, 10, 10).index_fill_(-1, torch.tensor([0, 1]), 0.5)] * 3  # every row: 0.5 on token 0
+    at_eps = Measurements(half, tokens(), settings(seq_len=10, sink_seq_len=10, sink_eps=0.5), "cpu", progress=False)
+    assert at_eps.metrics(["attention_sink"])["attention_sink"]["per_layer"] == [0.0] * 3  # a sink head's mean exceeds eps
     # the heatmaps draw these values and marks
     drawn = []
     monkeypatch.setattr(attention_probe, "head_map", lambda fig, ax, values, marks, *a, **k: drawn.append((values, marks)))
