@@ -299,7 +299,7 @@ def test_half_width_takes_the_first_heads_hidden_units_and_dims(tmp_path, source
         assert torch.equal(tgt[k], src[k][:32]), k
     p = ckpt['inherit']
     assert p['width'] == {'n_head': 2, 'n_embd': 32} and p['params_fresh'] == 0
-    assert any('2 of 4 heads' in note for note in p['notes'])
+    assert p['notes'] == ['width: the first 2 of 4 heads and 32 of 64 dimensions']
     model, _ = load_model(str(tmp_path / 'inherited.pt'))
     assert model.transformer.h[0].attn.scale == 1 / math.sqrt(16)  # heads keep the source's size and scale
     # one of the two options is enough: 32 dims of 16-dim heads are 2 heads

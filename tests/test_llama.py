@@ -402,7 +402,7 @@ def test_half_width_of_a_gqa_swiglu_model_slices_q_k_v_gate_and_up_each(tmp_path
     args = ckpt["model_args"]
     assert (args["n_layer"], args["n_head"], args["n_kv_head"], args["n_embd"], args["mlp_hidden"]) == (2, 2, 1, 32, 40)
     assert ckpt["inherit"]["params_fresh"] == 0
-    assert any("1 of 2 key/value heads" in note for note in ckpt["inherit"]["notes"])
+    assert "width: the first 2 of 4 heads (and 1 of 2 key/value heads) and 32 of 64 dimensions" in ckpt["inherit"]["notes"]
     embeddings = [g for g in ckpt["inherit"]["inherited"] if g in ("wte", "lm_head", "wte/lm_head")]
     assert embeddings == (["wte/lm_head"] if args.get("tie_embeddings", True) else ["wte", "lm_head"])  # Llama's are untied
     ref = narrowed_hf_weights(hf, layers=2, heads=2, kv_heads=1, width=32, hidden=40)
