@@ -519,6 +519,25 @@ def test_residual_geometry_measures_its_windows_in_float64():
         assert close((1 - np.array(metrics['block_influence']['per_layer']), metrics['angular_distance']['matrix']), expected)
 
 
+class Flipping:
+    """Stands in for a model whose two blocks each turn the residual stream around: x, -x, x, a random x per window."""
+    config = types.SimpleNamespace(n_layer=2)
+
+    def eval(self):
+        return self
+
+    def hidden_states(self, idx):
+        x = torch.randn(*idx.shape, 16, generator=torch.Generator().manual_seed(int(idx.sum())))
+        yield from (x, -x, x)
+
+
+def test_opposite_streams_are_at_the_largest_distance():
+    # cos(x, -x) rounds below -1 for some vectors; arccos would give NaN without the clamp
+    cos, angle = attention_probe.residual_geometry(Flipping(), toy_tokens(), num_seqs=64, seq_len=4, batch_size=64)
+    assert torch.allclose(cos, torch.tensor([-1.0, -1.0], dtype=torch.float64), rtol=0, atol=1e-12)
+    assert torch.allclose(angle, torch.tensor([[0.0, 1, 0], [1, 0, 1], [0, 1, 0]], dtype=torch.float64), rtol=0, atol=1e-7)
+
+
 def test_a_block_that_adds_nothing_has_zero_influence_and_distance():
     model = weighty_model()
     with torch.no_grad():
