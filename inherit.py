@@ -90,16 +90,18 @@ class InheritScriptConfig(InheritConfig):
 BLOCK_PARTS = {'attn': ('attn.',), 'mlp': ('mlp.c_fc.', 'mlp.c_proj.'), 'ln': ('ln_1.', 'ln_2.')}
 
 
-def parse_layers(spec, name='layers'):
-    """'0-5,0-5' -> [0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5]: the source block of every target position."""
+def parse_layers(spec, name='layers', whole=None):
+    """'0-5,0-5' -> [0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5]: the source block of every target position. Errors quote
+    name=whole, whole being the option's value when spec is a part of it (inherit_place's), else spec."""
+    option = f"{name}={spec if whole is None else whole!r}"
     result = []
     for item in spec.split(','):
         match = re.fullmatch(r'(\d+)(?:-(\d+))?', item.strip(), re.ASCII)
         if match is None:
-            fail(f"{name}={spec!r}: {item.strip()!r} is not a block index or an a-b range; write e.g. '0-5,0-5' or '0,2,4,6'")
+            fail(f"{option}: {item.strip()!r} is not a block index or an a-b range; write e.g. '0-5,0-5' or '0,2,4,6'")
         lo, hi = int(match[1]), int(match[2] or match[1])
         if hi < lo:
-            fail(f"{name}={spec!r}: range {lo}-{hi} runs backwards; list the indices one by one to reverse the order")
+            fail(f"{option}: range {lo}-{hi} runs backwards; list the indices one by one to reverse the order")
         result.extend(range(lo, hi + 1))
     return result
 
@@ -425,8 +427,8 @@ def parse_place(spec):
     placed = {}
     for item in spec.split(','):
         where, _, which = item.partition('=')
-        positions = parse_layers(where, 'inherit_place')
-        blocks = parse_layers(which, 'inherit_place') if which else positions
+        positions = parse_layers(where, 'inherit_place', spec)
+        blocks = parse_layers(which, 'inherit_place', spec) if which else positions
         if len(positions) != len(blocks):
             fail(f"inherit_place={spec!r}: {item.strip()!r} puts {len(blocks)} blocks at {len(positions)} positions")
         for position, block in zip(positions, blocks):

@@ -51,7 +51,7 @@ TARGETS = {
                  # keep_parts on a model run through transformers (its own tensor groups and tying)
                  "tests/test_hf_train.py::test_stacked_blocks_and_block_parts",
                  "tests/test_hf_train.py::test_gemma4_block_parts",
-                 "tests/test_hf_train.py::test_half_width_of_a_transformers_model_is_one_line_error"]),
+                 "tests/test_hf_train.py::test_half_width_or_placed_blocks_of_a_transformers_model_is_one_line_error"]),
     "metrics": ("attention_probe.py", [f"attention_probe.x_{f}__*" for f in (
         "_leading_count", "_gram_eigenvalues", "attention_rank", "attention_ranks", "attention_mass", "sink_mass",
         "head_statistics", "probe", "residual_geometry", "first_token_attention", "ablation", "max_rank",

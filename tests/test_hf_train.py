@@ -288,12 +288,17 @@ def test_gemma4_trains_and_exports_after_inheriting(folders, tmp_path):
         assert torch.allclose(reloaded(input_ids=X).logits, model.eval().logits(X), atol=1e-6)
 
 
-def test_half_width_of_a_transformers_model_is_one_line_error(folders):
+def test_half_width_or_placed_blocks_of_a_transformers_model_is_one_line_error(folders):
     with pytest.raises(SystemExit) as e:
         inherited(folders("olmo2"), 2, inherit_n_head=2)
     assert str(e.value) == ("error: a narrower warm start slices model.py's blocks (heads, q/k/v, MLP units); Olmo2ForCausalLM "
                             "runs through transformers, whose layers are inherited by depth only: leave inherit_n_head and "
                             "inherit_n_embd unset")
+    with pytest.raises(SystemExit) as e:
+        inherited(folders("olmo2"), 2, inherit_place="1=0")
+    assert str(e.value) == ("error: inherit_place leaves positions fresh, which a model run through transformers "
+                            "(Olmo2ForCausalLM) cannot be built with here; place blocks of a model.py source, or list them "
+                            "with inherit_layers")
 
 
 def test_a_folder_that_lacks_a_weight_is_one_line_error(folders, tmp_path):

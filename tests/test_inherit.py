@@ -201,13 +201,17 @@ def test_place_puts_source_blocks_at_positions_and_leaves_the_rest_fresh(tmp_pat
 
 
 PLACEMENTS_THAT_CANNOT_BE_MADE = [
-    (['--inherit_place=6'], "position 6 is out of range: the target has 6 layers, numbered 0-5"),
-    (['--inherit_layers=2', '--inherit_place=2=0'], "position 2 is out of range: the target has 2 layers"),
-    (['--inherit_place=0=6'], "block 6 is out of range: the source has 6 blocks"),
-    (['--inherit_place=1=0,0-2'], "places two blocks at position 1"),
-    (['--inherit_place=0-1=3'], "'0-1=3' puts 1 blocks at 2 positions"),
-    (['--inherit_place=0=x'], "'x' is not a block index"),
-    (['--inherit_layers=0,1', '--inherit_place=0'], "give only the target's depth"),
+    (['--inherit_place=6'], "inherit_place='6': position 6 is out of range: the target has 6 layers, numbered 0-5; a "
+                            "deeper target: inherit_layers=k"),
+    (['--inherit_layers=2', '--inherit_place=2=0'], "inherit_place='2=0': position 2 is out of range: the target has 2 "
+                                                    "layers, numbered 0-1; a deeper target: inherit_layers=k"),
+    (['--inherit_place=0=6'], "inherit_place='0=6': block 6 is out of range: the source has 6 blocks, numbered 0-5"),
+    (['--inherit_place=1=0,0-2'], "inherit_place='1=0,0-2' places two blocks at position 1"),
+    (['--inherit_place=0-1=3'], "inherit_place='0-1=3': '0-1=3' puts 1 blocks at 2 positions"),
+    (['--inherit_place=0=x'], "inherit_place='0=x': 'x' is not a block index or an a-b range; write e.g. '0-5,0-5' or "
+                              "'0,2,4,6'"),
+    (['--inherit_layers=0,1', '--inherit_place=0'], "inherit_place='0' says which block goes where; give only the "
+                                                    "target's depth (inherit_layers=k, or unset: the source's) and no inherit_select"),
 ]
 
 
@@ -222,9 +226,12 @@ def test_impossible_placements_exit_1_in_one_line_and_write_nothing(tmp_path, so
 
 @pytest.mark.parametrize('args, message', [
     *PLACEMENTS_THAT_CANNOT_BE_MADE,
-    (['--inherit_place=5', '--inherit_layers=5'], "position 5 is out of range: the target has 5 layers, numbered 0-4"),
+    (['--inherit_place=5', '--inherit_layers=5'], "inherit_place='5': position 5 is out of range: the target has 5 "
+                                                  "layers, numbered 0-4; a deeper target: inherit_layers=k"),
     (['--inherit_place=0=5', '--inherit_layers=5'], None),  # the last block, at the first position: fine
-    (['--inherit_layers=2', '--inherit_select=deepest_but_last', '--inherit_place=0'], "give only the target's depth"),
+    (['--inherit_layers=2', '--inherit_select=deepest_but_last', '--inherit_place=0'],
+     "inherit_place='0' says which block goes where; give only the target's depth (inherit_layers=k, or unset: the "
+     "source's) and no inherit_select"),
 ])
 def test_placements_that_cannot_be_made_are_one_line_errors_in_process(tmp_path, sources, args, message):
     """The same checks in the pytest process, where mutation testing sees them (tests/mutate.py)."""
@@ -233,7 +240,7 @@ def test_placements_that_cannot_be_made_are_one_line_errors_in_process(tmp_path,
         return
     with pytest.raises(SystemExit) as e:
         inherit.main([f'--source={sources["project"]}', *args, f'--out={tmp_path / "out.pt"}'])
-    assert str(e.value).startswith('error: inherit_') and '\n' not in str(e.value) and message in str(e.value), str(e.value)
+    assert str(e.value) == f'error: {message}'
     assert os.listdir(tmp_path) == []
 
 
@@ -267,7 +274,7 @@ def test_moved_blocks_under_inverse_layer_scaling_are_noted_not_rescaled(tmp_pat
     assert run_inherit(tmp_path, f'--source={sources["hf"]}', '--inherit_layers=2')['inherit']['notes'] == []
     note = ("scale_attn_by_inverse_layer_idx: attention logits are scaled by 1/(position+1) at each block's new position, "
             "so moved blocks (source->target {}) see a different scale than in the source")
-    for layers, moved in (('2,2,1,0', '2->0, 2->1, 1->2, 0->3'), ('2,2,1,0,2,1', '2->0, 2->1, 1->2, 0->3, ...')):
+    for layers, moved in (('2,2,1,0', '2->0, 2->1, 1->2, 0->3'), ('2,2,1,0,2', '2->0, 2->1, 1->2, 0->3, ...')):
         assert run_inherit(tmp_path, f'--source={sources["hf"]}', f'--inherit_layers={layers}')['inherit']['notes'] == [
             note.format(moved)]
     assert run_inherit(tmp_path, f'--source={sources["hf"]}', '--inherit_layers=2,1',  # no attention weights moved
@@ -327,6 +334,10 @@ def test_dropout_and_block_size_can_change(tmp_path, sources):
     longer = run_inherit(tmp_path, f'--source={sources["project"]}', '--inherit_layers=2', '--block_size=64', '--inherit_wpe=False')
     assert longer['model']['transformer.wpe.weight'].shape == (64, SRC['n_embd'])
     load_model(str(tmp_path / 'inherited.pt'))
+    with pytest.raises(SystemExit) as e:  # a longer context with the source's position embeddings
+        run_inherit(tmp_path / 'long', f'--source={sources["project"]}', '--inherit_layers=2', '--block_size=33')
+    assert str(e.value) == ("error: block_size=33 is longer than the source's 32, so its position embeddings cannot be "
+                            "inherited; add --inherit_wpe=False or use a block_size <= 32")
 
 
 def test_inherit_function_leaves_the_callers_rng_alone(sources):
@@ -519,9 +530,11 @@ def test_place_step_parse_place():
     for spec in (None, '  '):
         fails_with(f"inherit_place={spec!r} must be a string of 'P=B' items such as '15-23=15-23' (a bare '15-23': "
                    "in place)", inherit.parse_place, spec)
-    not_an_index = "inherit_place='{0}': '{0}' is not a block index or an a-b range; write e.g. '0-5,0-5' or '0,2,4,6'"
-    fails_with(not_an_index.format('y'), inherit.parse_place, 'y=0')  # the position
-    fails_with(not_an_index.format('x'), inherit.parse_place, '0=x')  # the block
+    not_an_index = "inherit_place='{}': '{}' is not a block index or an a-b range; write e.g. '0-5,0-5' or '0,2,4,6'"
+    fails_with(not_an_index.format('y=0', 'y'), inherit.parse_place, 'y=0')  # the position
+    fails_with(not_an_index.format('1,0=x', 'x'), inherit.parse_place, '1,0=x')  # the block, in the second item
+    fails_with("inherit_place='0=3-1': range 3-1 runs backwards; list the indices one by one to reverse the order",
+               inherit.parse_place, '0=3-1')
     fails_with("inherit_place='0-1=3': '0-1=3' puts 1 blocks at 2 positions", inherit.parse_place, '0-1=3')
     fails_with("inherit_place='1=0,0-2' places two blocks at position 1", inherit.parse_place, '1=0,0-2')
 
