@@ -78,9 +78,11 @@ def copy_repo(workdir):
             shutil.copy2(REPO / name, workdir / name)
 
 
-def mutmut_name(module, function, cls=None):
-    """mutmut's name of a function's first mutant, which the globs of TARGETS and --only match."""
-    return f"{Path(module).stem}.{f'xǁ{cls}ǁ' if cls else 'x_'}{function}__mutmut_1"
+def picks(globs, module, function, cls=None):
+    """Whether one of the mutmut globs (TARGETS', --only's) picks a mutant of the function, or method of cls: the
+    glob is matched against the function's mutant names, 'inherit.x_keep_parts__mutmut_13' among them."""
+    name = f"{Path(module).stem}.{f'xǁ{cls}ǁ' if cls else 'x_'}{function}__mutmut_"
+    return any(fnmatch.fnmatchcase(name + "1", g) or (g.startswith(name) and g[len(name):].isdigit()) for g in globs)
 
 
 def undecorate(source, wanted=lambda function, cls: True):
@@ -131,7 +133,7 @@ def undecorate_target(workdir, module, functions):
     names = []
 
     def wanted(function, cls):
-        if any(fnmatch.fnmatchcase(mutmut_name(module, function, cls), f) for f in functions):
+        if picks(functions, module, function, cls):
             names.append(f"{cls}.{function}" if cls else function)
             return True
         return False

@@ -1,7 +1,6 @@
 """tests/mutate.py's undecorate(): mutmut 3 skips decorated functions, so the mutation runs' copy of a module has them
 written undecorated, each decorator applied after the function; the module must register and behave the same."""
 import ast
-import fnmatch
 import types
 from pathlib import Path
 
@@ -156,6 +155,16 @@ def test_undecorate_applies_decorators_after_the_function_innermost_first():
                                         ("not wanted", (), "skipped")], (10, [1, 1], 6, 10, 1, 5), 7)
 
 
+def test_picks_functions_by_glob_or_by_the_name_of_one_mutant():
+    # a survivor's name reruns it alone (--only), so its decorated function must be undecorated for it too
+    for globs in (["inherit.x_keep_parts__*"], ["inherit.x_keep_parts__mutmut_13"], ["inherit.x_k*"]):
+        assert mutate.picks(globs, "inherit.py", "keep_parts")
+    for globs in (["inherit.x_keep_parts__mutmut_13"], ["inherit.x_keep__*"], ["losses.x_keep_first_heads__*"]):
+        assert not mutate.picks(globs, "inherit.py", "keep_first_heads")
+    assert mutate.picks(["model.xǁGPTǁattention_maps__mutmut_4"], "model.py", "attention_maps", "GPT")
+    assert not mutate.picks(["model.xǁGPTǁattention_maps__mutmut_4"], "model.py", "attention_maps")
+
+
 @pytest.mark.parametrize("module, registries", [("inherit.py", ("WARM_STARTS", "SELECTIONS")),
                                                 ("attention_probe.py", ("METRICS",))])
 def test_undecorated_target_registers_the_same_functions_in_the_same_order(module, registries):
@@ -166,7 +175,7 @@ def test_undecorated_target_registers_the_same_functions_in_the_same_order(modul
     undecorated = []
 
     def wanted(function, cls):
-        picked = any(fnmatch.fnmatchcase(mutate.mutmut_name(module, function, cls), g) for g in globs)
+        picked = mutate.picks(globs, module, function, cls)
         undecorated.append(function) if picked else None
         return picked
 
