@@ -363,6 +363,12 @@ def test_inherit_copies_an_untied_gqa_llama(tmp_path, hf_dir):
     embeddings = ["wte/lm_head"] if source.config.tie_embeddings else ["wte", "lm_head"]
     assert p["inherited"] == embeddings + ["ln_f", "blocks.attn", "blocks.mlp", "blocks.ln"] and p["reinitialized"] == []
     assert "wpe" not in inherit.describe(p)
+    # a fresh ln_f leaves the untied embedding and lm_head inherited
+    inherit.main([f"--source={path}", "--inherit_layers=2", "--inherit_ln_f=False", f"--out={tmp_path / 'no_ln_f.pt'}"])
+    ckpt = torch.load(tmp_path / "no_ln_f.pt", weights_only=True)
+    assert ckpt["inherit"]["reinitialized"] == ["ln_f"]
+    for k in ("transformer.wte.weight", "lm_head.weight"):
+        assert torch.equal(ckpt["model"][k], source.state_dict()[k]), k
     # without a wpe to crop or extend, a longer context than the source's is no error
     inherit.main([f"--source={path}", "--inherit_layers=2", "--block_size=96", f"--out={tmp_path / 'long.pt'}"])
     longer, _ = load_model(str(tmp_path / "long.pt"))
