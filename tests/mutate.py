@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 TARGETS = {
     "losses": ("losses.py", ["losses.*"], ["tests/test_losses.py"]),
     "schedule": ("train.py", ["train.x_get_lr__*", "train.x_estimate_loss__*"],
-                 ["tests/test_train.py", "-k", "lr_schedule or plain_path"]),
+                 ["tests/test_train.py", "-k", "lr_schedule or plain_path or estimate_loss"]),
     "windows": ("data.py", [f"data.x_{f}__*" for f in ("check_fits", "check_window_start", "window_starts",
                                                        "fixed_windows", "get_batch")],
                 ["tests/test_windows.py", "tests/test_data.py", "-k", "window_starts or text_dataset or readers"]),

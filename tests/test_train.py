@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import nullcontext
 
 import pytest
 import torch
@@ -21,7 +22,7 @@ from configurator import configure
 from conftest import REPO, run_script
 from data import open_tokens
 from model import GPT, GPTConfig
-from train import PROBE_METRICS, TrainConfig, get_lr, train
+from train import PROBE_METRICS, Setup, TrainConfig, estimate_loss, get_lr, train
 
 TINY = ["--dataset=shakespeare", "--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=32", "--batch_size=4",
         "--gradient_accumulation_steps=2", "--eval_iters=2", "--log_interval=1", "--warmup_iters=2",
@@ -165,6 +166,60 @@ def test_kd_run_logs_both_terms_and_kd_alpha_zero_is_plain_training(shakespeare_
     kd_val = metrics(tmp_path / "kd")[-1]["val_loss"]
     out = run_script(*tiny(shakespeare_root, tmp_path / "eval", f"--init_from={tmp_path / 'kd' / 'ckpt.pt'}", "--eval_only=True")).stdout
     assert float(out.split("val loss ")[1].split()[0]) == pytest.approx(kd_val, abs=1e-4)
+
+
+class FixedLosses(torch.nn.Module):
+    """Stands in for a model: every batch's loss is 1 + k * 2**-23 for its k-th call (float32 exact; times a batch's
+    window count, not exact in float32), so only float64 sums give the weighted mean exactly."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def forward(self, X, Y):
+        self.calls.append(len(X))
+        return None, torch.tensor(1 + len(self.calls) * 2 ** -23, dtype=torch.float32)
+
+
+def test_estimate_loss_is_the_mean_over_every_window_of_each_split(tmp_path):
+    # 7 windows in batches of 3 (a short last batch), two splits, against the per-window loss written out in float64;
+    # a rank's share of the windows; the sums all-reduced in a (one-process, gloo) group; float64 sums
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=8, vocab_size=32, dropout=0.0))
+    with torch.no_grad():
+        model.lm_head.weight.mul_(40)  # losses that differ from window to window
+    data = torch.randint(0, 32, (200,), generator=torch.Generator().manual_seed(1)).numpy().astype("uint16")
+    splits = {"val": (data, [0, 17, 40, 63, 90, 121, 150]), "train": (data, [5, 9, 77, 101, 130, 160, 170])}
+
+    def by_hand(windows):
+        per_window = []
+        for start in windows:
+            x = torch.from_numpy(data[start:start + 8].astype("int64"))[None]
+            y = torch.from_numpy(data[start + 1:start + 9].astype("int64"))
+            with torch.no_grad():
+                logits = model(x, x)[0][0].double()  # targets given: logits at every position
+            per_window.append(torch.nn.functional.cross_entropy(logits, y).item())
+        return sum(per_window) / len(per_window), per_window
+
+    setup = lambda rank=0, world_size=1, ddp=False: Setup(ddp, rank, world_size, "cpu", "cpu", torch.float32, nullcontext())
+    model.train()
+    out = estimate_loss(model, splits, 3, 8, setup())
+    assert model.training  # handed back in training mode
+    expected = {split: by_hand(windows) for split, (_, windows) in splits.items()}
+    assert out == pytest.approx({split: mean for split, (mean, _) in expected.items()}, abs=1e-6)
+    assert max(expected["val"][1]) - min(expected["val"][1]) > 0.5  # a mean of the wrong windows would show
+    # rank 1 of 2 (without DDP, so its own sums): windows 1, 3, 5, and a batch of none that counts nothing
+    assert estimate_loss(model, {"val": splits["val"]}, 3, 8, setup(1, 2))["val"] == pytest.approx(
+        by_hand(splits["val"][1][1::2])[0], abs=1e-6)
+    torch.distributed.init_process_group("gloo", init_method=f"file://{tmp_path / 'group'}", rank=0, world_size=1)
+    try:
+        assert estimate_loss(model, splits, 3, 8, setup(ddp=True)) == out
+    finally:
+        torch.distributed.destroy_process_group()
+    fixed = FixedLosses()
+    mean = estimate_loss(fixed, {"val": splits["val"]}, 3, 8, setup())["val"]
+    assert fixed.calls == [3, 3, 1]
+    assert mean == (3 * (1 + 2 ** -23) + 3 * (1 + 2 * 2 ** -23) + (1 + 3 * 2 ** -23)) / 7
 
 
 def test_kd_on_the_plain_path_logs_what_the_fused_path_does(shakespeare_root, tmp_path, teacher, monkeypatch, capsys):
