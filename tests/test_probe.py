@@ -455,8 +455,8 @@ def manual_states(model, x):
     return [s.double().numpy() for s in states]
 
 
-def windows(tokens, seq_len, count, seed=1337):
-    return get_batch(tokens, fixed_windows(len(tokens), seq_len, count, seed=seed), seq_len, 'cpu')[0]
+def windows(tokens, seq_len, count, seed=1337, starts=None):
+    return get_batch(tokens, fixed_windows(len(tokens), seq_len, count, seed=seed, starts=starts), seq_len, 'cpu')[0]
 
 
 def toy_tokens(n=3000, seed=1):
@@ -508,7 +508,7 @@ def test_residual_geometry_measures_its_windows_in_float64():
 
     assert close(geometry(model, tokens), manual_geometry(model, windows(tokens, 100, 100)))
     starts = np.arange(0, 2000, 7)
-    among_starts = get_batch(tokens, fixed_windows(len(tokens), 20, 6, seed=7, starts=starts), 20, 'cpu')[0]
+    among_starts = windows(tokens, 20, 6, seed=7, starts=starts)
     cfg = attention_probe.ProbeConfig(num_seqs=6, seq_len=20, batch_size=4, seed=7)
     for x, starts_given in ((windows(tokens, 20, 6, seed=7), None), (among_starts, starts)):
         expected = manual_geometry(model, x)
@@ -592,7 +592,7 @@ def test_first_token_attention_measures_its_windows():
     first, manual = attention_probe.first_token_attention, manual_first_token_attention
     assert np.allclose(first(model, tokens), manual(model, windows(tokens, 64, 100)), atol=1e-6)
     starts = np.arange(0, 2000, 7)
-    among_starts = get_batch(tokens, fixed_windows(len(tokens), 20, 6, seed=7, starts=starts), 20, 'cpu')[0]
+    among_starts = windows(tokens, 20, 6, seed=7, starts=starts)
     cfg = attention_probe.ProbeConfig(sink_seqs=6, sink_seq_len=20, batch_size=4, seed=7)
     for expected, starts_given in ((manual(model, windows(tokens, 20, 6, seed=7)), None), (manual(model, among_starts), starts)):
         assert not np.allclose(expected, manual(model, windows(tokens, 20, 6)), atol=1e-4)  # other windows, other values
